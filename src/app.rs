@@ -1,0 +1,110 @@
+//! Orchestration of one run: connect, gather concurrently with the runner, feed exactly one
+//! renderer, and return the outcome `main` maps to an exit code. Also the `checks`, `explain` and
+//! `demo` commands.
+
+use std::io::{self, Write};
+
+use tokio::sync::mpsc;
+
+use crate::catalogue::Catalogue;
+use crate::cli::Format;
+use crate::gather::kube::{ConnectError, KubeTarget, connect, gather};
+use crate::render::{json, text::TextRenderer};
+use crate::report::Report;
+use crate::runner::{self, RunEvent};
+use crate::settings::Settings;
+
+/// Why elsadoctor could not do what was asked (exit code 2). Findings are never errors.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("the built-in check catalogue is invalid: {0}")]
+    Catalogue(#[from] crate::catalogue::CatalogueError),
+    #[error("unknown check {id:?}{hint} (list them with `elsadoctor checks`)")]
+    UnknownCheck { id: String, hint: String },
+    #[error("cannot write output: {0}")]
+    Output(io::Error),
+    #[error("{0}")]
+    Scenario(String),
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub report: Report,
+    /// Set when stdout was closed early (e.g. `| head`): not an error.
+    pub broken_pipe: bool,
+}
+
+/// Runs every check against the cluster `settings` point at, rendering to `out`.
+pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<RunOutcome, AppError> {
+    run_against(settings, &settings.target, false, out).await
+}
+
+/// Runs against `target`; `simulated` labels the output as the built-in simulation.
+pub async fn run_against(
+    settings: &Settings,
+    target: &KubeTarget,
+    simulated: bool,
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
+    let catalogue = Catalogue::embedded()?;
+    let (client, mut scope) = connect(target, settings.timeout).await?;
+    scope.simulated = simulated;
+    tracing::info!(context = ?scope.context, namespace = %scope.namespace, server = %scope.server, "starting run");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let gathering = tokio::spawn(gather(client, scope.clone(), settings.timeout, tx));
+
+    let report;
+    let write_error = match settings.format {
+        Format::Text => {
+            let mut renderer = TextRenderer::new(&mut *out, settings.style);
+            report = runner::run(&catalogue, scope, rx, settings.deadline, &mut |e: RunEvent| {
+                renderer.on_event(&e)
+            })
+            .await;
+            renderer.into_error()
+        }
+        Format::Json => {
+            report = runner::run(&catalogue, scope, rx, settings.deadline, &mut |_| {}).await;
+            json::write(out, &report).err()
+        }
+    };
+    // Past the deadline the gatherer may still be waiting on the network: stop it.
+    gathering.abort();
+    match write_error {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(RunOutcome {
+            report,
+            broken_pipe: true,
+        }),
+        Some(e) => Err(AppError::Output(e)),
+        None => Ok(RunOutcome {
+            report,
+            broken_pipe: false,
+        }),
+    }
+}
+
+/// `elsadoctor checks`.
+pub fn list_checks(out: &mut dyn Write) -> Result<(), AppError> {
+    let cat = Catalogue::embedded()?;
+    crate::render::text::catalogue(out, &cat).map_err(AppError::Output)
+}
+
+/// `elsadoctor explain ID`.
+pub fn explain(out: &mut dyn Write, id: &str) -> Result<(), AppError> {
+    let cat = Catalogue::embedded()?;
+    let Some(spec) = cat.get(id) else {
+        let near = cat.near(id);
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!("; did you mean {}?", near.join(", "))
+        };
+        return Err(AppError::UnknownCheck {
+            id: id.to_owned(),
+            hint,
+        });
+    };
+    crate::render::text::explain(out, spec).map_err(AppError::Output)
+}

@@ -1,0 +1,498 @@
+//! The check catalogue: one TOML file per check under `checks/`, embedded in the binary.
+//!
+//! The catalogue is data, not code: ids, titles, order, hard prerequisites, the permissions a
+//! check needs, and the documented fix (summary, steps, command templates, docs link), optionally
+//! specialised per *cause* a check can report. `checks/README.md` is the schema's prose; this
+//! module parses and validates it, and fills command templates with a run's real names.
+//!
+//! How to add a check: write `checks/NNN-<id>.toml` (NNN sets the run order), implement the pure
+//! function in `src/checks/`, register it in `checks::REGISTRY`, and list every cause it can emit.
+//! `cargo test` fails until the catalogue entry, the implementation and the causes agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+/// Template variables a command may use. A run fills what it knows; an unknown value stays as
+/// `<name>` so the command still reads as an instruction. Adding a variable means adding it here.
+pub const TEMPLATE_VARS: &[&str] = &[
+    "context",
+    "namespace",
+    "workload",
+    "workload_kind",
+    "pod",
+    "container",
+    "image",
+    "node",
+    "service",
+    "configmap",
+    "secret",
+    "db_host",
+    "db_port",
+    "database",
+    "db_user",
+];
+
+/// The files under `checks/`, in name order (which is run order).
+static FILES: &[(&str, &str)] = &[
+    (
+        "001-cluster.api.toml",
+        include_str!("../checks/001-cluster.api.toml"),
+    ),
+    (
+        "002-cluster.namespace.toml",
+        include_str!("../checks/002-cluster.namespace.toml"),
+    ),
+    (
+        "003-cluster.access.toml",
+        include_str!("../checks/003-cluster.access.toml"),
+    ),
+    (
+        "010-workload.found.toml",
+        include_str!("../checks/010-workload.found.toml"),
+    ),
+    (
+        "011-workload.flavor.toml",
+        include_str!("../checks/011-workload.flavor.toml"),
+    ),
+    (
+        "012-workload.rollout.toml",
+        include_str!("../checks/012-workload.rollout.toml"),
+    ),
+    (
+        "013-workload.pods.toml",
+        include_str!("../checks/013-workload.pods.toml"),
+    ),
+];
+
+/// What "does not hold" means for a check: a failure or a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Fail,
+    Warn,
+}
+
+/// A fix as written in the catalogue (templates not yet filled).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FixTemplate {
+    /// One sentence: what to do.
+    pub summary: String,
+    /// Ordered steps, Markdown allowed.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Shell commands with `{variable}` templates.
+    #[serde(default)]
+    pub commands: Vec<String>,
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    pub severity: Severity,
+    pub why: String,
+    pub docs: String,
+    /// The general fix, used when a finding names no cause.
+    pub fix: FixTemplate,
+    /// Fixes for specific causes (`workload.pods` → `crash-loop`, `image-pull`, …).
+    #[serde(default)]
+    pub causes: BTreeMap<String, FixTemplate>,
+    /// The file it came from (set by the loader).
+    #[serde(skip)]
+    pub file: String,
+}
+
+impl CheckSpec {
+    /// The fix for a cause, falling back to the general fix.
+    pub fn fix_for(&self, cause: Option<&str>) -> &FixTemplate {
+        cause
+            .and_then(|c| self.causes.get(c))
+            .unwrap_or(&self.fix)
+    }
+}
+
+/// The whole catalogue, in run order.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Why the catalogue is unusable. Only reachable through a broken build, but reported, not
+/// panicked on, so tests can name the problem.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CatalogueError {
+    #[error("{file}: {reason}")]
+    Parse { file: String, reason: String },
+    #[error("{file}: file name says id {expected:?} but the entry says {found:?}")]
+    IdMismatch {
+        file: String,
+        expected: String,
+        found: String,
+    },
+    #[error("duplicate check id {0:?}")]
+    Duplicate(String),
+    #[error("{file}: file names must start with a three-digit order and be in order")]
+    Order { file: String },
+    #[error("{id}: depends on {dep:?}, which is not an earlier check")]
+    Dependency { id: String, dep: String },
+    #[error("{id}: template variable {{{var}}} is not one of catalogue::TEMPLATE_VARS")]
+    UnknownVar { id: String, var: String },
+    #[error("{id}: need {need:?} is not `<verb> <resource>` with a resource catalogue::api_group knows")]
+    UnknownNeed { id: String, need: String },
+    #[error("{id}: category {category:?} does not match the id's prefix")]
+    Category { id: String, category: String },
+}
+
+impl Catalogue {
+    /// The embedded catalogue.
+    pub fn embedded() -> Result<Self, CatalogueError> {
+        Self::parse(FILES.iter().copied())
+    }
+
+    /// Parses and validates catalogue files given as (file name, content), in name order.
+    pub fn parse<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, CatalogueError> {
+        let mut checks: Vec<CheckSpec> = Vec::new();
+        let mut last_order: Option<(u32, String)> = None;
+        for (file, text) in files {
+            let (order, expected_id) = split_file_name(file).ok_or(CatalogueError::Order {
+                file: file.to_owned(),
+            })?;
+            if let Some((prev, prev_name)) = &last_order
+                && (order <= *prev || file <= prev_name.as_str())
+            {
+                return Err(CatalogueError::Order {
+                    file: file.to_owned(),
+                });
+            }
+            last_order = Some((order, file.to_owned()));
+            let mut spec: CheckSpec = toml::from_str(text).map_err(|e| CatalogueError::Parse {
+                file: file.to_owned(),
+                reason: e.to_string().replace('\n', " "),
+            })?;
+            spec.file = file.to_owned();
+            if spec.id != expected_id {
+                return Err(CatalogueError::IdMismatch {
+                    file: file.to_owned(),
+                    expected: expected_id.to_owned(),
+                    found: spec.id,
+                });
+            }
+            if checks.iter().any(|c| c.id == spec.id) {
+                return Err(CatalogueError::Duplicate(spec.id));
+            }
+            if spec.id.split('.').next() != Some(spec.category.as_str()) {
+                return Err(CatalogueError::Category {
+                    id: spec.id,
+                    category: spec.category,
+                });
+            }
+            // A dependency must be an earlier entry: this makes cycles impossible by construction
+            // and keeps `ls checks/` a valid run order.
+            for dep in &spec.depends_on {
+                if !checks.iter().any(|c| &c.id == dep) {
+                    return Err(CatalogueError::Dependency {
+                        id: spec.id.clone(),
+                        dep: dep.clone(),
+                    });
+                }
+            }
+            for fix in std::iter::once(&spec.fix).chain(spec.causes.values()) {
+                for cmd in &fix.commands {
+                    for var in template_vars(cmd) {
+                        if !TEMPLATE_VARS.contains(&var) {
+                            return Err(CatalogueError::UnknownVar {
+                                id: spec.id.clone(),
+                                var: var.to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            for need in &spec.needs {
+                if parse_need(need).is_none() && !need.starts_with("get /") {
+                    return Err(CatalogueError::UnknownNeed {
+                        id: spec.id.clone(),
+                        need: need.clone(),
+                    });
+                }
+            }
+            checks.push(spec);
+        }
+        Ok(Self { checks })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&CheckSpec> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.checks.iter().map(|c| c.id.as_str())
+    }
+
+    /// Ids close to `wanted`, best first, for "did you mean" messages.
+    pub fn near(&self, wanted: &str) -> Vec<&str> {
+        let mut scored: Vec<(f64, &str)> = self
+            .ids()
+            .map(|id| {
+                let tail = id.split('.').nth(1).unwrap_or(id);
+                let score = strsim::jaro_winkler(wanted, id).max(strsim::jaro_winkler(wanted, tail));
+                (score, id)
+            })
+            .filter(|(s, _)| *s > 0.75)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(3).map(|(_, id)| id).collect()
+    }
+}
+
+/// The API group of a resource the checks read (`pods` → core, `deployments` → `apps`).
+pub fn api_group(resource: &str) -> Option<&'static str> {
+    let base = resource.split('/').next().unwrap_or(resource);
+    Some(match base {
+        "pods" | "events" | "services" | "endpoints" | "configmaps" | "secrets" | "namespaces"
+        | "persistentvolumeclaims" => "",
+        "deployments" | "statefulsets" | "replicasets" => "apps",
+        "endpointslices" => "discovery.k8s.io",
+        "selfsubjectrulesreviews" => "authorization.k8s.io",
+        _ => return None,
+    })
+}
+
+/// `"list pods"` → `("list", "", "pods")`. Non-resource URLs (`get /version`) give `None`.
+pub fn parse_need(need: &str) -> Option<(&str, &'static str, &str)> {
+    let (verb, resource) = need.trim().split_once(' ')?;
+    let resource = resource.trim();
+    if resource.starts_with('/') {
+        return None;
+    }
+    Some((verb, api_group(resource)?, resource))
+}
+
+/// `"013-workload.pods.toml"` → `(13, "workload.pods")`.
+fn split_file_name(file: &str) -> Option<(u32, &str)> {
+    let stem = file.strip_suffix(".toml")?;
+    let (num, id) = stem.split_once('-')?;
+    if num.len() != 3 || !num.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() {
+        return None;
+    }
+    Some((num.parse().ok()?, id))
+}
+
+/// The `{name}` variables a template uses (`{{` and `}}` are literal braces).
+pub fn template_vars(template: &str) -> Vec<&str> {
+    tokens(template)
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Var(v) => Some(v),
+            Token::Text(_) => None,
+        })
+        .collect()
+}
+
+enum Token<'a> {
+    Text(&'a str),
+    Var(&'a str),
+}
+
+/// Splits a template into literal text and `{variables}`; `{{`/`}}` become one literal brace.
+fn tokens(template: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(pos) = rest.find(['{', '}']) {
+        if pos > 0 {
+            out.push(Token::Text(&rest[..pos]));
+        }
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push(Token::Text(&tail[..1]));
+            rest = &tail[2..];
+        } else if let Some(stripped) = tail.strip_prefix('{')
+            && let Some(end) = stripped.find('}')
+        {
+            out.push(Token::Var(&stripped[..end]));
+            rest = &stripped[end + 1..];
+        } else {
+            out.push(Token::Text(&tail[..1]));
+            rest = &tail[1..];
+        }
+    }
+    if !rest.is_empty() {
+        out.push(Token::Text(rest));
+    }
+    out
+}
+
+/// Values for template variables, known for this run and this finding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars(pub BTreeMap<String, String>);
+
+impl Vars {
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.0.insert(key.to_owned(), value.into());
+    }
+
+    /// This set overlaid with `more` (more wins).
+    pub fn overlay(&self, more: &Vars) -> Vars {
+        let mut out = self.clone();
+        out.0
+            .extend(more.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+
+    /// Fills a template; unknown values become `<name>` so the command still teaches.
+    pub fn fill(&self, template: &str) -> String {
+        let mut out = String::with_capacity(template.len());
+        for t in tokens(template) {
+            match t {
+                Token::Text(s) => out.push_str(s),
+                Token::Var(name) => match self.0.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        out.push('<');
+                        out.push_str(name);
+                        out.push('>');
+                    }
+                },
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Fail => "fail",
+            Severity::Warn => "warn",
+        })
+    }
+}
+
+/// Every cause id used anywhere in the catalogue, for the cross-check with implementations.
+pub fn all_causes(spec: &CheckSpec) -> BTreeSet<&str> {
+    spec.causes.keys().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+id = "cluster.api"
+title = "t"
+category = "cluster"
+severity = "fail"
+why = "w"
+docs = "https://example.invalid"
+[fix]
+summary = "s"
+commands = ["kubectl --context {context} version"]
+"#;
+
+    #[test]
+    fn fills_known_and_marks_unknown_variables() {
+        let mut v = Vars::default();
+        v.set("namespace", "elsa");
+        assert_eq!(
+            v.fill("kubectl -n {namespace} logs {pod} --previous"),
+            "kubectl -n elsa logs <pod> --previous"
+        );
+        assert_eq!(v.fill("jsonpath={{.x}}"), "jsonpath={.x}");
+        assert_eq!(
+            v.fill("go-template='{{{{range .data}}}}{{{{end}}}}' -n {namespace}"),
+            "go-template='{{range .data}}{{end}}' -n elsa"
+        );
+    }
+
+    #[test]
+    fn finds_template_variables() {
+        assert_eq!(
+            template_vars("a {namespace} b {{lit}} {pod}"),
+            vec!["namespace", "pod"]
+        );
+    }
+
+    #[test]
+    fn embedded_catalogue_is_valid() {
+        let cat = Catalogue::embedded().expect("embedded catalogue");
+        assert!(cat.get("cluster.api").is_some());
+        let ids: Vec<_> = cat.ids().collect();
+        let mut sorted = cat.checks.iter().map(|c| c.file.clone()).collect::<Vec<_>>();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            cat.checks.iter().map(|c| c.file.clone()).collect::<Vec<_>>()
+        );
+        assert_eq!(ids.len(), FILES.len());
+    }
+
+    #[test]
+    fn embedded_list_matches_the_checks_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checks");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("checks/ exists")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(on_disk, embedded, "checks/*.toml and catalogue::FILES differ");
+    }
+
+    #[test]
+    fn rejects_duplicate_ids() {
+        let err = Catalogue::parse([("001-cluster.api.toml", OK), ("002-cluster.api.toml", OK)])
+            .expect_err("duplicate");
+        // The second file's name says cluster.api too, so the duplicate is what fails.
+        assert_eq!(err, CatalogueError::Duplicate("cluster.api".into()));
+    }
+
+    #[test]
+    fn rejects_unknown_template_variable() {
+        let bad = OK.replace("{context}", "{contxt}");
+        let err = Catalogue::parse([("001-cluster.api.toml", bad.as_str())]).expect_err("var");
+        assert!(matches!(err, CatalogueError::UnknownVar { var, .. } if var == "contxt"));
+    }
+
+    #[test]
+    fn rejects_forward_or_cyclic_dependency() {
+        let a = OK.replace("severity", "depends_on = [\"cluster.api\"]\nseverity");
+        let err = Catalogue::parse([("001-cluster.api.toml", a.as_str())]).expect_err("cycle");
+        assert!(matches!(err, CatalogueError::Dependency { .. }));
+    }
+
+    #[test]
+    fn rejects_out_of_order_files_and_id_mismatch() {
+        let ns = OK
+            .replace("cluster.api", "cluster.namespace")
+            .replace("{context}", "{namespace}");
+        let err = Catalogue::parse([
+            ("002-cluster.namespace.toml", ns.as_str()),
+            ("001-cluster.api.toml", OK),
+        ])
+        .expect_err("order");
+        assert!(matches!(err, CatalogueError::Order { .. }));
+        let err = Catalogue::parse([("001-cluster.ap.toml", OK)]).expect_err("mismatch");
+        assert!(matches!(err, CatalogueError::IdMismatch { .. }));
+    }
+
+    #[test]
+    fn suggests_near_ids() {
+        let cat = Catalogue::embedded().expect("catalogue");
+        assert_eq!(cat.near("workload.pod").first(), Some(&"workload.pods"));
+        assert_eq!(cat.near("pods").first(), Some(&"workload.pods"));
+    }
+}

@@ -1,0 +1,215 @@
+//! The checks: pure, synchronous functions of [`Facts`] that return a [`Finding`].
+//!
+//! No IO, no clock, no environment: what a check needs is a field of `Facts`, and unit tests build
+//! `Facts` directly. The runner pairs each function with its catalogue entry (title, severity,
+//! fix) and decides when it runs (its facts are in, its hard prerequisites passed).
+//!
+//! How to add a check: write `checks/NNN-<id>.toml`, write `fn(&Facts) -> Finding` in the module
+//! of its category, and add a [`CheckImpl`] to [`REGISTRY`] with the facts it reads and every
+//! cause it can report. The tests in this module fail until catalogue and registry agree.
+
+use crate::catalogue::Vars;
+use crate::facts::{FactKey, Facts, Probe};
+use crate::report::Evidence;
+
+pub mod cluster;
+pub mod workload;
+
+/// What a check concluded, before the catalogue's severity is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// Does not hold: becomes `fail` or `warn` per the catalogue's severity.
+    Problem,
+    /// Holds with a caveat, whatever the severity.
+    Warn,
+    /// Could not observe.
+    Unknown,
+    /// Does not apply.
+    Skip,
+}
+
+/// One check's conclusion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub outcome: Outcome,
+    pub message: String,
+    pub evidence: Vec<Evidence>,
+    /// A cause id from the catalogue entry's `[causes.*]`, selecting the specific fix.
+    pub cause: Option<&'static str>,
+    /// Template values this finding knows (the failing pod, its container, …).
+    pub vars: Vars,
+}
+
+impl Finding {
+    fn new(outcome: Outcome, cause: Option<&'static str>, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            message: message.into(),
+            evidence: Vec::new(),
+            cause,
+            vars: Vars::default(),
+        }
+    }
+
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self::new(Outcome::Pass, None, message)
+    }
+
+    pub fn problem(cause: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Problem, Some(cause), message)
+    }
+
+    pub fn warn(cause: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Warn, Some(cause), message)
+    }
+
+    pub fn unknown(cause: Option<&'static str>, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Unknown, cause, message)
+    }
+
+    pub fn skip(message: impl Into<String>) -> Self {
+        Self::new(Outcome::Skip, None, message)
+    }
+
+    pub fn with(mut self, evidence: Evidence) -> Self {
+        self.evidence.push(evidence);
+        self
+    }
+
+    pub fn with_all(mut self, evidence: impl IntoIterator<Item = Evidence>) -> Self {
+        self.evidence.extend(evidence);
+        self
+    }
+
+    pub fn var(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.vars.set(key, value);
+        self
+    }
+}
+
+/// A check implementation.
+pub struct CheckImpl {
+    pub id: &'static str,
+    /// The facts it reads: it runs once all of them are in.
+    pub needs: &'static [FactKey],
+    /// Every cause id it can report (each has a `[causes.*]` entry in the catalogue).
+    pub causes: &'static [&'static str],
+    pub run: fn(&Facts) -> Finding,
+}
+
+/// Every implemented check. Order does not matter here: the catalogue decides.
+pub static REGISTRY: &[CheckImpl] = &[
+    cluster::API,
+    cluster::NAMESPACE,
+    cluster::ACCESS,
+    workload::FOUND,
+    workload::FLAVOR,
+    workload::ROLLOUT,
+    workload::PODS,
+];
+
+pub fn find(id: &str) -> Option<&'static CheckImpl> {
+    REGISTRY.iter().find(|c| c.id == id)
+}
+
+/// The finding for a fact that could not be observed: `unknown`, naming what was missing.
+pub fn not_observed<T>(probe: &Probe<T>, what: &str) -> Finding {
+    match probe {
+        Probe::Forbidden { verb, resource } => Finding::unknown(
+            None,
+            format!("cannot see {what}: this user may not {verb} {resource}"),
+        )
+        .with(Evidence::new("missing permission", format!("{verb} {resource}"))),
+        Probe::NotAttempted(why) => {
+            Finding::unknown(None, format!("{what} not observed: {why}"))
+        }
+        other => Finding::unknown(
+            None,
+            format!(
+                "{what} not observed: {}",
+                other.why_not().unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Builders for facts in unit tests.
+    use crate::facts::{Facts, NamespaceSource, Probe, Scope};
+
+    pub fn scope() -> Scope {
+        Scope {
+            context: Some("kind-elsa".into()),
+            server: "https://127.0.0.1:6443".into(),
+            namespace: "elsa".into(),
+            namespace_source: NamespaceSource::Flag,
+            workload_hint: None,
+            simulated: false,
+        }
+    }
+
+    /// Facts with nothing observed.
+    pub fn empty() -> Facts {
+        Facts::new(scope(), Vec::new())
+    }
+
+    /// Facts with the given deployments (JSON) observed and no statefulsets.
+    pub fn with_deployments(deployments: serde_json::Value) -> Facts {
+        let mut f = empty();
+        f.deployments = Probe::Observed(serde_json::from_value(deployments).expect("deployments"));
+        f.statefulsets = Probe::Observed(Vec::new());
+        f
+    }
+
+    /// A Deployment as the API returns it.
+    pub fn deployment(name: &str, image: &str, replicas: i32) -> serde_json::Value {
+        serde_json::json!({
+            "metadata": {"name": name, "namespace": "elsa", "labels": {"app": name}, "generation": 1},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": name, "image": image}]}
+                }
+            },
+            "status": {"observedGeneration": 1, "replicas": replicas, "readyReplicas": replicas,
+                       "availableReplicas": replicas, "updatedReplicas": replicas,
+                       "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                                      {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_catalogue_entry_has_an_implementation_and_the_reverse() {
+        let cat = Catalogue::embedded().expect("catalogue");
+        let in_catalogue: BTreeSet<&str> = cat.ids().collect();
+        let implemented: BTreeSet<&str> = REGISTRY.iter().map(|c| c.id).collect();
+        assert_eq!(in_catalogue, implemented);
+        assert_eq!(REGISTRY.len(), implemented.len(), "duplicate registry id");
+    }
+
+    #[test]
+    fn causes_agree_between_catalogue_and_implementation() {
+        let cat = Catalogue::embedded().expect("catalogue");
+        for imp in REGISTRY {
+            let spec = cat.get(imp.id).expect("entry");
+            let declared: BTreeSet<&str> = imp.causes.iter().copied().collect();
+            assert_eq!(
+                crate::catalogue::all_causes(spec),
+                declared,
+                "{}: causes in the catalogue and in the implementation differ",
+                imp.id
+            );
+        }
+    }
+}

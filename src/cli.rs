@@ -1,0 +1,167 @@
+//! The command line: the only place flags are defined (clap derive; doc comments are the help).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Diagnose Elsa Workflows Server on Kubernetes with PostgreSQL.
+///
+/// Runs an ordered list of checks against the cluster your kubeconfig points at and, for every
+/// failure, prints the documented fix with your real names filled in. Read-only: it only gets,
+/// lists and asks for a rules review.
+///
+/// Examples:
+///   elsadoctor demo                         try it against a built-in simulated cluster
+///   elsadoctor -n elsa                      check the Elsa server in namespace elsa
+///   elsadoctor -n elsa --deployment elsa-server -o json
+///   elsadoctor explain workload.pods        the documented fix for one check
+///
+/// Exit codes: 0 no check failed; 1 a check failed or could not be evaluated (warnings too with
+/// --fail-on warn); 2 elsadoctor could not start (bad flags, unreadable kubeconfig).
+#[derive(Debug, Parser)]
+#[command(name = "elsadoctor", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where the cluster is (kubectl's flags and meanings).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The namespace Elsa runs in (default: the context's namespace, else "default").
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub namespace: Option<String>,
+
+    /// The Elsa server workload, as NAME, deployment/NAME or statefulset/NAME (default: the one
+    /// workload whose image or labels say Elsa).
+    #[arg(long, value_name = "NAME")]
+    pub deployment: Option<String>,
+}
+
+/// How to run and report (valid with every command that runs checks).
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
+    pub output: Format,
+
+    /// Same as -o json: one JSON document on stdout.
+    #[arg(long, global = true, conflicts_with = "output")]
+    pub json: bool,
+
+    /// Time limit for each single probe (an API request), e.g. 5s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub timeout: Duration,
+
+    /// Time limit for the whole run; checks still waiting then report unknown.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub deadline: Duration,
+
+    /// Exit 1 on warnings too, not only on failures.
+    #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "LEVEL", global = true)]
+    pub fail_on: FailOnArg,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable, grouped by category, with fixes under failures.
+    Text,
+    /// The versioned JSON report (schema/report.schema.json).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Fail,
+    Warn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the checks in run order: id, title, what each needs.
+    Checks,
+    /// Show one check's documented fix and why it matters.
+    Explain {
+        /// A check id, e.g. workload.pods (see `elsadoctor checks`).
+        id: String,
+    },
+    /// Run every check against a built-in simulated cluster (no cluster needed).
+    ///
+    /// The simulation serves a realistic broken Elsa deployment; every output is labelled
+    /// SIMULATED. --scenario loads your own directory of manifests plus an optional sim.yaml
+    /// (format: README.md, "Scenarios").
+    Demo {
+        /// A scenario directory: *.yaml manifests and an optional sim.yaml.
+        #[arg(long, value_name = "DIR")]
+        scenario: Option<PathBuf>,
+    },
+}
+
+/// Parses `5s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 5s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
+        return Err(format!("{s:?} must be more than 0 and less than a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}

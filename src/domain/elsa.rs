@@ -1,0 +1,380 @@
+//! What elsadoctor knows about Elsa itself: image names, flavours and versions, and how the
+//! server workload is recognised among a namespace's workloads (ELSA-FACTS §1, §4).
+//!
+//! Pure functions only. Later issues add provider keys, tables and migration ids here, so this
+//! file stays the single source of truth for "what real Elsa does".
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::workload::Workload;
+
+/// Which Elsa host application an image runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Flavor {
+    /// `Elsa.Server.Web` (images `elsaworkflows/elsa-server-v3*`, or a local `elsa-server`).
+    ServerWeb,
+    /// `Elsa.ServerAndStudio.Web` (`elsaworkflows/elsa-server-and-studio-v3*`, up to 3.7).
+    ServerAndStudio,
+    /// `Elsa.ModularServer.Web` (CShells), what the server-and-studio image builds from 3.8.
+    ModularServer,
+    /// Elsa Studio alone: the designer UI, not a workflow server.
+    Studio,
+    /// Not an official image: a custom build.
+    Custom,
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flavor::ServerWeb => "Elsa.Server.Web",
+            Flavor::ServerAndStudio => "Elsa.ServerAndStudio.Web",
+            Flavor::ModularServer => "Elsa.ModularServer.Web",
+            Flavor::Studio => "Elsa Studio",
+            Flavor::Custom => "custom build",
+        })
+    }
+}
+
+/// An Elsa version as far as an image reveals it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ElsaVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: Option<u32>,
+}
+
+impl ElsaVersion {
+    pub const fn new(major: u32, minor: u32) -> Self {
+        Self {
+            major,
+            minor,
+            patch: None,
+        }
+    }
+
+    /// `(major, minor)`, for range comparisons.
+    pub fn mm(&self) -> (u32, u32) {
+        (self.major, self.minor)
+    }
+}
+
+impl fmt::Display for ElsaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.patch {
+            Some(p) => write!(f, "{}.{}.{}", self.major, self.minor, p),
+            None => write!(f, "{}.{}", self.major, self.minor),
+        }
+    }
+}
+
+/// What an image reference says about Elsa.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub flavor: Flavor,
+    pub version: Option<ElsaVersion>,
+    /// The repository's last path component, e.g. `elsa-server-v3-5`.
+    pub name: String,
+    pub tag: Option<String>,
+    /// Published by the Elsa project (`elsaworkflows/…`) or the official manifests' local build.
+    pub official: bool,
+}
+
+/// A container image reference split into repository path and tag (digest dropped).
+pub fn split_image(image: &str) -> (&str, Option<&str>) {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    // A `:` after the last `/` is a tag; one before it is a registry port.
+    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last_slash..].rfind(':') {
+        Some(i) => (
+            &no_digest[..last_slash + i],
+            Some(&no_digest[last_slash + i + 1..]),
+        ),
+        None => (no_digest, None),
+    }
+}
+
+/// Recognises an Elsa image. `None` when the image is not Elsa at all.
+pub fn classify_image(image: &str) -> Option<ImageInfo> {
+    let (repo, tag) = split_image(image.trim());
+    let repo_lc = repo.to_ascii_lowercase();
+    let mut parts = repo_lc.rsplit('/');
+    let name = parts.next().unwrap_or("").to_owned();
+    let owner = parts.next();
+    let (flavor, rest) = if let Some(rest) = name.strip_prefix("elsa-server-and-studio") {
+        (Flavor::ServerAndStudio, rest)
+    } else if let Some(rest) = name.strip_prefix("elsa-server") {
+        (Flavor::ServerWeb, rest)
+    } else if let Some(rest) = name.strip_prefix("elsa-studio") {
+        (Flavor::Studio, rest)
+    } else if name.contains("elsa") {
+        (Flavor::Custom, "")
+    } else {
+        return None;
+    };
+    // Official: published under elsaworkflows/, or the bare local name the official manifests build.
+    let official = flavor != Flavor::Custom
+        && (owner == Some("elsaworkflows") || (owner.is_none() && (rest.is_empty())));
+    let known_suffix = rest.is_empty() || rest.starts_with("-v3");
+    let mut version = version_from_tag(tag).or_else(|| version_from_name_suffix(rest));
+    let flavor = if !official || !known_suffix {
+        Flavor::Custom
+    } else {
+        flavor
+    };
+    if flavor == Flavor::Custom {
+        version = version_from_tag(tag);
+    }
+    // From 3.8 the server-and-studio image is built from Elsa.ModularServer.Web.
+    let flavor = match (flavor, version) {
+        (Flavor::ServerAndStudio, Some(v)) if v.mm() >= (3, 8) => Flavor::ModularServer,
+        (f, _) => f,
+    };
+    Some(ImageInfo {
+        flavor,
+        version,
+        name,
+        tag: tag.map(str::to_owned),
+        official,
+    })
+}
+
+/// `-v3-5` → 3.5, `-v3-3-0-preview` → 3.3, `-v3` → unknown (the 2023–24 main builds).
+fn version_from_name_suffix(rest: &str) -> Option<ElsaVersion> {
+    let nums: Vec<u32> = rest
+        .strip_prefix("-v")?
+        .split('-')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [major, minor, patch, ..] if *patch > 0 => Some(ElsaVersion {
+            major: *major,
+            minor: *minor,
+            patch: Some(*patch),
+        }),
+        [major, minor, ..] => Some(ElsaVersion::new(*major, *minor)),
+        _ => None,
+    }
+}
+
+/// `3.5.3`, `v3.5.3`, `3.8.0-rc2` → a version; `latest`, `sha-1a2b3c4` → none.
+pub fn version_from_tag(tag: Option<&str>) -> Option<ElsaVersion> {
+    let t = tag?.trim_start_matches('v');
+    let core = t.split(['-', '+']).next()?;
+    let mut it = core.split('.');
+    let major: u32 = it.next()?.parse().ok()?;
+    let minor: u32 = it.next()?.parse().ok()?;
+    let patch = it.next().and_then(|p| p.parse().ok());
+    (major == 3).then_some(ElsaVersion {
+        major,
+        minor,
+        patch,
+    })
+}
+
+/// The version band that decides how Elsa.Server.Web picks its database (ELSA-FACTS §1).
+pub fn provider_band(flavor: Flavor, version: Option<ElsaVersion>) -> Option<&'static str> {
+    let v = version?.mm();
+    Some(match flavor {
+        Flavor::ServerWeb if v < (3, 3) => "3.0–3.2: provider fixed at compile time",
+        Flavor::ServerWeb if v < (3, 6) => "3.3–3.5: provider chosen by the DatabaseProvider key",
+        Flavor::ServerWeb => "3.6+: hard-coded to SQLite; PostgreSQL needs a custom build",
+        Flavor::ServerAndStudio => "3.3–3.7: DatabaseProvider key, some stores always SQLite",
+        Flavor::ModularServer => "3.8+: chosen by CShells shell features",
+        Flavor::Studio | Flavor::Custom => return None,
+    })
+}
+
+/// Images of databases and brokers that sit beside Elsa and must never be mistaken for it.
+const NOT_ELSA: &[&str] = &[
+    "postgres",
+    "pgbouncer",
+    "mysql",
+    "mariadb",
+    "mssql",
+    "redis",
+    "rabbitmq",
+    "mongo",
+];
+
+/// Why a workload is a candidate for "the Elsa server".
+pub fn candidate_reason(w: &Workload<'_>) -> Option<String> {
+    let images = w.images();
+    for image in &images {
+        if let Some(info) = classify_image(image)
+            && info.flavor != Flavor::Studio
+        {
+            return Some(format!("image {image}"));
+        }
+    }
+    let is_backing_service = images.iter().any(|i| {
+        let (repo, _) = split_image(i);
+        let name = repo.rsplit('/').next().unwrap_or(repo).to_ascii_lowercase();
+        NOT_ELSA.iter().any(|n| name.contains(n))
+    });
+    let studio_only = images
+        .iter()
+        .filter_map(|i| classify_image(i))
+        .any(|i| i.flavor == Flavor::Studio);
+    if is_backing_service || studio_only {
+        return None;
+    }
+    let says_elsa = |v: &str| {
+        let v = v.to_ascii_lowercase();
+        v.contains("elsa") && !v.contains("studio")
+    };
+    for (k, v) in w.labels() {
+        if matches!(
+            k.as_str(),
+            "app" | "app.kubernetes.io/name" | "app.kubernetes.io/part-of" | "app.kubernetes.io/instance"
+        ) && says_elsa(v)
+        {
+            return Some(format!("label {k}={v}"));
+        }
+    }
+    None
+}
+
+/// Which Elsa a workload runs, as far as its spec tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub flavor: Flavor,
+    pub version: Option<ElsaVersion>,
+    pub image: String,
+    pub container: String,
+}
+
+/// Identifies the Elsa container of a workload: the first container whose image is Elsa (a
+/// server flavour preferred over Studio). A custom build takes its version from the image tag or
+/// the `app.kubernetes.io/version` label.
+pub fn identify(w: &Workload<'_>) -> Option<Identity> {
+    let spec = w.pod_spec()?;
+    let mut found: Vec<(ImageInfo, &str, &str)> = spec
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let image = c.image.as_deref()?;
+            classify_image(image).map(|i| (i, image, c.name.as_str()))
+        })
+        .collect();
+    found.sort_by_key(|(i, _, _)| i.flavor == Flavor::Studio);
+    let (info, image, container) = found.into_iter().next()?;
+    let version = info.version.or_else(|| {
+        (info.flavor == Flavor::Custom)
+            .then(|| version_from_tag(w.labels().get("app.kubernetes.io/version").map(String::as_str)))
+            .flatten()
+    });
+    Some(Identity {
+        flavor: info.flavor,
+        version,
+        image: image.to_owned(),
+        container: container.to_owned(),
+    })
+}
+
+/// The outcome of looking for the Elsa server workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Exactly one: its index in the workload list, and why it was chosen.
+    Selected { index: usize, reason: String },
+    /// `--deployment NAME` named nothing in the namespace.
+    NamedMissing(String),
+    /// No workload looks like Elsa.
+    None,
+    /// Several look like Elsa: indexes and reasons. Never a silent pick.
+    Ambiguous(Vec<(usize, String)>),
+}
+
+/// Picks the Elsa workload: by name when `hint` is given, else the single candidate.
+pub fn select_workload(workloads: &[Workload<'_>], hint: Option<&str>) -> Selection {
+    if let Some(name) = hint {
+        let (kind_hint, bare) = match name.split_once('/') {
+            Some((k, n)) => (Some(k.to_ascii_lowercase()), n),
+            None => (None, name),
+        };
+        return workloads
+            .iter()
+            .position(|w| {
+                w.name() == bare
+                    && kind_hint
+                        .as_deref()
+                        .is_none_or(|k| w.kind().matches_word(k))
+            })
+            .map_or_else(
+                || Selection::NamedMissing(name.to_owned()),
+                |index| Selection::Selected {
+                    index,
+                    reason: "named with --deployment".to_owned(),
+                },
+            );
+    }
+    let candidates: Vec<(usize, String)> = workloads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| candidate_reason(w).map(|r| (i, r)))
+        .collect();
+    match candidates.len() {
+        0 => Selection::None,
+        1 => {
+            let (index, reason) = candidates.into_iter().next().unwrap_or_default();
+            Selection::Selected { index, reason }
+        }
+        _ => Selection::Ambiguous(candidates),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(major: u32, minor: u32) -> Option<ElsaVersion> {
+        Some(ElsaVersion::new(major, minor))
+    }
+
+    #[test]
+    fn splits_registry_port_tag_and_digest() {
+        assert_eq!(
+            split_image("reg:5000/acme/elsa-server:3.5.1@sha256:ab"),
+            ("reg:5000/acme/elsa-server", Some("3.5.1"))
+        );
+        assert_eq!(split_image("reg:5000/elsa"), ("reg:5000/elsa", None));
+    }
+
+    #[test]
+    fn recognises_official_images_and_versions() {
+        let i = classify_image("elsaworkflows/elsa-server-v3-5:latest").expect("elsa");
+        assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, v(3, 5)));
+        let i = classify_image("docker.io/elsaworkflows/elsa-server-v3-3-0-preview:sha-1a2b").expect("elsa");
+        assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, v(3, 3)));
+        let i = classify_image("elsaworkflows/elsa-server-v3:latest").expect("elsa");
+        assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, None));
+        let i = classify_image("elsaworkflows/elsa-server-v3-5:3.5.3").expect("elsa");
+        assert_eq!(i.version.map(|v| v.to_string()), Some("3.5.3".into()));
+        let i = classify_image("elsaworkflows/elsa-server-and-studio-v3-5:latest").expect("elsa");
+        assert_eq!(i.flavor, Flavor::ServerAndStudio);
+        let i = classify_image("elsaworkflows/elsa-server-and-studio-v3:3.8.0-rc2").expect("elsa");
+        assert_eq!(i.flavor, Flavor::ModularServer);
+        let i = classify_image("elsa-server:latest").expect("local build");
+        assert_eq!((i.flavor, i.official), (Flavor::ServerWeb, true));
+        let i = classify_image("elsaworkflows/elsa-studio-v3-5:latest").expect("studio");
+        assert_eq!(i.flavor, Flavor::Studio);
+    }
+
+    #[test]
+    fn custom_builds_are_custom_with_tag_version() {
+        let i = classify_image("ghcr.io/acme/elsa-server:3.4.2").expect("elsa");
+        assert_eq!((i.flavor, i.version), (Flavor::Custom, Some(ElsaVersion { major: 3, minor: 4, patch: Some(2) })));
+        let i = classify_image("acme/my-elsa-host:2024.1").expect("elsa");
+        assert_eq!((i.flavor, i.version), (Flavor::Custom, None));
+        assert_eq!(classify_image("postgres:16"), None);
+    }
+
+    #[test]
+    fn version_bands_follow_elsa_facts() {
+        assert!(provider_band(Flavor::ServerWeb, v(3, 2)).expect("band").starts_with("3.0"));
+        assert!(provider_band(Flavor::ServerWeb, v(3, 5)).expect("band").contains("DatabaseProvider"));
+        assert!(provider_band(Flavor::ServerWeb, v(3, 6)).expect("band").contains("SQLite"));
+        assert_eq!(provider_band(Flavor::ServerWeb, None), None);
+    }
+}

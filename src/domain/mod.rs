@@ -1,0 +1,5 @@
+//! Pure domain knowledge: Elsa's flavours and versions, and how workloads look. No IO here;
+//! everything is a function of its arguments and unit-tested directly.
+
+pub mod elsa;
+pub mod workload;

@@ -1,0 +1,171 @@
+//! A borrowed view over the two workload kinds Elsa runs as (Deployment, StatefulSet), so checks
+//! and gathering treat them alike, plus the label-selector rendering the API expects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// Deployment or StatefulSet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// kubectl's resource name: `deployment`, `statefulset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        }
+    }
+
+    /// Accepts kubectl's spellings: `deployment`, `deployments`, `deploy`, `sts`, ….
+    pub fn matches_word(self, word: &str) -> bool {
+        let w = word.to_ascii_lowercase();
+        match self {
+            WorkloadKind::Deployment => matches!(w.as_str(), "deployment" | "deployments" | "deploy"),
+            WorkloadKind::StatefulSet => {
+                matches!(w.as_str(), "statefulset" | "statefulsets" | "sts")
+            }
+        }
+    }
+}
+
+/// A workload, borrowed from the facts.
+#[derive(Debug, Clone, Copy)]
+pub enum Workload<'a> {
+    Deployment(&'a Deployment),
+    StatefulSet(&'a StatefulSet),
+}
+
+static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl<'a> Workload<'a> {
+    /// All workloads: Deployments first, then StatefulSets, each in API order.
+    pub fn all(deployments: &'a [Deployment], statefulsets: &'a [StatefulSet]) -> Vec<Self> {
+        deployments
+            .iter()
+            .map(Workload::Deployment)
+            .chain(statefulsets.iter().map(Workload::StatefulSet))
+            .collect()
+    }
+
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Deployment(_) => WorkloadKind::Deployment,
+            Workload::StatefulSet(_) => WorkloadKind::StatefulSet,
+        }
+    }
+
+    pub fn name(&self) -> &'a str {
+        let meta = match self {
+            Workload::Deployment(d) => &d.metadata,
+            Workload::StatefulSet(s) => &s.metadata,
+        };
+        meta.name.as_deref().unwrap_or("")
+    }
+
+    /// `deployment/elsa-server`.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind().as_str(), self.name())
+    }
+
+    pub fn labels(&self) -> &'a BTreeMap<String, String> {
+        let meta = match self {
+            Workload::Deployment(d) => &d.metadata,
+            Workload::StatefulSet(s) => &s.metadata,
+        };
+        meta.labels.as_ref().unwrap_or(&EMPTY_LABELS)
+    }
+
+    pub fn pod_spec(&self) -> Option<&'a PodSpec> {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref()?.template.spec.as_ref(),
+            Workload::StatefulSet(s) => s.spec.as_ref()?.template.spec.as_ref(),
+        }
+    }
+
+    /// Images of the regular containers (not init containers).
+    pub fn images(&self) -> Vec<String> {
+        self.pod_spec()
+            .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn selector(&self) -> Option<&'a LabelSelector> {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
+        }
+    }
+
+    /// `spec.replicas`, which defaults to 1.
+    pub fn desired_replicas(&self) -> i32 {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.replicas),
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
+        }
+        .unwrap_or(1)
+    }
+}
+
+/// Renders a LabelSelector in the API's query syntax (`a=b,c in (x,y),!d`). An empty selector
+/// matches everything, which for a workload means a broken spec: that is an error here, so no
+/// caller ever lists a whole namespace by accident.
+pub fn selector_query(sel: &LabelSelector) -> Result<String, String> {
+    let mut parts: Vec<String> = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => return Err(format!("unknown selector operator {other:?}")),
+        });
+    }
+    if parts.is_empty() {
+        return Err("the workload's selector is empty".to_owned());
+    }
+    Ok(parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_match_labels_and_expressions() {
+        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"app": "elsa-server"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["api", "web"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        }))
+        .expect("selector");
+        assert_eq!(
+            selector_query(&sel).expect("query"),
+            "app=elsa-server,tier in (api,web),!canary"
+        );
+    }
+
+    #[test]
+    fn refuses_an_empty_selector() {
+        assert!(selector_query(&LabelSelector::default()).is_err());
+    }
+
+    #[test]
+    fn kind_words_follow_kubectl() {
+        assert!(WorkloadKind::Deployment.matches_word("deploy"));
+        assert!(WorkloadKind::StatefulSet.matches_word("sts"));
+        assert!(!WorkloadKind::StatefulSet.matches_word("deployment"));
+    }
+}

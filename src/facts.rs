@@ -1,0 +1,296 @@
+//! Facts: the owned, serializable snapshot of everything a run observed.
+//!
+//! `gather/` produces facts; checks read them and nothing else. Every fact is a [`Probe`], so
+//! "could not look" (forbidden, failed, not attempted) is never confused with "found nothing".
+//! Facts hold Kubernetes objects as k8s-openapi types, already scrubbed of secrets by `redact`
+//! when they were gathered.
+
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use serde::{Deserialize, Serialize};
+
+/// The result of trying to observe one thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "value", rename_all = "camelCase")]
+pub enum Probe<T> {
+    /// Seen, with its value.
+    Observed(T),
+    /// The API said it does not exist (404).
+    Absent,
+    /// The API refused (403): which verb on which resource.
+    Forbidden { verb: String, resource: String },
+    /// The attempt failed: timeout, connection error, server error, bad answer.
+    Failed(Failure),
+    /// Not tried, and why (a prerequisite failed, the deadline passed, not needed).
+    NotAttempted(String),
+}
+
+/// Why an observation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The HTTP status, when the API answered.
+    pub code: Option<u16>,
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "HTTP {code}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl<T> Probe<T> {
+    pub fn failed(code: Option<u16>, reason: impl Into<String>) -> Self {
+        Probe::Failed(Failure {
+            code,
+            reason: reason.into(),
+        })
+    }
+
+    pub fn observed(&self) -> Option<&T> {
+        match self {
+            Probe::Observed(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Probe<U> {
+        match self {
+            Probe::Observed(v) => Probe::Observed(f(v)),
+            Probe::Absent => Probe::Absent,
+            Probe::Forbidden { verb, resource } => Probe::Forbidden { verb, resource },
+            Probe::Failed(e) => Probe::Failed(e),
+            Probe::NotAttempted(r) => Probe::NotAttempted(r),
+        }
+    }
+
+    /// Chains an observation that may itself turn out unobservable.
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> Probe<U>) -> Probe<U> {
+        match self {
+            Probe::Observed(v) => f(v),
+            Probe::Absent => Probe::Absent,
+            Probe::Forbidden { verb, resource } => Probe::Forbidden { verb, resource },
+            Probe::Failed(e) => Probe::Failed(e),
+            Probe::NotAttempted(r) => Probe::NotAttempted(r),
+        }
+    }
+
+    /// Why this probe holds no value, for messages: `None` when observed.
+    pub fn why_not(&self) -> Option<String> {
+        match self {
+            Probe::Observed(_) => None,
+            Probe::Absent => Some("not found".to_owned()),
+            Probe::Forbidden { verb, resource } => {
+                Some(format!("forbidden: this user cannot {verb} {resource}"))
+            }
+            Probe::Failed(e) => Some(e.to_string()),
+            Probe::NotAttempted(r) => Some(format!("not attempted: {r}")),
+        }
+    }
+}
+
+/// The API server's `/version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerVersion {
+    pub git_version: String,
+    pub platform: String,
+}
+
+/// The namespace object, reduced to what checks use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    /// `Active` or `Terminating`.
+    pub phase: Option<String>,
+}
+
+/// One rule of a SelfSubjectRulesReview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRule {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub resource_names: Vec<String>,
+}
+
+/// The answer of one SelfSubjectRulesReview for the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRules {
+    pub rules: Vec<ResourceRule>,
+    /// The authorizer could not list everything (webhook authorizers): a missing rule may
+    /// still be allowed.
+    pub incomplete: bool,
+    pub evaluation_error: Option<String>,
+}
+
+/// A permission a check needs, from the catalogue's `needs` (e.g. `list pods`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    pub check: String,
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+}
+
+/// Where the namespace came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamespaceSource {
+    Flag,
+    Context,
+    InCluster,
+    Default,
+}
+
+impl fmt::Display for NamespaceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NamespaceSource::Flag => "--namespace",
+            NamespaceSource::Context => "the kubeconfig context",
+            NamespaceSource::InCluster => "the pod's service account",
+            NamespaceSource::Default => "the default (no namespace set in the context)",
+        })
+    }
+}
+
+/// What the run was pointed at, resolved before gathering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub context: Option<String>,
+    /// The API server URL, without credentials.
+    pub server: String,
+    pub namespace: String,
+    pub namespace_source: NamespaceSource,
+    /// `--deployment NAME`, when given.
+    pub workload_hint: Option<String>,
+    pub simulated: bool,
+}
+
+/// Everything observed in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub scope: Scope,
+    pub needs: Vec<Need>,
+    pub server_version: Probe<ServerVersion>,
+    pub namespace: Probe<NamespaceInfo>,
+    pub access: Probe<AccessRules>,
+    pub deployments: Probe<Vec<Deployment>>,
+    pub statefulsets: Probe<Vec<StatefulSet>>,
+    /// The selected workload's pods, listed with its label selector.
+    pub pods: Probe<Vec<Pod>>,
+    /// Events about the selected workload and its pods.
+    pub events: Probe<Vec<Event>>,
+}
+
+impl Facts {
+    /// Facts before anything was gathered: every probe `NotAttempted`.
+    pub fn new(scope: Scope, needs: Vec<Need>) -> Self {
+        let na = || "not gathered yet".to_owned();
+        Self {
+            scope,
+            needs,
+            server_version: Probe::NotAttempted(na()),
+            namespace: Probe::NotAttempted(na()),
+            access: Probe::NotAttempted(na()),
+            deployments: Probe::NotAttempted(na()),
+            statefulsets: Probe::NotAttempted(na()),
+            pods: Probe::NotAttempted(na()),
+            events: Probe::NotAttempted(na()),
+        }
+    }
+}
+
+impl Facts {
+    /// Records that a fact was not observed, with `why` (any state but `Observed`).
+    pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
+        fn state<T>(why: &Probe<()>) -> Probe<T> {
+            match why {
+                Probe::Observed(()) => Probe::NotAttempted("no value".to_owned()),
+                Probe::Absent => Probe::Absent,
+                Probe::Forbidden { verb, resource } => Probe::Forbidden {
+                    verb: verb.clone(),
+                    resource: resource.clone(),
+                },
+                Probe::Failed(f) => Probe::Failed(f.clone()),
+                Probe::NotAttempted(r) => Probe::NotAttempted(r.clone()),
+            }
+        }
+        match key {
+            FactKey::ServerVersion => self.server_version = state(why),
+            FactKey::Namespace => self.namespace = state(why),
+            FactKey::Access => self.access = state(why),
+            FactKey::Workloads => {
+                self.deployments = state(why);
+                self.statefulsets = state(why);
+            }
+            FactKey::Pods => self.pods = state(why),
+            FactKey::Events => self.events = state(why),
+        }
+    }
+}
+
+/// Names of the facts, so the runner knows when a check's inputs are all in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FactKey {
+    ServerVersion,
+    Namespace,
+    Access,
+    Workloads,
+    Pods,
+    Events,
+}
+
+/// One gathered fact, as sent from `gather` to the runner.
+#[derive(Debug, Clone)]
+pub enum FactUpdate {
+    /// Gathering of these facts began (the checks waiting on them are now running).
+    Started(Vec<FactKey>),
+    ServerVersion(Probe<ServerVersion>),
+    Namespace(Probe<NamespaceInfo>),
+    Access(Probe<AccessRules>),
+    Workloads {
+        deployments: Probe<Vec<Deployment>>,
+        statefulsets: Probe<Vec<StatefulSet>>,
+    },
+    Pods(Probe<Vec<Pod>>),
+    Events(Probe<Vec<Event>>),
+}
+
+impl FactUpdate {
+    /// The fact this update completes, if any.
+    pub fn key(&self) -> Option<FactKey> {
+        Some(match self {
+            FactUpdate::Started(_) => return None,
+            FactUpdate::ServerVersion(_) => FactKey::ServerVersion,
+            FactUpdate::Namespace(_) => FactKey::Namespace,
+            FactUpdate::Access(_) => FactKey::Access,
+            FactUpdate::Workloads { .. } => FactKey::Workloads,
+            FactUpdate::Pods(_) => FactKey::Pods,
+            FactUpdate::Events(_) => FactKey::Events,
+        })
+    }
+
+    /// Stores the update in `facts`.
+    pub fn apply(self, facts: &mut Facts) {
+        match self {
+            FactUpdate::Started(_) => {}
+            FactUpdate::ServerVersion(p) => facts.server_version = p,
+            FactUpdate::Namespace(p) => facts.namespace = p,
+            FactUpdate::Access(p) => facts.access = p,
+            FactUpdate::Workloads {
+                deployments,
+                statefulsets,
+            } => {
+                facts.deployments = deployments;
+                facts.statefulsets = statefulsets;
+            }
+            FactUpdate::Pods(p) => facts.pods = p,
+            FactUpdate::Events(p) => facts.events = p,
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Kubernetes reads: the kube-rs client built with kubectl's config semantics, and the facts the
+//! cluster and workload checks need, gathered concurrently and sent as they land.
+//!
+//! Phases (each arrow is one round trip on the critical path):
+//! `/version` ‖ namespace ‖ rules review ‖ (deployments ‖ statefulsets → pods by selector → events)
+//! Every read is bounded by `--timeout`; GETs and LISTs that fail with 5xx, 429, a timeout or a
+//! connection error are retried a bounded number of times with backoff. A 403 becomes
+//! `Probe::Forbidden`, a 404 `Probe::Absent`, anything else `Probe::Failed`, never an empty list.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::authorization::v1::{
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::domain::elsa::{self, Selection};
+use crate::domain::workload::{Workload, selector_query};
+use crate::facts::{
+    AccessRules, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe, ResourceRule, Scope,
+    ServerVersion,
+};
+use crate::redact;
+
+/// Attempts per read: the first try plus two retries.
+const ATTEMPTS: u32 = 3;
+/// Backoff before the first retry; doubles each time.
+const BACKOFF: Duration = Duration::from_millis(150);
+/// Above this many pods, events are listed once for the namespace instead of once per pod.
+const PER_POD_EVENT_LISTS: usize = 10;
+
+/// Where the cluster is, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct KubeTarget {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub workload: Option<String>,
+}
+
+/// Why the doctor could not start talking to a cluster (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot read kubeconfig {path}: {cause}")]
+    Kubeconfig { path: String, cause: String },
+    #[error("context {name:?} is not in the kubeconfig (contexts: {available})")]
+    UnknownContext { name: String, available: String },
+    #[error("no current context in the kubeconfig: pass --context (contexts: {available})")]
+    NoCurrentContext { available: String },
+    #[error(
+        "no kubeconfig found (--kubeconfig, KUBECONFIG, ~/.kube/config) and not running in a pod: {cause}"
+    )]
+    NoConfig { cause: String },
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(String),
+}
+
+/// One line from an error and its causes, secrets masked.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    redact::text(&parts.join(": ").replace('\n', " "))
+}
+
+/// Loads the kubeconfig the way kubectl does and builds a client.
+pub async fn connect(target: &KubeTarget, timeout: Duration) -> Result<(Client, Scope), ConnectError> {
+    let (config, context, ns_from_context) = load_config(target).await?;
+    let (namespace, namespace_source) = match (&target.namespace, ns_from_context) {
+        (Some(ns), _) => (ns.clone(), NamespaceSource::Flag),
+        (None, Some(src)) => (config.default_namespace.clone(), src),
+        (None, None) => ("default".to_owned(), NamespaceSource::Default),
+    };
+    let server = redact::urls(&config.cluster_url.to_string());
+    let mut config = config;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.reset_reader_on_write = true;
+    // Retries are ours (bounded, logged, applied to 500 too), not the client's.
+    config.default_retry = false;
+    let client = Client::try_from(config).map_err(|e| ConnectError::Client(error_chain(&e)))?;
+    Ok((
+        client,
+        Scope {
+            context,
+            server: server.trim_end_matches('/').to_owned(),
+            namespace,
+            namespace_source,
+            workload_hint: target.workload.clone(),
+            simulated: false,
+        },
+    ))
+}
+
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ConnectError> {
+    Kubeconfig::read_from(path).map_err(|e| ConnectError::Kubeconfig {
+        path: path.display().to_string(),
+        cause: error_chain(&e),
+    })
+}
+
+/// kubectl's order: `--kubeconfig`, then `KUBECONFIG` (several files merged), then
+/// `~/.kube/config`, then the in-cluster service account.
+async fn load_config(
+    target: &KubeTarget,
+) -> Result<(Config, Option<String>, Option<NamespaceSource>), ConnectError> {
+    let kubeconfig = if let Some(path) = &target.kubeconfig {
+        Some(read_kubeconfig(path)?)
+    } else if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) {
+        let joined = std::env::var("KUBECONFIG").unwrap_or_default();
+        Some(
+            Kubeconfig::from_env()
+                .map_err(|e| ConnectError::Kubeconfig {
+                    path: joined.clone(),
+                    cause: error_chain(&e),
+                })?
+                .ok_or(ConnectError::Kubeconfig {
+                    path: joined,
+                    cause: "empty".to_owned(),
+                })?,
+        )
+    } else {
+        match home_kubeconfig() {
+            Some(p) if p.exists() => Some(read_kubeconfig(&p)?),
+            _ => None,
+        }
+    };
+    let Some(kc) = kubeconfig else {
+        let config = Config::incluster().map_err(|e| ConnectError::NoConfig {
+            cause: error_chain(&e),
+        })?;
+        return Ok((config, None, Some(NamespaceSource::InCluster)));
+    };
+    let available = kc
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let context = match (&target.context, &kc.current_context) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) if !c.is_empty() => c.clone(),
+        _ => return Err(ConnectError::NoCurrentContext { available }),
+    };
+    let Some(named) = kc.contexts.iter().find(|c| c.name == context) else {
+        return Err(ConnectError::UnknownContext {
+            name: context,
+            available,
+        });
+    };
+    let ns_source = named
+        .context
+        .as_ref()
+        .and_then(|c| c.namespace.as_ref())
+        .map(|_| NamespaceSource::Context);
+    let options = KubeConfigOptions {
+        context: Some(context.clone()),
+        ..Default::default()
+    };
+    let config = Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(|e| ConnectError::Kubeconfig {
+            path: target
+                .kubeconfig
+                .as_ref()
+                .map_or_else(|| "(default)".to_owned(), |p| p.display().to_string()),
+            cause: error_chain(&e),
+        })?;
+    Ok((config, Some(context), ns_source))
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+/// Turns a kube error into the probe state that says what happened.
+fn classify<T>(e: &kube::Error, verb: &str, resource: &str) -> Probe<T> {
+    match e {
+        kube::Error::Api(status) if status.code == 403 => Probe::Forbidden {
+            verb: verb.to_owned(),
+            resource: resource.to_owned(),
+        },
+        kube::Error::Api(status) if status.code == 404 => Probe::Absent,
+        kube::Error::Api(status) => Probe::failed(
+            Some(status.code),
+            redact::text(&format!("{} ({})", status.message, status.reason)),
+        ),
+        other => Probe::failed(None, error_chain(other)),
+    }
+}
+
+fn retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// One read: bounded by `timeout`, retried on transient failures, classified into a probe.
+async fn read<T, F, Fut>(what: &str, verb: &str, resource: &str, timeout: Duration, f: F) -> Probe<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = BACKOFF;
+    let mut last = Probe::NotAttempted("no attempt made".to_owned());
+    for attempt in 1..=ATTEMPTS {
+        match tokio::time::timeout(timeout, f()).await {
+            Ok(Ok(v)) => return Probe::Observed(v),
+            Ok(Err(e)) => {
+                let transient = retryable(&e);
+                last = classify(&e, verb, resource);
+                tracing::debug!(what, attempt, error = %error_chain(&e), "read failed");
+                if !transient {
+                    return last;
+                }
+            }
+            Err(_) => {
+                tracing::debug!(what, attempt, "read timed out");
+                last = Probe::failed(
+                    None,
+                    format!("no answer within --timeout {}", crate::runner::humanize(timeout)),
+                );
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+    last
+}
+
+/// Gathers every fact, sending each as soon as it is known. Returns when all are sent.
+pub async fn gather(client: Client, scope: Scope, timeout: Duration, tx: UnboundedSender<FactUpdate>) {
+    let send = |u: FactUpdate| {
+        // The runner stopped listening (deadline or shutdown): nothing left to do with it.
+        let _ = tx.send(u);
+    };
+    send(FactUpdate::Started(vec![
+        FactKey::ServerVersion,
+        FactKey::Namespace,
+        FactKey::Access,
+        FactKey::Workloads,
+    ]));
+    let ns = scope.namespace.as_str();
+
+    let version = async {
+        let p = read("server version", "get", "/version", timeout, || client.apiserver_version()).await;
+        send(FactUpdate::ServerVersion(p.map(|v| ServerVersion {
+            git_version: v.git_version,
+            platform: v.platform,
+        })));
+    };
+
+    let namespace = async {
+        let api: Api<Namespace> = Api::all(client.clone());
+        let p = read("namespace", "get", "namespaces", timeout, || api.get(ns)).await;
+        send(FactUpdate::Namespace(p.map(|n| NamespaceInfo {
+            name: n.metadata.name.unwrap_or_default(),
+            phase: n.status.and_then(|s| s.phase),
+        })));
+    };
+
+    let access = async {
+        let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec {
+                namespace: Some(ns.to_owned()),
+            },
+            ..Default::default()
+        };
+        let pp = PostParams::default();
+        let p = read(
+            "rules review",
+            "create",
+            "selfsubjectrulesreviews",
+            timeout,
+            || api.create(&pp, &review),
+        )
+        .await;
+        send(FactUpdate::Access(p.and_then(|r| {
+            let Some(st) = r.status else {
+                return Probe::failed(None, "the rules review came back without a status");
+            };
+            Probe::Observed(AccessRules {
+                rules: st
+                    .resource_rules
+                    .into_iter()
+                    .map(|r| ResourceRule {
+                        verbs: r.verbs,
+                        api_groups: r.api_groups.unwrap_or_default(),
+                        resources: r.resources.unwrap_or_default(),
+                        resource_names: r.resource_names.unwrap_or_default(),
+                    })
+                    .collect(),
+                incomplete: st.incomplete,
+                evaluation_error: st.evaluation_error.map(|e| redact::text(&e)),
+            })
+        })));
+    };
+
+    let workload = async {
+        let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default();
+        let (deployments, statefulsets) = futures::join!(
+            read("deployments", "list", "deployments", timeout, || deploy_api.list(&lp)),
+            read("statefulsets", "list", "statefulsets", timeout, || sts_api.list(&lp)),
+        );
+        let deployments = deployments.map(|l| {
+            l.items
+                .into_iter()
+                .map(|mut d| {
+                    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+                        redact::pod_spec(spec);
+                    }
+                    d
+                })
+                .collect::<Vec<_>>()
+        });
+        let statefulsets = statefulsets.map(|l| {
+            l.items
+                .into_iter()
+                .map(|mut s| {
+                    if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+                        redact::pod_spec(spec);
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+        });
+        let target = select(&deployments, &statefulsets, scope.workload_hint.as_deref());
+        send(FactUpdate::Workloads {
+            deployments,
+            statefulsets,
+        });
+        let (name, selector) = match target {
+            Ok(t) => t,
+            Err(why) => {
+                send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Events(Probe::NotAttempted(why)));
+                return;
+            }
+        };
+        send(FactUpdate::Started(vec![FactKey::Pods, FactKey::Events]));
+        let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default().labels(&selector);
+        let pods = read("pods", "list", "pods", timeout, || pod_api.list(&lp))
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .map(|mut p| {
+                        if let Some(spec) = p.spec.as_mut() {
+                            redact::pod_spec(spec);
+                        }
+                        p
+                    })
+                    .collect::<Vec<_>>()
+            });
+        let mut objects: Vec<String> = vec![name];
+        if let Probe::Observed(list) = &pods {
+            objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
+        }
+        send(FactUpdate::Pods(pods));
+        let events = events_for(&client, ns, &objects, timeout).await;
+        send(FactUpdate::Events(events));
+    };
+
+    futures::join!(version, namespace, access, workload);
+}
+
+/// The selected workload's name and label selector, or why pods cannot be listed.
+fn select(
+    deployments: &Probe<Vec<Deployment>>,
+    statefulsets: &Probe<Vec<StatefulSet>>,
+    hint: Option<&str>,
+) -> Result<(String, String), String> {
+    let empty_d = Vec::new();
+    let empty_s = Vec::new();
+    let all = Workload::all(
+        deployments.observed().unwrap_or(&empty_d),
+        statefulsets.observed().unwrap_or(&empty_s),
+    );
+    match elsa::select_workload(&all, hint) {
+        Selection::Selected { index, .. } => {
+            let w = all.get(index).ok_or("selection out of range")?;
+            let sel = w
+                .selector()
+                .ok_or_else(|| format!("{} has no selector", w.reference()))?;
+            let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
+            Ok((w.name().to_owned(), query))
+        }
+        _ => Err("no Elsa workload identified: see workload.found".to_owned()),
+    }
+}
+
+/// Events about the workload and its pods: one field-selected list per object while there are
+/// few, else one list of the namespace's Warning events.
+async fn events_for(client: &Client, ns: &str, objects: &[String], timeout: Duration) -> Probe<Vec<Event>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    if objects.len() > PER_POD_EVENT_LISTS + 1 {
+        let lp = ListParams::default().fields("type=Warning");
+        return read("events", "list", "events", timeout, || api.list(&lp))
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|e| {
+                        e.involved_object
+                            .name
+                            .as_ref()
+                            .is_some_and(|n| objects.contains(n))
+                    })
+                    .collect()
+            });
+    }
+    let lists = join_all(objects.iter().map(|name| {
+        let api = api.clone();
+        let lp = ListParams::default().fields(&format!("involvedObject.name={name}"));
+        async move { read("events", "list", "events", timeout, || api.list(&lp)).await }
+    }))
+    .await;
+    let mut all = Vec::new();
+    for probe in lists {
+        match probe {
+            Probe::Observed(l) => all.extend(l.items),
+            // One refusal or failure means the set is incomplete: say so rather than guess.
+            other => return other.map(|_| Vec::new()),
+        }
+    }
+    Probe::Observed(all)
+}

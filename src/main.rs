@@ -1,0 +1,101 @@
+//! The `elsadoctor` binary: parse flags, pick the mode, map the outcome to an exit code.
+//! Exit codes: 0 no check failed, 1 a check failed or could not be evaluated, 2 could not start.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use elsadoctor::app::{self, AppError, RunOutcome};
+use elsadoctor::cli::{Cli, Command};
+use elsadoctor::settings::{Env, Settings};
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_CANNOT_START: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let settings = Settings::resolve(&cli, &Env::current());
+    init_tracing(settings.verbosity);
+
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match &cli.command {
+        Some(Command::Checks) => app::list_checks(&mut out).map(|()| None),
+        Some(Command::Explain { id }) => app::explain(&mut out, id).map(|()| None),
+        Some(Command::Demo { scenario }) => {
+            { let _ = scenario; Err(AppError::Scenario("demo: not yet wired".into())) }
+        }
+        None => runtime().and_then(|rt| rt.block_on(app::run(&settings, &mut out)).map(Some)),
+    };
+    drop(out);
+    match result {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(RunOutcome { broken_pipe: true, .. })) => ExitCode::SUCCESS,
+        Ok(Some(outcome)) if outcome.report.is_failure(settings.fail_on) => {
+            ExitCode::from(EXIT_FAILED)
+        }
+        Ok(Some(_)) => ExitCode::SUCCESS,
+        Err(AppError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("elsadoctor: {e}");
+            ExitCode::from(EXIT_CANNOT_START)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Scenario(format!("cannot start the async runtime: {e}")))
+}
+
+/// clap's errors as one line prefixed `elsadoctor:`; help and version print as usual.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            let tip = rendered
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tip: "))
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                io::stderr(),
+                "elsadoctor: {first}{tip}; see elsadoctor --help"
+            );
+            ExitCode::from(EXIT_CANNOT_START)
+        }
+    }
+}
+
+/// Logs go to stderr; -v info, -vv debug (kube-rs at info), -vvv trace everywhere.
+fn init_tracing(verbosity: u8) {
+    let filter = match verbosity {
+        0 => "warn",
+        1 => "elsadoctor=info,warn",
+        2 => "elsadoctor=debug,kube=info,info",
+        _ => "trace",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}

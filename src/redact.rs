@@ -1,0 +1,267 @@
+//! The one place that decides what is secret and masks it.
+//!
+//! Secrets are removed when facts are gathered, before they can become evidence, a log line or an
+//! error: passwords in connection strings (`Password=`/`PWD=` in Npgsql/ADO.NET form, the userinfo
+//! of URLs), values of environment variables whose names say they are secret, and the text the
+//! cluster supplies (event messages), which is also stripped of terminal control characters.
+//! Nothing else in the program masks anything; everything else calls these functions.
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+
+/// What a masked value is replaced with.
+pub const MASK: &str = "*****";
+
+/// Keywords whose value in a `key=value;` connection string is a secret.
+const SECRET_KEYWORDS: &[&str] = &["password", "pwd", "passwd", "accesskey", "sharedaccesskey"];
+
+/// Fragments of an environment variable's name that make its value secret.
+const SECRET_NAME_PARTS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "APIKEY",
+    "API_KEY",
+    "PRIVATEKEY",
+    "PRIVATE_KEY",
+    "SIGNINGKEY",
+    "CREDENTIAL",
+];
+
+/// Masks the value of every secret keyword in `key=value;key=value` text (Npgsql/ADO.NET
+/// connection strings, also when embedded in a flag like `--cs=Password=…`), keeping the rest
+/// (host, database, user) readable. Quoted values (`'…'`, `"…"`) are masked whole.
+pub fn connection_string(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut masked: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let value_start = at_boundary
+            .then(|| {
+                SECRET_KEYWORDS.iter().find_map(|kw| {
+                    let end = i + kw.len();
+                    let word = bytes.get(i..end)?;
+                    if !word.eq_ignore_ascii_case(kw.as_bytes()) {
+                        return None;
+                    }
+                    let mut j = end;
+                    while bytes.get(j) == Some(&b' ') {
+                        j += 1;
+                    }
+                    (bytes.get(j) == Some(&b'=')).then_some(j + 1)
+                })
+            })
+            .flatten();
+        match value_start {
+            Some(start) => {
+                let len = value_len(&s[start..]);
+                if len > 0 {
+                    masked.push((start, start + len));
+                }
+                i = start + len.max(1);
+            }
+            None => i += 1,
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (start, end) in masked {
+        out.push_str(&s[last..start]);
+        out.push_str(MASK);
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// The length of a connection-string value at the start of `s`: up to the next `;`, or a whole
+/// quoted value (with doubled quotes as escapes).
+fn value_len(s: &str) -> usize {
+    let trimmed = s.trim_start();
+    let lead = s.len() - trimmed.len();
+    let mut chars = trimmed.char_indices();
+    match chars.next() {
+        Some((_, q @ ('\'' | '"'))) => {
+            let mut prev_quote = false;
+            for (i, c) in chars {
+                if c == q {
+                    if prev_quote {
+                        prev_quote = false;
+                        continue;
+                    }
+                    prev_quote = true;
+                } else if prev_quote {
+                    return lead + i;
+                }
+            }
+            s.len()
+        }
+        _ => s.find(';').unwrap_or(s.len()),
+    }
+}
+
+/// Masks the password in the userinfo of URLs (`postgres://user:pw@host/db`).
+pub fn urls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(scheme_end) = rest.find("://") {
+        let auth_start = scheme_end + 3;
+        out.push_str(&rest[..auth_start]);
+        let after = &rest[auth_start..];
+        let auth_end = after
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..auth_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..=colon]);
+                        out.push_str(MASK);
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[auth_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// True when an environment variable's name says its value is a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_NAME_PARTS.iter().any(|p| upper.contains(p))
+}
+
+/// An environment variable's literal value as it may be shown: masked whole when the name says
+/// secret (unless it only references another variable), else with embedded passwords masked.
+pub fn env_value(name: &str, value: &str) -> String {
+    if is_secret_name(name) && !value.is_empty() && !is_pure_reference(value) {
+        return MASK.to_owned();
+    }
+    text(value)
+}
+
+/// `$(VAR)` and nothing else: shows where the value comes from, not the value.
+fn is_pure_reference(v: &str) -> bool {
+    v.starts_with("$(") && v.ends_with(')') && !v[2..v.len() - 1].contains(['(', ')', '$'])
+}
+
+/// Free text from the cluster or a program (event messages, errors): secrets masked and terminal
+/// control characters removed, so it is safe to print.
+pub fn text(s: &str) -> String {
+    let masked = urls(&connection_string(s));
+    sanitize(&masked)
+}
+
+/// Removes control characters (escape sequences, carriage returns, bells) except tab and
+/// newline, so cluster-supplied text cannot move the cursor or recolour a terminal.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// Scrubs literal env values, command and args of every container in a pod spec.
+pub fn pod_spec(spec: &mut PodSpec) {
+    for c in spec.containers.iter_mut() {
+        container(c);
+    }
+    for c in spec.init_containers.iter_mut().flatten() {
+        container(c);
+    }
+    for c in spec.ephemeral_containers.iter_mut().flatten() {
+        if let Some(env) = c.env.as_mut() {
+            env_vars(env);
+        }
+        for a in c.command.iter_mut().chain(c.args.iter_mut()).flatten() {
+            *a = text(a);
+        }
+    }
+}
+
+fn container(c: &mut Container) {
+    if let Some(env) = c.env.as_mut() {
+        env_vars(env);
+    }
+    for a in c.command.iter_mut().chain(c.args.iter_mut()).flatten() {
+        *a = text(a);
+    }
+}
+
+fn env_vars(env: &mut [EnvVar]) {
+    for e in env {
+        if let Some(v) = e.value.as_mut() {
+            *v = env_value(&e.name, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_npgsql_password_keeps_the_rest() {
+        assert_eq!(
+            connection_string("Host=postgres;Username=elsa;Password=s3cr3t;Database=elsa"),
+            "Host=postgres;Username=elsa;Password=*****;Database=elsa"
+        );
+        assert_eq!(
+            connection_string("Server=x; PWD = 'a;b''c' ;Port=5432"),
+            "Server=x; PWD =***** ;Port=5432"
+        );
+        assert_eq!(connection_string("password=abc"), "password=*****");
+        assert_eq!(connection_string("no secrets here"), "no secrets here");
+    }
+
+    #[test]
+    fn masks_url_userinfo() {
+        assert_eq!(
+            urls("dial postgres://elsa:hunter2@db:5432/elsa failed"),
+            "dial postgres://elsa:*****@db:5432/elsa failed"
+        );
+        assert_eq!(urls("https://host/path"), "https://host/path");
+    }
+
+    #[test]
+    fn masks_secret_named_env_but_keeps_references() {
+        assert_eq!(env_value("POSTGRES_PASSWORD", "letmein"), MASK);
+        assert_eq!(
+            env_value("POSTGRES_PASSWORD", "$(OTHER)"),
+            "$(OTHER)",
+            "a reference names a source, not a secret"
+        );
+        assert_eq!(env_value("ASPNETCORE_ENVIRONMENT", "Production"), "Production");
+        assert_eq!(
+            env_value("ConnectionStrings__PostgreSql", "Host=a;Password=x"),
+            "Host=a;Password=*****"
+        );
+    }
+
+    #[test]
+    fn strips_terminal_control_sequences() {
+        assert_eq!(sanitize("ok\u{1b}[31mred\u{7}\r"), "ok[31mred");
+    }
+
+    #[test]
+    fn scrubs_every_container_in_a_pod_spec() {
+        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "env": [
+                {"name": "ConnectionStrings__PostgreSql", "value": "Host=p;Password=CANARY"},
+                {"name": "DB_PASSWORD", "value": "CANARY"}
+            ], "args": ["--cs=Password=CANARY"]}],
+            "initContainers": [{"name": "b", "env": [{"name": "X_TOKEN", "value": "CANARY"}]}]
+        }))
+        .expect("spec");
+        pod_spec(&mut spec);
+        let json = serde_json::to_string(&spec).expect("json");
+        assert!(!json.contains("CANARY"), "{json}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Resolved settings: the parsed command line combined with the environment (terminal, colour,
+//! locale) into the decisions the rest of the program reads. Resolving happens once, here.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::cli::{Cli, FailOnArg, Format};
+use crate::gather::kube::KubeTarget;
+use crate::report::FailOn;
+
+/// How text output looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colour: only on a terminal, never with NO_COLOR.
+    pub color: bool,
+    /// ✔ ‼ ✖ ? ⊘ when the locale is UTF-8; an ASCII fallback otherwise.
+    pub unicode: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub target: KubeTarget,
+    pub format: Format,
+    pub fail_on: FailOn,
+    pub timeout: Duration,
+    pub deadline: Duration,
+    pub verbosity: u8,
+    pub style: Style,
+}
+
+/// The environment facts settings depend on, gathered once so resolution stays testable.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub stdout_is_tty: bool,
+    pub no_color: bool,
+    pub utf8_locale: bool,
+}
+
+impl Env {
+    pub fn current() -> Self {
+        // Per no-color.org: set and non-empty disables colour.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // The first of LC_ALL, LC_CTYPE, LANG that is set decides, as in POSIX.
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Self {
+            stdout_is_tty: std::io::stdout().is_terminal(),
+            no_color,
+            utf8_locale: locale.contains("utf-8") || locale.contains("utf8"),
+        }
+    }
+}
+
+impl Settings {
+    pub fn resolve(cli: &Cli, env: &Env) -> Self {
+        let format = if cli.output.json {
+            Format::Json
+        } else {
+            cli.output.output
+        };
+        Self {
+            target: KubeTarget {
+                kubeconfig: cli.cluster.kubeconfig.clone(),
+                context: cli.cluster.context.clone(),
+                namespace: cli.cluster.namespace.clone(),
+                workload: cli.cluster.deployment.clone(),
+            },
+            format,
+            fail_on: match cli.output.fail_on {
+                FailOnArg::Fail => FailOn::Fail,
+                FailOnArg::Warn => FailOn::Warn,
+            },
+            timeout: cli.output.timeout,
+            deadline: cli.output.deadline,
+            verbosity: cli.output.verbose,
+            style: Style {
+                color: env.stdout_is_tty && !env.no_color,
+                unicode: env.utf8_locale,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn json_flag_and_colour_rules() {
+        let cli = Cli::parse_from(["elsadoctor", "--json", "-n", "elsa"]);
+        let tty = Env {
+            stdout_is_tty: true,
+            no_color: false,
+            utf8_locale: true,
+        };
+        let s = Settings::resolve(&cli, &tty);
+        assert_eq!(s.format, Format::Json);
+        assert_eq!(s.target.namespace.as_deref(), Some("elsa"));
+        assert!(s.style.color && s.style.unicode);
+        let s = Settings::resolve(&cli, &Env { no_color: true, ..tty.clone() });
+        assert!(!s.style.color, "NO_COLOR wins");
+        let s = Settings::resolve(&cli, &Env { stdout_is_tty: false, ..tty });
+        assert!(!s.style.color, "no colour into a pipe");
+    }
+}

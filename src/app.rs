@@ -59,9 +59,13 @@ pub async fn run_against(
     let write_error = match settings.format {
         Format::Text => {
             let mut renderer = TextRenderer::new(&mut *out, settings.style);
-            report = runner::run(&catalogue, scope, rx, settings.deadline, &mut |e: RunEvent| {
-                renderer.on_event(&e)
-            })
+            report = runner::run(
+                &catalogue,
+                scope,
+                rx,
+                settings.deadline,
+                &mut |e: RunEvent| renderer.on_event(&e),
+            )
             .await;
             renderer.into_error()
         }
@@ -83,6 +87,33 @@ pub async fn run_against(
             broken_pipe: false,
         }),
     }
+}
+
+/// `elsadoctor demo [--scenario DIR]`: serves a scenario from the simulated cluster on
+/// loopback and runs every check against it, labelled SIMULATED.
+pub async fn demo(
+    settings: &Settings,
+    scenario: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
+    let scenario = match scenario {
+        Some(dir) => crate::sim::Scenario::load_dir(dir)
+            .map_err(|e| AppError::Scenario(format!("cannot load scenario: {e}")))?,
+        None => crate::sim::Scenario::builtin_demo(),
+    };
+    let server = crate::sim::SimServer::start(scenario)
+        .await
+        .map_err(|e| AppError::Scenario(format!("cannot start the simulated cluster: {e}")))?;
+    let target = KubeTarget {
+        inline_kubeconfig: Some(server.kubeconfig_yaml()),
+        // The simulation's context namespace applies unless -n/--deployment say otherwise.
+        kubeconfig: None,
+        context: None,
+        ..settings.target.clone()
+    };
+    let outcome = run_against(settings, &target, true, out).await;
+    server.shutdown().await;
+    outcome
 }
 
 /// `elsadoctor checks`.

@@ -115,9 +115,7 @@ pub struct CheckSpec {
 impl CheckSpec {
     /// The fix for a cause, falling back to the general fix.
     pub fn fix_for(&self, cause: Option<&str>) -> &FixTemplate {
-        cause
-            .and_then(|c| self.causes.get(c))
-            .unwrap_or(&self.fix)
+        cause.and_then(|c| self.causes.get(c)).unwrap_or(&self.fix)
     }
 }
 
@@ -147,7 +145,9 @@ pub enum CatalogueError {
     Dependency { id: String, dep: String },
     #[error("{id}: template variable {{{var}}} is not one of catalogue::TEMPLATE_VARS")]
     UnknownVar { id: String, var: String },
-    #[error("{id}: need {need:?} is not `<verb> <resource>` with a resource catalogue::api_group knows")]
+    #[error(
+        "{id}: need {need:?} is not `<verb> <resource>` with a resource catalogue::api_group knows"
+    )]
     UnknownNeed { id: String, need: String },
     #[error("{id}: category {category:?} does not match the id's prefix")]
     Category { id: String, category: String },
@@ -247,7 +247,8 @@ impl Catalogue {
             .ids()
             .map(|id| {
                 let tail = id.split('.').nth(1).unwrap_or(id);
-                let score = strsim::jaro_winkler(wanted, id).max(strsim::jaro_winkler(wanted, tail));
+                let score =
+                    strsim::jaro_winkler(wanted, id).max(strsim::jaro_winkler(wanted, tail));
                 (score, id)
             })
             .filter(|(s, _)| *s > 0.75)
@@ -261,7 +262,13 @@ impl Catalogue {
 pub fn api_group(resource: &str) -> Option<&'static str> {
     let base = resource.split('/').next().unwrap_or(resource);
     Some(match base {
-        "pods" | "events" | "services" | "endpoints" | "configmaps" | "secrets" | "namespaces"
+        "pods"
+        | "events"
+        | "services"
+        | "endpoints"
+        | "configmaps"
+        | "secrets"
+        | "namespaces"
         | "persistentvolumeclaims" => "",
         "deployments" | "statefulsets" | "replicasets" => "apps",
         "endpointslices" => "discovery.k8s.io",
@@ -429,11 +436,18 @@ commands = ["kubectl --context {context} version"]
         let cat = Catalogue::embedded().expect("embedded catalogue");
         assert!(cat.get("cluster.api").is_some());
         let ids: Vec<_> = cat.ids().collect();
-        let mut sorted = cat.checks.iter().map(|c| c.file.clone()).collect::<Vec<_>>();
+        let mut sorted = cat
+            .checks
+            .iter()
+            .map(|c| c.file.clone())
+            .collect::<Vec<_>>();
         sorted.sort();
         assert_eq!(
             sorted,
-            cat.checks.iter().map(|c| c.file.clone()).collect::<Vec<_>>()
+            cat.checks
+                .iter()
+                .map(|c| c.file.clone())
+                .collect::<Vec<_>>()
         );
         assert_eq!(ids.len(), FILES.len());
     }
@@ -449,7 +463,10 @@ commands = ["kubectl --context {context} version"]
             .collect();
         on_disk.sort();
         let embedded: Vec<String> = FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
-        assert_eq!(on_disk, embedded, "checks/*.toml and catalogue::FILES differ");
+        assert_eq!(
+            on_disk, embedded,
+            "checks/*.toml and catalogue::FILES differ"
+        );
     }
 
     #[test]

@@ -20,7 +20,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Exit codes: 0 no check failed; 1 a check failed or could not be evaluated (warnings too with
 /// --fail-on warn); 2 elsadoctor could not start (bad flags, unreadable kubeconfig).
 #[derive(Debug, Parser)]
-#[command(name = "elsadoctor", version, verbatim_doc_comment, max_term_width = 100)]
+#[command(
+    name = "elsadoctor",
+    version,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

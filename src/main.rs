@@ -26,15 +26,18 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Checks) => app::list_checks(&mut out).map(|()| None),
         Some(Command::Explain { id }) => app::explain(&mut out, id).map(|()| None),
-        Some(Command::Demo { scenario }) => {
-            { let _ = scenario; Err(AppError::Scenario("demo: not yet wired".into())) }
-        }
+        Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
+            rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
+                .map(Some)
+        }),
         None => runtime().and_then(|rt| rt.block_on(app::run(&settings, &mut out)).map(Some)),
     };
     drop(out);
     match result {
         Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(RunOutcome { broken_pipe: true, .. })) => ExitCode::SUCCESS,
+        Ok(Some(RunOutcome {
+            broken_pipe: true, ..
+        })) => ExitCode::SUCCESS,
         Ok(Some(outcome)) if outcome.report.is_failure(settings.fail_on) => {
             ExitCode::from(EXIT_FAILED)
         }

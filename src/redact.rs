@@ -160,6 +160,32 @@ pub fn text(s: &str) -> String {
     sanitize(&masked)
 }
 
+/// Masks every quoted value (`"…"`, `'…'`, `` `…` ``) in a parser's message about a file that
+/// may hold credentials (a kubeconfig): the message keeps its shape and location, not the values.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut open: Option<char> = None;
+    for c in s.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push_str(MASK);
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if matches!(c, '"' | '`') => {
+                out.push(c);
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if open.is_some() {
+        out.push_str(MASK);
+    }
+    out
+}
+
 /// Removes control characters (escape sequences, carriage returns, bells) except tab and
 /// newline, so cluster-supplied text cannot move the cursor or recolour a terminal.
 pub fn sanitize(s: &str) -> String {
@@ -238,11 +264,23 @@ mod tests {
             "$(OTHER)",
             "a reference names a source, not a secret"
         );
-        assert_eq!(env_value("ASPNETCORE_ENVIRONMENT", "Production"), "Production");
+        assert_eq!(
+            env_value("ASPNETCORE_ENVIRONMENT", "Production"),
+            "Production"
+        );
         assert_eq!(
             env_value("ConnectionStrings__PostgreSql", "Host=a;Password=x"),
             "Host=a;Password=*****"
         );
+    }
+
+    #[test]
+    fn masks_quoted_values_in_parser_messages() {
+        assert_eq!(
+            quoted("invalid type: string \"hunter2\", expected a map at line 3"),
+            "invalid type: string \"*****\", expected a map at line 3"
+        );
+        assert_eq!(quoted("unterminated `abc"), "unterminated `*****");
     }
 
     #[test]

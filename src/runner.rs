@@ -46,19 +46,22 @@ pub enum RunEvent {
     Finished(Box<Report>),
 }
 
-/// The permissions the catalogue's checks need, for `cluster.access`.
+/// The permissions the catalogue's checks need, for `cluster.access`. The rules review itself
+/// is left out: when its answer exists, the right to ask was there.
 pub fn needs(catalogue: &Catalogue) -> Vec<Need> {
     catalogue
         .checks
         .iter()
         .flat_map(|spec| {
             spec.needs.iter().filter_map(|n| {
-                crate::catalogue::parse_need(n).map(|(verb, group, resource)| Need {
-                    check: spec.id.clone(),
-                    verb: verb.to_owned(),
-                    group: group.to_owned(),
-                    resource: resource.to_owned(),
-                })
+                crate::catalogue::parse_need(n)
+                    .filter(|(_, _, resource)| *resource != "selfsubjectrulesreviews")
+                    .map(|(verb, group, resource)| Need {
+                        check: spec.id.clone(),
+                        verb: verb.to_owned(),
+                        group: group.to_owned(),
+                        resource: resource.to_owned(),
+                    })
             })
         })
         .collect()
@@ -204,7 +207,11 @@ fn evaluate(
         let mut blocked = Vec::new();
         let mut undecided = false;
         for dep in &slot.spec.depends_on {
-            match slots.iter().find(|s| &s.spec.id == dep).and_then(|s| s.result.as_ref()) {
+            match slots
+                .iter()
+                .find(|s| &s.spec.id == dep)
+                .and_then(|s| s.result.as_ref())
+            {
                 Some(r) if r.status.satisfies_dependency() => {}
                 Some(_) => blocked.push(dep.clone()),
                 None => undecided = true,
@@ -328,7 +335,11 @@ mod tests {
     use crate::checks::test_support::{deployment, scope};
     use crate::facts::{NamespaceInfo, ServerVersion};
 
-    async fn drive(updates: Vec<FactUpdate>, deadline: Duration, keep_open: bool) -> (Report, Vec<RunEvent>) {
+    async fn drive(
+        updates: Vec<FactUpdate>,
+        deadline: Duration,
+        keep_open: bool,
+    ) -> (Report, Vec<RunEvent>) {
         let cat = Catalogue::embedded().expect("catalogue");
         let (tx, rx) = mpsc::unbounded_channel();
         for u in updates {
@@ -358,7 +369,10 @@ mod tests {
     #[tokio::test]
     async fn unreachable_api_skips_dependents_with_blocked_by() {
         let (report, _) = drive(
-            vec![FactUpdate::ServerVersion(Probe::failed(None, "connection refused"))],
+            vec![FactUpdate::ServerVersion(Probe::failed(
+                None,
+                "connection refused",
+            ))],
             Duration::from_secs(5),
             false,
         )
@@ -367,7 +381,10 @@ mod tests {
         assert_eq!(by_id["cluster.api"].status, Status::Fail);
         assert_eq!(by_id["cluster.namespace"].status, Status::Skip);
         assert_eq!(by_id["cluster.namespace"].blocked_by, vec!["cluster.api"]);
-        assert_eq!(by_id["workload.found"].blocked_by, vec!["cluster.namespace"]);
+        assert_eq!(
+            by_id["workload.found"].blocked_by,
+            vec!["cluster.namespace"]
+        );
         assert_eq!(by_id["workload.pods"].blocked_by, vec!["workload.found"]);
         assert!(report.is_failure(crate::report::FailOn::Fail));
     }
@@ -387,8 +404,15 @@ mod tests {
         assert_eq!(found.status, Status::Fail);
         let fix = found.fix.as_ref().expect("fix on failure");
         assert!(fix.commands.iter().all(|c| !c.contains("{namespace}")));
-        assert!(fix.commands.iter().any(|c| c.contains("-n elsa")), "{:?}", fix.commands);
-        assert!(report.by_id()["cluster.api"].fix.is_none(), "no fix on pass");
+        assert!(
+            fix.commands.iter().any(|c| c.contains("-n elsa")),
+            "{:?}",
+            fix.commands
+        );
+        assert!(
+            report.by_id()["cluster.api"].fix.is_none(),
+            "no fix on pass"
+        );
         assert!(matches!(events.first(), Some(RunEvent::Planned { .. })));
         assert!(matches!(events.last(), Some(RunEvent::Finished(_))));
     }
@@ -419,7 +443,10 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(gatherer.await.expect("join").as_deref(), Some("cluster.api"));
+        assert_eq!(
+            gatherer.await.expect("join").as_deref(),
+            Some("cluster.api")
+        );
         assert_eq!(report.by_id()["workload.found"].status, Status::Fail);
     }
 
@@ -428,17 +455,28 @@ mod tests {
         let mut updates = healthy_start();
         updates.push(FactUpdate::Workloads {
             deployments: Probe::Observed(vec![
-                serde_json::from_value(deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:latest", 1))
-                    .expect("deployment"),
+                serde_json::from_value(deployment(
+                    "elsa-server",
+                    "elsaworkflows/elsa-server-v3-5:latest",
+                    1,
+                ))
+                .expect("deployment"),
             ]),
             statefulsets: Probe::Observed(vec![]),
         });
         let (report, _) = drive(updates, Duration::from_millis(50), true).await;
         let pods = &report.by_id()["workload.pods"];
         assert_eq!(pods.status, Status::Unknown);
-        assert!(pods.message.contains("--deadline of 50ms"), "{}", pods.message);
+        assert!(
+            pods.message.contains("--deadline of 50ms"),
+            "{}",
+            pods.message
+        );
         assert_eq!(report.by_id()["workload.found"].status, Status::Pass);
-        assert_eq!(report.target.workload.as_deref(), Some("deployment/elsa-server"));
+        assert_eq!(
+            report.target.workload.as_deref(),
+            Some("deployment/elsa-server")
+        );
         assert_eq!(report.target.elsa_version.as_deref(), Some("3.5"));
     }
 }

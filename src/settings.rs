@@ -67,6 +67,7 @@ impl Settings {
                 context: cli.cluster.context.clone(),
                 namespace: cli.cluster.namespace.clone(),
                 workload: cli.cluster.deployment.clone(),
+                inline_kubeconfig: None,
             },
             format,
             fail_on: match cli.output.fail_on {
@@ -101,9 +102,21 @@ mod tests {
         assert_eq!(s.format, Format::Json);
         assert_eq!(s.target.namespace.as_deref(), Some("elsa"));
         assert!(s.style.color && s.style.unicode);
-        let s = Settings::resolve(&cli, &Env { no_color: true, ..tty.clone() });
+        let s = Settings::resolve(
+            &cli,
+            &Env {
+                no_color: true,
+                ..tty.clone()
+            },
+        );
         assert!(!s.style.color, "NO_COLOR wins");
-        let s = Settings::resolve(&cli, &Env { stdout_is_tty: false, ..tty });
+        let s = Settings::resolve(
+            &cli,
+            &Env {
+                stdout_is_tty: false,
+                ..tty
+            },
+        );
         assert!(!s.style.color, "no colour into a pipe");
     }
 }

@@ -31,12 +31,20 @@ fn api(f: &Facts) -> Finding {
     let server = Evidence::new("API server", &f.scope.server).from("kubeconfig");
     let context = Evidence::new(
         "context",
-        f.scope.context.as_deref().unwrap_or("(in-cluster service account)"),
+        f.scope
+            .context
+            .as_deref()
+            .unwrap_or("(in-cluster service account)"),
     )
     .from("kubeconfig");
     let found = match &f.server_version {
-        Probe::Observed(v) => Finding::pass(format!("Kubernetes {} answers", v.git_version))
-            .with(Evidence::new("server version", format!("{} ({})", v.git_version, v.platform)).from("GET /version")),
+        Probe::Observed(v) => Finding::pass(format!("Kubernetes {} answers", v.git_version)).with(
+            Evidence::new(
+                "server version",
+                format!("{} ({})", v.git_version, v.platform),
+            )
+            .from("GET /version"),
+        ),
         // A 403 on /version still proves the API is there and authenticates us.
         Probe::Forbidden { .. } => {
             Finding::pass("the API answers (this user may not read /version)")
@@ -110,7 +118,10 @@ pub fn allows(rules: &[ResourceRule], verb: &str, group: &str, resource: &str) -
 }
 
 /// The needs the rules do not cover, with the checks that need each.
-pub fn missing_rights<'a>(rules: &AccessRules, needs: &'a [Need]) -> BTreeMap<String, Vec<&'a str>> {
+pub fn missing_rights<'a>(
+    rules: &AccessRules,
+    needs: &'a [Need],
+) -> BTreeMap<String, Vec<&'a str>> {
     let mut missing: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for n in needs {
         if !allows(&rules.rules, &n.verb, &n.group, &n.resource) {
@@ -143,7 +154,12 @@ fn access(f: &Facts) -> Finding {
             .from("SelfSubjectRulesReview")
     });
     if missing.is_empty() {
-        let distinct = f.needs.len();
+        let distinct: std::collections::BTreeSet<(&str, &str, &str)> = f
+            .needs
+            .iter()
+            .map(|n| (n.verb.as_str(), n.group.as_str(), n.resource.as_str()))
+            .collect();
+        let distinct = distinct.len();
         return Finding::pass(format!(
             "this user may do all {distinct} reads the checks need in namespace {}",
             f.scope.namespace
@@ -163,8 +179,7 @@ fn access(f: &Facts) -> Finding {
         )
         .with_all(evidence);
     }
-    let limited: std::collections::BTreeSet<&str> =
-        missing.values().flatten().copied().collect();
+    let limited: std::collections::BTreeSet<&str> = missing.values().flatten().copied().collect();
     Finding::problem(
         "limited",
         format!(
@@ -228,7 +243,10 @@ mod tests {
         let mut f = empty();
         f.namespace = Probe::Absent;
         let found = namespace(&f);
-        assert_eq!((found.outcome, found.cause), (Outcome::Problem, Some("missing")));
+        assert_eq!(
+            (found.outcome, found.cause),
+            (Outcome::Problem, Some("missing"))
+        );
         assert!(found.message.contains("--namespace"), "{}", found.message);
         f.namespace = Probe::Observed(NamespaceInfo {
             name: "elsa".into(),
@@ -240,7 +258,10 @@ mod tests {
             resource: "namespaces".into(),
         };
         let found = namespace(&f);
-        assert_eq!((found.outcome, found.cause), (Outcome::Unknown, Some("forbidden")));
+        assert_eq!(
+            (found.outcome, found.cause),
+            (Outcome::Unknown, Some("forbidden"))
+        );
     }
 
     #[test]
@@ -258,8 +279,14 @@ mod tests {
         assert!(!allows(&rules, "watch", "", "pods"));
         assert!(allows(&rules, "list", "apps", "statefulsets"));
         assert!(allows(&rules, "get", "", "pods/log"));
-        assert!(!allows(&rules, "list", "", "events"), "resourceNames do not grant a list");
-        assert!(!allows(&rules, "list", "", "deployments"), "apps rules do not grant core");
+        assert!(
+            !allows(&rules, "list", "", "events"),
+            "resourceNames do not grant a list"
+        );
+        assert!(
+            !allows(&rules, "list", "", "deployments"),
+            "apps rules do not grant core"
+        );
     }
 
     #[test]
@@ -276,7 +303,10 @@ mod tests {
             evaluation_error: None,
         });
         let found = access(&f);
-        assert_eq!((found.outcome, found.cause), (Outcome::Problem, Some("limited")));
+        assert_eq!(
+            (found.outcome, found.cause),
+            (Outcome::Problem, Some("limited"))
+        );
         assert!(found.message.contains("workload.pods"));
         assert!(!found.message.contains("workload.found"));
         let labels: Vec<_> = found.evidence.iter().map(|e| e.label.as_str()).collect();

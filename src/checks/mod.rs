@@ -120,10 +120,11 @@ pub fn not_observed<T>(probe: &Probe<T>, what: &str) -> Finding {
             None,
             format!("cannot see {what}: this user may not {verb} {resource}"),
         )
-        .with(Evidence::new("missing permission", format!("{verb} {resource}"))),
-        Probe::NotAttempted(why) => {
-            Finding::unknown(None, format!("{what} not observed: {why}"))
-        }
+        .with(Evidence::new(
+            "missing permission",
+            format!("{verb} {resource}"),
+        )),
+        Probe::NotAttempted(why) => Finding::unknown(None, format!("{what} not observed: {why}")),
         other => Finding::unknown(
             None,
             format!(

@@ -27,7 +27,12 @@ pub const FLAVOR: CheckImpl = CheckImpl {
 pub const ROLLOUT: CheckImpl = CheckImpl {
     id: "workload.rollout",
     needs: &[FactKey::Workloads],
-    causes: &["unavailable", "progress-deadline", "replica-failure", "scaled-to-zero"],
+    causes: &[
+        "unavailable",
+        "progress-deadline",
+        "replica-failure",
+        "scaled-to-zero",
+    ],
     run: rollout,
 };
 
@@ -78,13 +83,16 @@ fn describe(w: &Workload<'_>) -> Evidence {
 }
 
 fn unlisted_kinds(f: &Facts) -> Vec<Evidence> {
-    [("deployments", &f.deployments.why_not()), ("statefulsets", &f.statefulsets.why_not())]
-        .into_iter()
-        .filter_map(|(kind, why)| {
-            why.as_ref()
-                .map(|w| Evidence::new(format!("{kind} not listed"), w.clone()))
-        })
-        .collect()
+    [
+        ("deployments", &f.deployments.why_not()),
+        ("statefulsets", &f.statefulsets.why_not()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, why)| {
+        why.as_ref()
+            .map(|w| Evidence::new(format!("{kind} not listed"), w.clone()))
+    })
+    .collect()
 }
 
 fn found(f: &Facts) -> Finding {
@@ -146,7 +154,10 @@ fn found(f: &Facts) -> Finding {
     if !partial.is_empty() {
         return Finding::unknown(
             Some("forbidden"),
-            format!("{} (but not every workload kind could be listed)", result.message),
+            format!(
+                "{} (but not every workload kind could be listed)",
+                result.message
+            ),
         )
         .with_all(partial);
     }
@@ -187,7 +198,10 @@ fn flavor(f: &Facts) -> Finding {
         (Flavor::Custom, v) => base(Finding::problem(
             "custom-image",
             match v {
-                Some(v) => format!("custom build {} (version {v} from its tag or labels)", id.image),
+                Some(v) => format!(
+                    "custom build {} (version {v} from its tag or labels)",
+                    id.image
+                ),
                 None => format!(
                     "custom build {}: flavour and version cannot be read from the image name",
                     id.image
@@ -225,7 +239,10 @@ fn rollout(f: &Facts) -> Finding {
     if desired == 0 {
         return Finding::problem(
             "scaled-to-zero",
-            format!("{} is scaled to 0 replicas: nothing runs Elsa", w.reference()),
+            format!(
+                "{} is scaled to 0 replicas: nothing runs Elsa",
+                w.reference()
+            ),
         );
     }
     match w {
@@ -236,7 +253,9 @@ fn rollout(f: &Facts) -> Finding {
             let ready = st.ready_replicas.unwrap_or(0);
             let counts = Evidence::new(
                 "replicas",
-                format!("desired {desired}, updated {updated}, ready {ready}, available {available}"),
+                format!(
+                    "desired {desired}, updated {updated}, ready {ready}, available {available}"
+                ),
             )
             .from(format!("{} status", w.reference()));
             let conds = st.conditions.as_ref();
@@ -288,8 +307,10 @@ fn rollout(f: &Facts) -> Finding {
                 )
                 .with(counts);
             }
-            Finding::pass(format!("{available}/{desired} replicas available, rollout complete"))
-                .with(counts)
+            Finding::pass(format!(
+                "{available}/{desired} replicas available, rollout complete"
+            ))
+            .with(counts)
         }
         Workload::StatefulSet(s) => {
             let st = s.status.clone().unwrap_or_default();
@@ -348,10 +369,7 @@ fn rank(cause: &str) -> usize {
 
 fn container_problem(cs: &ContainerStatus) -> Option<PodProblem> {
     let state = cs.state.as_ref();
-    let last = cs
-        .last_state
-        .as_ref()
-        .and_then(|s| s.terminated.as_ref());
+    let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     let last_text = last.map(|t| {
         format!(
             "; last exit {} (code {})",
@@ -369,7 +387,11 @@ fn container_problem(cs: &ContainerStatus) -> Option<PodProblem> {
     };
     if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
         let reason = w.reason.as_deref().unwrap_or("Waiting");
-        let msg = w.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        let msg = w
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
         let oom = last.and_then(|t| t.reason.as_deref()) == Some("OOMKilled");
         return match reason {
             "CrashLoopBackOff" if oom => mk(
@@ -397,7 +419,10 @@ fn container_problem(cs: &ContainerStatus) -> Option<PodProblem> {
             "crash-loop"
         };
         if t.exit_code != 0 || cause == "oom-killed" {
-            return mk(cause, format!("terminated: {reason} (code {}), {restarts}", t.exit_code));
+            return mk(
+                cause,
+                format!("terminated: {reason} (code {}), {restarts}", t.exit_code),
+            );
         }
     }
     None
@@ -415,7 +440,10 @@ pub fn pod_problem(pod: &Pod, events: &[&Event]) -> Option<PodProblem> {
                 .chain(s.container_statuses.iter().flatten())
         })
         .collect();
-    let mut problems: Vec<PodProblem> = statuses.iter().filter_map(|cs| container_problem(cs)).collect();
+    let mut problems: Vec<PodProblem> = statuses
+        .iter()
+        .filter_map(|cs| container_problem(cs))
+        .collect();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
     let conditions = status.and_then(|s| s.conditions.as_ref());
     let cond = |t: &str| conditions.and_then(|c| c.iter().find(|c| c.type_ == t));
@@ -566,7 +594,10 @@ fn pods(f: &Facts) -> Finding {
             if p.cause != "restarts" {
                 bad += 1;
             }
-            if worst.as_ref().is_none_or(|(_, w)| rank(p.cause) < rank(w.cause)) {
+            if worst
+                .as_ref()
+                .is_none_or(|(_, w)| rank(p.cause) < rank(w.cause))
+            {
                 worst = Some((pod, p));
             }
         }
@@ -582,9 +613,15 @@ fn pods(f: &Facts) -> Finding {
     let mut finding = if problem.cause == "restarts" {
         Finding::warn("restarts", format!("all {total} pods ready; {message}"))
     } else {
-        Finding::problem(problem.cause, format!("{bad} of {total} pods not healthy; {message}"))
+        Finding::problem(
+            problem.cause,
+            format!("{bad} of {total} pods not healthy; {message}"),
+        )
     };
-    finding = finding.with_all(evidence).with_all(events_note).var("pod", &pod_name);
+    finding = finding
+        .with_all(evidence)
+        .with_all(events_note)
+        .var("pod", &pod_name);
     if let Some(c) = &problem.container {
         finding = finding.var("container", c);
     }
@@ -641,8 +678,15 @@ mod tests {
         ]));
         let r = found(&f);
         assert_eq!(r.outcome, Outcome::Pass);
-        assert!(r.message.starts_with("deployment/elsa-server"), "{}", r.message);
-        assert_eq!(r.vars.0.get("workload").map(String::as_str), Some("elsa-server"));
+        assert!(
+            r.message.starts_with("deployment/elsa-server"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            r.vars.0.get("workload").map(String::as_str),
+            Some("elsa-server")
+        );
     }
 
     #[test]
@@ -692,7 +736,11 @@ mod tests {
         assert_eq!(flavor(&f).cause, Some("version-unknown"));
         let f = with_deployments(json!([deployment("elsa", "ghcr.io/acme/elsa-host:1.0", 1)]));
         assert_eq!(flavor(&f).cause, Some("custom-image"));
-        let mut f = with_deployments(json!([deployment("studio", "elsaworkflows/elsa-studio-v3-5:latest", 1)]));
+        let mut f = with_deployments(json!([deployment(
+            "studio",
+            "elsaworkflows/elsa-studio-v3-5:latest",
+            1
+        )]));
         f.scope.workload_hint = Some("studio".into());
         assert_eq!(flavor(&f).cause, Some("studio-only"));
     }
@@ -700,24 +748,40 @@ mod tests {
     #[test]
     fn rollout_causes() {
         let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:latest", 2);
-        assert_eq!(rollout(&with_deployments(json!([d.clone()]))).outcome, Outcome::Pass);
+        assert_eq!(
+            rollout(&with_deployments(json!([d.clone()]))).outcome,
+            Outcome::Pass
+        );
         d["status"]["availableReplicas"] = json!(1);
-        assert_eq!(rollout(&with_deployments(json!([d.clone()]))).cause, Some("unavailable"));
+        assert_eq!(
+            rollout(&with_deployments(json!([d.clone()]))).cause,
+            Some("unavailable")
+        );
         d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
             "message": "ReplicaSet \"elsa-server-1\" has timed out progressing."}]);
         let r = rollout(&with_deployments(json!([d.clone()])));
         assert_eq!(r.cause, Some("progress-deadline"));
         assert!(r.evidence.iter().any(|e| e.value.contains("timed out")));
-        d["status"]["conditions"] = json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}]);
-        assert_eq!(rollout(&with_deployments(json!([d.clone()]))).cause, Some("replica-failure"));
+        d["status"]["conditions"] =
+            json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}]);
+        assert_eq!(
+            rollout(&with_deployments(json!([d.clone()]))).cause,
+            Some("replica-failure")
+        );
         d["spec"]["replicas"] = json!(0);
-        assert_eq!(rollout(&with_deployments(json!([d]))).cause, Some("scaled-to-zero"));
+        assert_eq!(
+            rollout(&with_deployments(json!([d]))).cause,
+            Some("scaled-to-zero")
+        );
     }
 
     #[test]
     fn pods_all_ready_pass() {
         let f = facts_with_pods(
-            json!([pod("a", "Running", true, running(0)), pod("b", "Running", true, running(0))]),
+            json!([
+                pod("a", "Running", true, running(0)),
+                pod("b", "Running", true, running(0))
+            ]),
             json!([]),
         );
         let r = pods(&f);
@@ -731,16 +795,30 @@ mod tests {
             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
             "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}});
         let f = facts_with_pods(
-            json!([pod("ok", "Running", true, running(0)), pod("bad", "Running", false, cs)]),
-            json!([event("bad", "BackOff", "Back-off restarting failed container")]),
+            json!([
+                pod("ok", "Running", true, running(0)),
+                pod("bad", "Running", false, cs)
+            ]),
+            json!([event(
+                "bad",
+                "BackOff",
+                "Back-off restarting failed container"
+            )]),
         );
         let r = pods(&f);
         assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("oom-killed")));
         assert!(r.message.contains("1 of 2"), "{}", r.message);
         assert!(r.message.contains("6 restart(s)") && r.message.contains("OOMKilled (code 137)"));
         assert_eq!(r.vars.0.get("pod").map(String::as_str), Some("bad"));
-        assert_eq!(r.vars.0.get("container").map(String::as_str), Some("elsa-server"));
-        assert!(r.evidence.iter().any(|e| e.label == "event BackOff" && e.value.contains("(×3)")));
+        assert_eq!(
+            r.vars.0.get("container").map(String::as_str),
+            Some("elsa-server")
+        );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "event BackOff" && e.value.contains("(×3)"))
+        );
     }
 
     #[test]
@@ -764,7 +842,11 @@ mod tests {
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}});
         let f = facts_with_pods(
             json!([p]),
-            json!([event("p", "FailedScheduling", "0/3 nodes are available: 3 Insufficient memory.")]),
+            json!([event(
+                "p",
+                "FailedScheduling",
+                "0/3 nodes are available: 3 Insufficient memory."
+            )]),
         );
         let r = pods(&f);
         assert_eq!(r.cause, Some("unschedulable"));
@@ -779,14 +861,22 @@ mod tests {
                     "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
         let f = facts_with_pods(
             json!([p]),
-            json!([event("p", "FailedMount", "configmap \"elsa-config\" not found")]),
+            json!([event(
+                "p",
+                "FailedMount",
+                "configmap \"elsa-config\" not found"
+            )]),
         );
         assert_eq!(pods(&f).cause, Some("failed-mount"));
         let cs = json!({"name": "elsa-server", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"running": {}}});
         let f = facts_with_pods(
             json!([pod("p", "Running", false, cs)]),
-            json!([event("p", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")]),
+            json!([event(
+                "p",
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 404"
+            )]),
         );
         let r = pods(&f);
         assert_eq!(r.cause, Some("not-ready"));
@@ -822,6 +912,10 @@ mod tests {
         };
         let r = pods(&f);
         assert_eq!(r.outcome, Outcome::Pass);
-        assert!(r.evidence.iter().any(|e| e.label == "events" && e.value.contains("list events")));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "events" && e.value.contains("list events"))
+        );
     }
 }

@@ -227,7 +227,10 @@ pub fn candidate_reason(w: &Workload<'_>) -> Option<String> {
     for (k, v) in w.labels() {
         if matches!(
             k.as_str(),
-            "app" | "app.kubernetes.io/name" | "app.kubernetes.io/part-of" | "app.kubernetes.io/instance"
+            "app"
+                | "app.kubernetes.io/name"
+                | "app.kubernetes.io/part-of"
+                | "app.kubernetes.io/instance"
         ) && says_elsa(v)
         {
             return Some(format!("label {k}={v}"));
@@ -262,7 +265,13 @@ pub fn identify(w: &Workload<'_>) -> Option<Identity> {
     let (info, image, container) = found.into_iter().next()?;
     let version = info.version.or_else(|| {
         (info.flavor == Flavor::Custom)
-            .then(|| version_from_tag(w.labels().get("app.kubernetes.io/version").map(String::as_str)))
+            .then(|| {
+                version_from_tag(
+                    w.labels()
+                        .get("app.kubernetes.io/version")
+                        .map(String::as_str),
+                )
+            })
             .flatten()
     });
     Some(Identity {
@@ -345,7 +354,8 @@ mod tests {
     fn recognises_official_images_and_versions() {
         let i = classify_image("elsaworkflows/elsa-server-v3-5:latest").expect("elsa");
         assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, v(3, 5)));
-        let i = classify_image("docker.io/elsaworkflows/elsa-server-v3-3-0-preview:sha-1a2b").expect("elsa");
+        let i = classify_image("docker.io/elsaworkflows/elsa-server-v3-3-0-preview:sha-1a2b")
+            .expect("elsa");
         assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, v(3, 3)));
         let i = classify_image("elsaworkflows/elsa-server-v3:latest").expect("elsa");
         assert_eq!((i.flavor, i.version), (Flavor::ServerWeb, None));
@@ -364,7 +374,17 @@ mod tests {
     #[test]
     fn custom_builds_are_custom_with_tag_version() {
         let i = classify_image("ghcr.io/acme/elsa-server:3.4.2").expect("elsa");
-        assert_eq!((i.flavor, i.version), (Flavor::Custom, Some(ElsaVersion { major: 3, minor: 4, patch: Some(2) })));
+        assert_eq!(
+            (i.flavor, i.version),
+            (
+                Flavor::Custom,
+                Some(ElsaVersion {
+                    major: 3,
+                    minor: 4,
+                    patch: Some(2)
+                })
+            )
+        );
         let i = classify_image("acme/my-elsa-host:2024.1").expect("elsa");
         assert_eq!((i.flavor, i.version), (Flavor::Custom, None));
         assert_eq!(classify_image("postgres:16"), None);
@@ -372,9 +392,21 @@ mod tests {
 
     #[test]
     fn version_bands_follow_elsa_facts() {
-        assert!(provider_band(Flavor::ServerWeb, v(3, 2)).expect("band").starts_with("3.0"));
-        assert!(provider_band(Flavor::ServerWeb, v(3, 5)).expect("band").contains("DatabaseProvider"));
-        assert!(provider_band(Flavor::ServerWeb, v(3, 6)).expect("band").contains("SQLite"));
+        assert!(
+            provider_band(Flavor::ServerWeb, v(3, 2))
+                .expect("band")
+                .starts_with("3.0")
+        );
+        assert!(
+            provider_band(Flavor::ServerWeb, v(3, 5))
+                .expect("band")
+                .contains("DatabaseProvider")
+        );
+        assert!(
+            provider_band(Flavor::ServerWeb, v(3, 6))
+                .expect("band")
+                .contains("SQLite")
+        );
         assert_eq!(provider_band(Flavor::ServerWeb, None), None);
     }
 }

@@ -27,7 +27,9 @@ impl WorkloadKind {
     pub fn matches_word(self, word: &str) -> bool {
         let w = word.to_ascii_lowercase();
         match self {
-            WorkloadKind::Deployment => matches!(w.as_str(), "deployment" | "deployments" | "deploy"),
+            WorkloadKind::Deployment => {
+                matches!(w.as_str(), "deployment" | "deployments" | "deploy")
+            }
             WorkloadKind::StatefulSet => {
                 matches!(w.as_str(), "statefulset" | "statefulsets" | "sts")
             }
@@ -92,7 +94,12 @@ impl<'a> Workload<'a> {
     /// Images of the regular containers (not init containers).
     pub fn images(&self) -> Vec<String> {
         self.pod_spec()
-            .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .filter_map(|c| c.image.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

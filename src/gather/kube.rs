@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::authorization::v1::{
-    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -43,6 +41,8 @@ pub struct KubeTarget {
     pub context: Option<String>,
     pub namespace: Option<String>,
     pub workload: Option<String>,
+    /// A kubeconfig given as text (the built-in simulation), used instead of any file.
+    pub inline_kubeconfig: Option<String>,
 }
 
 /// Why the doctor could not start talking to a cluster (exit code 2).
@@ -62,12 +62,23 @@ pub enum ConnectError {
     Client(String),
 }
 
-/// One line from an error and its causes, secrets masked.
+/// One line from an error and its causes, secrets masked. Only the first line of each error is
+/// kept: parsers append source snippets below it, and a snippet of a kubeconfig can hold a
+/// password or token.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
+    let first_line = |e: &dyn std::error::Error| {
+        let text = e.to_string();
+        let line = text.lines().next().unwrap_or("").trim().to_owned();
+        line.split(" --> ")
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_owned()
+    };
+    let mut parts = vec![first_line(e)];
     let mut src = e.source();
     while let Some(s) = src {
-        let text = s.to_string();
+        let text = first_line(s);
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -77,7 +88,10 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Loads the kubeconfig the way kubectl does and builds a client.
-pub async fn connect(target: &KubeTarget, timeout: Duration) -> Result<(Client, Scope), ConnectError> {
+pub async fn connect(
+    target: &KubeTarget,
+    timeout: Duration,
+) -> Result<(Client, Scope), ConnectError> {
     let (config, context, ns_from_context) = load_config(target).await?;
     let (namespace, namespace_source) = match (&target.namespace, ns_from_context) {
         (Some(ns), _) => (ns.clone(), NamespaceSource::Flag),
@@ -109,7 +123,7 @@ pub async fn connect(target: &KubeTarget, timeout: Duration) -> Result<(Client, 
 fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ConnectError> {
     Kubeconfig::read_from(path).map_err(|e| ConnectError::Kubeconfig {
         path: path.display().to_string(),
-        cause: error_chain(&e),
+        cause: redact::quoted(&error_chain(&e)),
     })
 }
 
@@ -118,7 +132,14 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ConnectError> {
 async fn load_config(
     target: &KubeTarget,
 ) -> Result<(Config, Option<String>, Option<NamespaceSource>), ConnectError> {
-    let kubeconfig = if let Some(path) = &target.kubeconfig {
+    let kubeconfig = if let Some(text) = &target.inline_kubeconfig {
+        Some(
+            Kubeconfig::from_yaml(text).map_err(|e| ConnectError::Kubeconfig {
+                path: "(built-in)".to_owned(),
+                cause: redact::quoted(&error_chain(&e)),
+            })?,
+        )
+    } else if let Some(path) = &target.kubeconfig {
         Some(read_kubeconfig(path)?)
     } else if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) {
         let joined = std::env::var("KUBECONFIG").unwrap_or_default();
@@ -126,7 +147,7 @@ async fn load_config(
             Kubeconfig::from_env()
                 .map_err(|e| ConnectError::Kubeconfig {
                     path: joined.clone(),
-                    cause: error_chain(&e),
+                    cause: redact::quoted(&error_chain(&e)),
                 })?
                 .ok_or(ConnectError::Kubeconfig {
                     path: joined,
@@ -212,7 +233,13 @@ fn retryable(e: &kube::Error) -> bool {
 }
 
 /// One read: bounded by `timeout`, retried on transient failures, classified into a probe.
-async fn read<T, F, Fut>(what: &str, verb: &str, resource: &str, timeout: Duration, f: F) -> Probe<T>
+async fn read<T, F, Fut>(
+    what: &str,
+    verb: &str,
+    resource: &str,
+    timeout: Duration,
+    f: F,
+) -> Probe<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -234,7 +261,10 @@ where
                 tracing::debug!(what, attempt, "read timed out");
                 last = Probe::failed(
                     None,
-                    format!("no answer within --timeout {}", crate::runner::humanize(timeout)),
+                    format!(
+                        "no answer within --timeout {}",
+                        crate::runner::humanize(timeout)
+                    ),
                 );
             }
         }
@@ -247,7 +277,12 @@ where
 }
 
 /// Gathers every fact, sending each as soon as it is known. Returns when all are sent.
-pub async fn gather(client: Client, scope: Scope, timeout: Duration, tx: UnboundedSender<FactUpdate>) {
+pub async fn gather(
+    client: Client,
+    scope: Scope,
+    timeout: Duration,
+    tx: UnboundedSender<FactUpdate>,
+) {
     let send = |u: FactUpdate| {
         // The runner stopped listening (deadline or shutdown): nothing left to do with it.
         let _ = tx.send(u);
@@ -261,7 +296,10 @@ pub async fn gather(client: Client, scope: Scope, timeout: Duration, tx: Unbound
     let ns = scope.namespace.as_str();
 
     let version = async {
-        let p = read("server version", "get", "/version", timeout, || client.apiserver_version()).await;
+        let p = read("server version", "get", "/version", timeout, || {
+            client.apiserver_version()
+        })
+        .await;
         send(FactUpdate::ServerVersion(p.map(|v| ServerVersion {
             git_version: v.git_version,
             platform: v.platform,
@@ -320,8 +358,10 @@ pub async fn gather(client: Client, scope: Scope, timeout: Duration, tx: Unbound
         let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
         let lp = ListParams::default();
         let (deployments, statefulsets) = futures::join!(
-            read("deployments", "list", "deployments", timeout, || deploy_api.list(&lp)),
-            read("statefulsets", "list", "statefulsets", timeout, || sts_api.list(&lp)),
+            read("deployments", "list", "deployments", timeout, || deploy_api
+                .list(&lp)),
+            read("statefulsets", "list", "statefulsets", timeout, || sts_api
+                .list(&lp)),
         );
         let deployments = deployments.map(|l| {
             l.items
@@ -413,7 +453,12 @@ fn select(
 
 /// Events about the workload and its pods: one field-selected list per object while there are
 /// few, else one list of the namespace's Warning events.
-async fn events_for(client: &Client, ns: &str, objects: &[String], timeout: Duration) -> Probe<Vec<Event>> {
+async fn events_for(
+    client: &Client,
+    ns: &str,
+    objects: &[String],
+    timeout: Duration,
+) -> Probe<Vec<Event>> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     if objects.len() > PER_POD_EVENT_LISTS + 1 {
         let lp = ListParams::default().fields("type=Warning");

@@ -35,7 +35,9 @@ fn status_style(status: Status) -> Ansi {
         Status::Unknown => AnsiColor::Magenta,
         Status::Skip => AnsiColor::BrightBlack,
     };
-    Ansi::new().fg_color(Some(color.into())).effects(Effects::BOLD)
+    Ansi::new()
+        .fg_color(Some(color.into()))
+        .effects(Effects::BOLD)
 }
 
 /// Applies an ANSI style when colour is on.
@@ -125,10 +127,7 @@ impl<W: Write> TextRenderer<W> {
     }
 
     fn header(&mut self, target: &Target) -> io::Result<()> {
-        let mut parts = vec![format!(
-            "elsadoctor {}",
-            env!("CARGO_PKG_VERSION")
-        )];
+        let mut parts = vec![format!("elsadoctor {}", env!("CARGO_PKG_VERSION"))];
         if let Some(c) = &target.context {
             parts.push(format!("context {c}"));
         }
@@ -166,7 +165,9 @@ impl<W: Write> TextRenderer<W> {
             writeln!(self.out, "{}", rule.repeat(r.category.chars().count()))?;
             self.category = Some(r.category.clone());
         }
-        let sym = self.paint.paint(status_style(r.status), symbol(r.status, self.style.unicode));
+        let sym = self
+            .paint
+            .paint(status_style(r.status), symbol(r.status, self.style.unicode));
         match r.status {
             Status::Pass => {
                 writeln!(self.out, "{sym} {}: {}", r.title, r.message)?;
@@ -180,7 +181,12 @@ impl<W: Write> TextRenderer<W> {
                 )?;
             }
             _ => {
-                writeln!(self.out, "{sym} {} {}", r.title, self.paint.dim(&format!("[{}]", r.id)))?;
+                writeln!(
+                    self.out,
+                    "{sym} {} {}",
+                    r.title,
+                    self.paint.dim(&format!("[{}]", r.id))
+                )?;
                 self.details(r)?;
             }
         }
@@ -238,7 +244,8 @@ impl<W: Write> TextRenderer<W> {
             writeln!(
                 self.out,
                 "{}",
-                self.paint.dim("elsadoctor explain <check-id> shows a check's full documented fix")
+                self.paint
+                    .dim("elsadoctor explain <check-id> shows a check's full documented fix")
             )?;
         }
         Ok(())
@@ -250,7 +257,13 @@ pub fn catalogue(out: &mut dyn Write, cat: &Catalogue) -> io::Result<()> {
     let width = cat.ids().map(str::len).max().unwrap_or(0);
     writeln!(out, "{:<width$}  {:<4}  TITLE / NEEDS", "ID", "SEV")?;
     for c in &cat.checks {
-        writeln!(out, "{:<width$}  {:<4}  {}", c.id, c.severity.to_string(), c.title)?;
+        writeln!(
+            out,
+            "{:<width$}  {:<4}  {}",
+            c.id,
+            c.severity.to_string(),
+            c.title
+        )?;
         let mut notes = Vec::new();
         if !c.depends_on.is_empty() {
             notes.push(format!("after {}", c.depends_on.join(", ")));

@@ -1,0 +1,272 @@
+//! The `sim.yaml` format: everything a real cluster's controllers, kubelets
+//! and API server policy would contribute that is not in the applied
+//! manifests (pods and their states, workload status overrides, events,
+//! RBAC, injected faults, latency, noise).
+//!
+//! Unknown keys are rejected (`deny_unknown_fields`) so a typo in a
+//! scenario fails loudly instead of silently simulating something else.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Parsed `sim.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimConfig {
+    /// Default namespace for objects without one and for the kubeconfig context.
+    pub namespace: Option<String>,
+    /// Fields merged over the default `/version` answer.
+    pub version: Option<BTreeMap<String, String>>,
+    /// Added to every request.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Base time of the simulated cluster (RFC 3339, `YYYY-MM-DDTHH:MM:SSZ`).
+    pub creation_timestamp: Option<String>,
+    /// Authorization of the doctor's user.
+    pub rbac: Option<RbacConfig>,
+    /// Injected API failures.
+    #[serde(default)]
+    pub faults: Vec<FaultConfig>,
+    /// Pods the controllers created.
+    #[serde(default)]
+    pub pods: Vec<PodConfig>,
+    /// Workload status overrides.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadConfig>,
+    /// Events.
+    #[serde(default)]
+    pub events: Vec<EventConfig>,
+    /// Unrelated generated objects.
+    #[serde(default)]
+    pub noise: NoiseConfig,
+}
+
+/// `rbac:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RbacConfig {
+    /// User name in Forbidden messages; default `system:serviceaccount:<namespace>:doctor`.
+    pub user: Option<String>,
+    /// When present: only these rules are granted (plus discovery and self reviews).
+    pub rules: Option<Vec<RuleConfig>>,
+    /// Denials on top of "everything allowed" (or on top of `rules`).
+    #[serde(default)]
+    pub deny: Vec<DenyConfig>,
+}
+
+/// One allowed rule, `rbac.authorization.k8s.io/v1` PolicyRule shape plus `namespaces`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleConfig {
+    /// API groups (`""` = core, `"*"` = all).
+    #[serde(default)]
+    pub api_groups: Vec<String>,
+    /// Resources (`"*"`, `"pods"`, `"pods/log"`, `"pods/*"`).
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Verbs (`"*"` = all).
+    #[serde(default)]
+    pub verbs: Vec<String>,
+    /// Restrict to these object names (empty = all).
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+    /// Non-resource URLs (`/healthz`, `/metrics`, `*`).
+    #[serde(default, rename = "nonResourceURLs")]
+    pub non_resource_urls: Vec<String>,
+    /// Sim extension: the rule is bound by a RoleBinding in these namespaces
+    /// only (empty = ClusterRoleBinding, applies everywhere incl. cluster scope).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// One denial.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyConfig {
+    /// Verb or `*`.
+    pub verb: String,
+    /// Resource plural (optionally `res/sub`) or `*`.
+    pub resource: String,
+    /// API group; omitted = any group.
+    pub group: Option<String>,
+    /// Namespace; omitted = everywhere.
+    pub namespace: Option<String>,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Verb filter (`get`, `list`, ...); omitted = any.
+    pub verb: Option<String>,
+    /// Resource filter (plural); omitted = any.
+    pub resource: Option<String>,
+    /// Group filter; omitted = any.
+    pub group: Option<String>,
+    /// Subresource filter; omitted = any.
+    pub subresource: Option<String>,
+    /// Namespace filter; omitted = any.
+    pub namespace: Option<String>,
+    /// Name filter; omitted = any.
+    pub name: Option<String>,
+    /// Path prefix filter (useful for `/version`, `/apis`); omitted = any.
+    pub path: Option<String>,
+    /// HTTP status code to answer with.
+    pub status: u16,
+    /// How many matching requests fail; omitted = all of them.
+    pub times: Option<u32>,
+    /// Status message override.
+    pub message: Option<String>,
+    /// Extra delay before the failure is returned.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// One pod (or `count` identical pods) created by a workload controller.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodConfig {
+    /// `deployment/<name>` or `statefulset/<name>`.
+    pub workload: String,
+    /// Workload namespace; default = scenario namespace.
+    pub namespace: Option<String>,
+    /// Pod name; default generated.
+    pub name: Option<String>,
+    /// Pending | Running | Succeeded | Failed | Unknown (default Running).
+    pub phase: Option<String>,
+    /// Pod readiness; default true when Running.
+    pub ready: Option<bool>,
+    /// spec.nodeName; default `node-1` unless unscheduled.
+    pub node: Option<String>,
+    /// Whether the pod is bound to a node; default false only for Pending pods
+    /// whose PodScheduled condition override is False.
+    pub scheduled: Option<bool>,
+    /// Per-container status, keyed by container name.
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerConfig>,
+    /// Pod condition overrides keyed by type.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, ConditionConfig>,
+    /// Create this many such pods.
+    pub count: Option<u32>,
+    /// Pod belongs to the previous ReplicaSet / revision of a rollout.
+    #[serde(default)]
+    pub old: bool,
+    /// Overrides the image of the first container (e.g. the old revision's image).
+    pub image: Option<String>,
+    /// Current container logs keyed by container name (`pods/log`).
+    #[serde(default)]
+    pub logs: BTreeMap<String, String>,
+    /// Previous-instance logs keyed by container name (`pods/log?previous=true`).
+    #[serde(default)]
+    pub previous_logs: BTreeMap<String, String>,
+}
+
+/// Per-container status overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerConfig {
+    /// restartCount.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Readiness; default = pod readiness, false when waiting/terminated.
+    pub ready: Option<bool>,
+    /// Current state waiting.
+    pub waiting: Option<StateConfig>,
+    /// Current state terminated.
+    pub terminated: Option<StateConfig>,
+    /// lastState terminated.
+    pub last_terminated: Option<StateConfig>,
+}
+
+/// A container state (waiting or terminated).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateConfig {
+    /// Reason.
+    pub reason: Option<String>,
+    /// Message.
+    pub message: Option<String>,
+    /// Exit code (terminated only).
+    pub exit_code: Option<i32>,
+    /// Signal (terminated only).
+    pub signal: Option<i32>,
+    /// startedAt (terminated only).
+    pub started_at: Option<String>,
+    /// finishedAt (terminated only).
+    pub finished_at: Option<String>,
+}
+
+/// A pod condition override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConditionConfig {
+    /// "True" | "False" | "Unknown".
+    pub status: String,
+    /// Reason.
+    pub reason: Option<String>,
+    /// Message.
+    pub message: Option<String>,
+}
+
+/// Workload status overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// `deployment/<name>` or `statefulset/<name>`.
+    pub name: String,
+    /// Namespace; default = scenario namespace.
+    pub namespace: Option<String>,
+    /// Progressing=False, reason ProgressDeadlineExceeded.
+    #[serde(default)]
+    pub progress_deadline_exceeded: bool,
+    /// ReplicaFailure=True (reason FailedCreate) with this message.
+    pub replica_failure: Option<String>,
+    /// Set false to create no default pods for this workload.
+    pub create_pods: Option<bool>,
+}
+
+/// One Event.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventConfig {
+    /// `<kind>/<name>` of the involved object (kind case-insensitive, e.g. `pod/x`).
+    pub object: String,
+    /// Namespace of the involved object; default = scenario namespace.
+    pub namespace: Option<String>,
+    /// Normal | Warning (default Normal).
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    #[serde(default)]
+    pub message: String,
+    /// Count (default 1).
+    pub count: Option<u32>,
+    /// source.component; default by reason/kind.
+    pub source: Option<String>,
+    /// involvedObject.fieldPath.
+    pub field_path: Option<String>,
+    /// Shorthand for fieldPath `spec.containers{<name>}`.
+    pub container: Option<String>,
+    /// firstTimestamp (RFC 3339).
+    pub first_timestamp: Option<String>,
+    /// lastTimestamp (RFC 3339).
+    pub last_timestamp: Option<String>,
+}
+
+/// Generated unrelated objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NoiseConfig {
+    /// Number of pods.
+    #[serde(default)]
+    pub pods: usize,
+    /// Number of configmaps.
+    #[serde(default)]
+    pub configmaps: usize,
+    /// Namespace; default = scenario namespace.
+    pub namespace: Option<String>,
+}

@@ -1,0 +1,467 @@
+//! A simulated Kubernetes API server for tests and `elsadoctor demo`.
+//!
+//! A [`Scenario`] is a directory of manifests (what a user applied) plus an
+//! optional `sim.yaml` (what the cluster made of them: pods and their states,
+//! events, RBAC, faults, latency). [`SimServer::start`] serves it on
+//! `127.0.0.1:<random port>` with the real API's JSON shapes, `Status`
+//! errors, selector semantics and discovery, so the real kube-rs client runs
+//! against it unchanged; [`SimServer::kubeconfig_yaml`] points a client at it.
+
+pub mod config;
+mod rbac;
+mod resources;
+pub mod selectors;
+mod server;
+mod store;
+mod util;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use config::SimConfig;
+use store::{Manifest, Store};
+
+/// Errors loading a scenario or starting the server. Messages are one line
+/// and name the file (and YAML line:column when the parser knows it).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A scenario file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML (or `sim.yaml` does not have the expected shape).
+    #[error("{file}{location}: {message}")]
+    Yaml {
+        /// The file.
+        file: String,
+        /// `:line:column` or empty.
+        location: String,
+        /// The parser's message (first line).
+        message: String,
+    },
+    /// The scenario is inconsistent (unknown kind, missing workload, ...).
+    #[error("{0}")]
+    Scenario(String),
+    /// The directory has no manifests.
+    #[error("{0}: no manifests found (expected *.yaml or *.yml files besides sim.yaml)")]
+    NoManifests(String),
+    /// The listening socket could not be opened.
+    #[error("starting the simulated API server on 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+}
+
+/// One request as the server saw and answered it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw query string.
+    pub query: Option<String>,
+    /// get|list|watch|create|update|patch|delete|deletecollection (non-resource: lowercase method).
+    pub verb: String,
+    /// API group, `""` for core.
+    pub group: String,
+    /// Resource plural (`""` for non-resource paths).
+    pub resource: String,
+    /// Subresource.
+    pub subresource: Option<String>,
+    /// Namespace from the path.
+    pub namespace: Option<String>,
+    /// Object name from the path.
+    pub name: Option<String>,
+    /// HTTP status code returned.
+    pub status: u16,
+}
+
+/// A loaded scenario: manifests plus `sim.yaml`, already materialised.
+#[derive(Clone)]
+pub struct Scenario {
+    name: String,
+    objects: Vec<Value>,
+    config: SimConfig,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("name", &self.name)
+            .field("objects", &self.objects.len())
+            .field("namespace", &self.default_namespace())
+            .finish_non_exhaustive()
+    }
+}
+
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> SimError {
+    let location = e
+        .location()
+        .map(|l| format!(":{}:{}", l.line(), l.column()))
+        .unwrap_or_default();
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid YAML");
+    // The parser prefixes "error: line L column C: "; the location is ours.
+    let mut message = first.strip_prefix("error: ").unwrap_or(first);
+    if message.starts_with("line ")
+        && let Some(i) = message.find(": ")
+        && message[..i].contains(" column ")
+    {
+        message = &message[i + 2..];
+    }
+    let message = message.to_string();
+    SimError::Yaml {
+        file: file.to_string(),
+        location,
+        message,
+    }
+}
+
+fn parse_manifests(file: &str, text: &str) -> Result<Vec<Manifest>, SimError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| yaml_error(file, &e))?;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(i, value)| Manifest {
+            source: format!("{file} document {}", i + 1),
+            value,
+        })
+        .collect())
+}
+
+fn parse_sim(file: &str, text: &str) -> Result<SimConfig, SimError> {
+    let meaningful = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
+    if !meaningful {
+        return Ok(SimConfig::default());
+    }
+    serde_saphyr::from_str::<SimConfig>(text).map_err(|e| yaml_error(file, &e))
+}
+
+impl Scenario {
+    /// Load every `*.yaml`/`*.yml` (multi-document) in `dir` except
+    /// `sim.yaml`, plus the optional `sim.yaml`.
+    pub fn load_dir(dir: &Path) -> Result<Scenario, SimError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| SimError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| SimError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let path = entry.path();
+            let is_yaml = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml");
+            let is_sim = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "sim.yaml" || n == "sim.yml");
+            if is_yaml && !is_sim && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(SimError::NoManifests(dir.display().to_string()));
+        }
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| SimError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let mut manifests = Vec::new();
+        for f in &files {
+            manifests.extend(parse_manifests(&f.display().to_string(), &read(f)?)?);
+        }
+        let mut sim_file = None;
+        for n in ["sim.yaml", "sim.yml"] {
+            let p = dir.join(n);
+            if p.is_file() {
+                sim_file = Some(p);
+                break;
+            }
+        }
+        let (config, sim_label) = match &sim_file {
+            Some(p) => (
+                parse_sim(&p.display().to_string(), &read(p)?)?,
+                p.display().to_string(),
+            ),
+            None => (
+                SimConfig::default(),
+                dir.join("sim.yaml").display().to_string(),
+            ),
+        };
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("scenario")
+            .to_string();
+        Scenario::assemble(name, manifests, config, &sim_label)
+    }
+
+    /// Build a scenario from in-memory text: `manifests` is multi-document
+    /// YAML, `sim_yaml` the optional `sim.yaml` content.
+    pub fn from_documents(
+        name: &str,
+        manifests: &str,
+        sim_yaml: Option<&str>,
+    ) -> Result<Scenario, SimError> {
+        let manifests = parse_manifests(&format!("{name}/manifests.yaml"), manifests)?;
+        let sim_label = format!("{name}/sim.yaml");
+        let config = match sim_yaml {
+            Some(t) => parse_sim(&sim_label, t)?,
+            None => SimConfig::default(),
+        };
+        Scenario::assemble(name.to_string(), manifests, config, &sim_label)
+    }
+
+    fn assemble(
+        name: String,
+        manifests: Vec<Manifest>,
+        config: SimConfig,
+        sim_label: &str,
+    ) -> Result<Scenario, SimError> {
+        let ns = config
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        for (i, f) in config.faults.iter().enumerate() {
+            if !(400..=599).contains(&f.status) {
+                return Err(SimError::Scenario(format!(
+                    "{sim_label}: faults[{i}]: status {} must be an HTTP error code (400-599)",
+                    f.status
+                )));
+            }
+        }
+        let store =
+            Store::build(&manifests, &config, sim_label, &ns).map_err(SimError::Scenario)?;
+        Ok(Scenario {
+            name,
+            objects: manifests.into_iter().map(|m| m.value).collect(),
+            config,
+            store: Arc::new(store),
+        })
+    }
+
+    /// The built-in demo (`src/sim/demo/`): Elsa 3.5 with one pod in
+    /// CrashLoopBackOff (OOMKilled), one running, and a healthy PostgreSQL.
+    pub fn builtin_demo() -> Scenario {
+        const MANIFESTS: &str = include_str!("demo/manifests.yaml");
+        const SIM: &str = include_str!("demo/sim.yaml");
+        match Scenario::from_documents("demo", MANIFESTS, Some(SIM)) {
+            Ok(s) => s,
+            Err(e) => {
+                // Unreachable in practice: a unit test proves the demo parses.
+                tracing::error!("built-in demo scenario is broken: {e}");
+                Scenario {
+                    name: "demo".into(),
+                    objects: Vec::new(),
+                    config: SimConfig::default(),
+                    store: Arc::new(Store::default()),
+                }
+            }
+        }
+    }
+
+    /// The scenario's name (directory name for [`Scenario::load_dir`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The manifests as applied.
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
+
+    /// The parsed `sim.yaml`.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// `sim.yaml` `namespace`, default `"default"`.
+    pub fn default_namespace(&self) -> &str {
+        self.config.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// A running simulated API server.
+pub struct SimServer {
+    addr: SocketAddr,
+    token: String,
+    namespace: String,
+    state: Arc<server::ServerState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimServer")
+            .field("addr", &self.addr)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_token() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stack_addr = &n as *const u64 as usize;
+    format!(
+        "sim-token-{}",
+        util::hex_id(
+            &[
+                &nanos.to_string(),
+                &std::process::id().to_string(),
+                &n.to_string(),
+                &stack_addr.to_string()
+            ],
+            32
+        )
+    )
+}
+
+impl SimServer {
+    /// Bind `127.0.0.1:0` and serve the scenario from a spawned task.
+    pub async fn start(scenario: Scenario) -> Result<SimServer, SimError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(SimError::Bind)?;
+        let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let namespace = scenario.default_namespace().to_string();
+        let token = random_token();
+        let cfg = &scenario.config;
+        let mut version = json!({
+            "major": "1",
+            "minor": "33",
+            "emulationMajor": "1",
+            "emulationMinor": "33",
+            "minCompatibilityMajor": "1",
+            "minCompatibilityMinor": "32",
+            "gitVersion": "v1.33.1",
+            "gitCommit": "8adc0f041b8e7ad1d30e29cc59c6ae7a15e19828",
+            "gitTreeState": "clean",
+            "buildDate": "2025-05-15T08:19:08Z",
+            "goVersion": "go1.24.2",
+            "compiler": "gc",
+            "platform": "linux/amd64"
+        });
+        if let (Some(over), Some(m)) = (&cfg.version, version.as_object_mut()) {
+            for (k, v) in over {
+                m.insert(k.clone(), json!(v));
+            }
+        }
+        let state = Arc::new(server::ServerState {
+            store: scenario.store.clone(),
+            token: token.clone(),
+            rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),
+            faults: cfg.faults.clone(),
+            fault_hits: Mutex::new(vec![0; cfg.faults.len()]),
+            latency: Duration::from_millis(cfg.latency_ms),
+            version,
+            address: addr.to_string(),
+            log: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!("simulated API server stopped: {e}");
+            }
+        });
+        Ok(SimServer {
+            addr,
+            token,
+            namespace,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bearer token the server accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// A kubeconfig: cluster `sim`, user `sim-user`, context `sim` (current)
+    /// with the scenario's default namespace.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {url}\nusers:\n- name: sim-user\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim-user\n    namespace: {ns}\ncurrent-context: sim\npreferences: {{}}\n",
+            url = self.url(),
+            token = self.token,
+            ns = self.namespace
+        )
+    }
+
+    /// Snapshot of every request answered so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Stop serving: graceful for up to two seconds, then abort.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1054 @@
+//! The HTTP side of the simulated API server: request parsing into the
+//! API server's request attributes (verb, group, resource, subresource,
+//! namespace, name), bearer-token authentication, injected faults, RBAC,
+//! latency, discovery, get/list (selectors, chunking), a minimal watch,
+//! pod logs, self reviews, real `Status` error bodies, and the request log.
+//!
+//! One axum fallback handler does the routing by hand, the way the real
+//! server's `RequestInfoFactory` splits paths, so odd paths get the same
+//! answers a real cluster gives instead of a framework's default 404.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::RecordedRequest;
+use super::config::FaultConfig;
+use super::rbac::{Attributes, Rbac};
+use super::resources::{self, ResourceDef};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::store::{Store, str_of};
+use super::util::{base64_decode, base64_encode, parse_query};
+
+/// Shared state of a running server.
+pub struct ServerState {
+    /// Objects.
+    pub store: Arc<Store>,
+    /// Expected bearer token.
+    pub token: String,
+    /// Authorization.
+    pub rbac: Rbac,
+    /// Injected faults.
+    pub faults: Vec<FaultConfig>,
+    /// How often each fault fired.
+    pub fault_hits: Mutex<Vec<u32>>,
+    /// Added latency.
+    pub latency: Duration,
+    /// `/version` body.
+    pub version: Value,
+    /// `host:port` for `/api` discovery.
+    pub address: String,
+    /// Request log.
+    pub log: Mutex<Vec<RecordedRequest>>,
+}
+
+/// A request split like the API server's `RequestInfo`.
+#[derive(Debug, Default, Clone)]
+struct Info {
+    method: String,
+    path: String,
+    query: Option<String>,
+    params: Vec<(String, String)>,
+    is_resource: bool,
+    /// `/api` or `/apis` path with too few segments to be a resource.
+    discovery: bool,
+    verb: String,
+    group: String,
+    version: String,
+    resource: String,
+    subresource: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+impl Info {
+    fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn parse(method: &Method, path: &str, query: Option<&str>) -> Info {
+        let params = query.map(parse_query).unwrap_or_default();
+        let mut info = Info {
+            method: method.as_str().to_string(),
+            path: path.to_string(),
+            query: query.map(str::to_string),
+            params,
+            ..Info::default()
+        };
+        info.verb = method.as_str().to_ascii_lowercase();
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let rest: &[&str] = match segs.as_slice() {
+            ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _] => {
+                info.discovery = true;
+                return info;
+            }
+            ["api", version, rest @ ..] => {
+                info.version = (*version).to_string();
+                rest
+            }
+            ["apis", group, version, rest @ ..] => {
+                info.group = (*group).to_string();
+                info.version = (*version).to_string();
+                rest
+            }
+            _ => return info,
+        };
+        info.is_resource = true;
+        let mut parts: Vec<&str> = rest.to_vec();
+        let mut watch_prefix = false;
+        if parts.first() == Some(&"watch") {
+            watch_prefix = true;
+            parts.remove(0);
+        }
+        if parts.first() == Some(&"namespaces")
+            && let Some(ns) = parts.get(1)
+        {
+            info.namespace = Some((*ns).to_string());
+            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+                parts.drain(0..2);
+            }
+        }
+        info.resource = parts.first().map(|s| (*s).to_string()).unwrap_or_default();
+        info.name = parts.get(1).map(|s| (*s).to_string());
+        info.subresource = parts.get(2).map(|s| (*s).to_string());
+        if parts.len() > 3 {
+            // Deeper paths are never served; make sure nothing matches.
+            info.subresource = Some(parts[2..].join("/"));
+        }
+        let watch = watch_prefix || matches!(info.param("watch"), Some("true" | "1"));
+        info.verb = match *method {
+            Method::GET | Method::HEAD => {
+                if watch {
+                    "watch".into()
+                } else if info.name.is_some() {
+                    "get".into()
+                } else {
+                    "list".into()
+                }
+            }
+            Method::POST => "create".into(),
+            Method::PUT => "update".into(),
+            Method::PATCH => "patch".into(),
+            Method::DELETE => {
+                if info.name.is_some() {
+                    "delete".into()
+                } else {
+                    "deletecollection".into()
+                }
+            }
+            _ => info.method.to_ascii_lowercase(),
+        };
+        info
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+fn json_response(code: StatusCode, v: &Value) -> Response {
+    raw_json_response(code, serde_json::to_string(v).unwrap_or_default())
+}
+
+fn raw_json_response(code: StatusCode, body: String) -> Response {
+    let mut r = (code, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+/// A `metav1.Status` failure body.
+pub fn status_body(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
+    let mut s = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+    });
+    if let Some(m) = s.as_object_mut() {
+        if !reason.is_empty() {
+            m.insert("reason".into(), json!(reason));
+        }
+        if let Some(d) = details {
+            m.insert("details".into(), d);
+        }
+        m.insert("code".into(), json!(code));
+    }
+    s
+}
+
+fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Response {
+    let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(sc, &status_body(code, reason, message, details))
+}
+
+fn not_found_generic() -> Response {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        Some(json!({})),
+    )
+}
+
+fn details(def: &ResourceDef, name: Option<&str>) -> Value {
+    let mut d = Map::new();
+    if let Some(n) = name {
+        d.insert("name".into(), json!(n));
+    }
+    if !def.group.is_empty() {
+        d.insert("group".into(), json!(def.group));
+    }
+    d.insert("kind".into(), json!(def.plural));
+    Value::Object(d)
+}
+
+fn not_found(def: &ResourceDef, name: &str) -> Response {
+    status(
+        404,
+        "NotFound",
+        &format!("{} \"{name}\" not found", def.qualified()),
+        Some(details(def, Some(name))),
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    status(400, "BadRequest", message, None)
+}
+
+fn method_not_allowed(verb: &str) -> Response {
+    status(
+        405,
+        "MethodNotAllowed",
+        &format!(
+            "the server does not allow this method on the requested resource ({verb} is not supported by the elsadoctor simulated API server, which is read-only)"
+        ),
+        Some(json!({})),
+    )
+}
+
+fn fault_response(f: &FaultConfig) -> Response {
+    let (reason, default_msg, details): (&str, &str, Option<Value>) = match f.status {
+        400 => ("BadRequest", "simulated fault", None),
+        401 => ("Unauthorized", "Unauthorized", None),
+        403 => ("Forbidden", "forbidden: simulated fault", Some(json!({}))),
+        404 => (
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        ),
+        409 => (
+            "Conflict",
+            "Operation cannot be fulfilled: simulated fault",
+            Some(json!({})),
+        ),
+        410 => ("Expired", "too old resource version: simulated fault", None),
+        429 => (
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+            Some(json!({"retryAfterSeconds": 1})),
+        ),
+        500 => (
+            "InternalError",
+            "Internal error occurred: simulated fault",
+            Some(json!({"causes": [{"message": "simulated fault"}]})),
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request (simulated fault)",
+            None,
+        ),
+        504 => (
+            "Timeout",
+            "Timeout: request did not complete within the allotted timeout (simulated fault)",
+            Some(json!({"retryAfterSeconds": 1})),
+        ),
+        _ => ("", "simulated fault", None),
+    };
+    let msg = f.message.clone().unwrap_or_else(|| default_msg.to_string());
+    let mut r = status(f.status, reason, &msg, details);
+    if matches!(f.status, 429 | 503 | 504) {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn forbidden(user: &str, info: &Info, def_qualified: &str) -> Response {
+    let resource = match &info.subresource {
+        Some(s) => format!("{}/{s}", info.resource),
+        None => info.resource.clone(),
+    };
+    let scope = match info.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("in the namespace \"{ns}\""),
+        _ => "at the cluster scope".to_string(),
+    };
+    let why = format!(
+        "User \"{user}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
+        info.verb, info.group
+    );
+    let message = match &info.name {
+        Some(n) => format!("{def_qualified} \"{n}\" is forbidden: {why}"),
+        None => format!("{def_qualified} is forbidden: {why}"),
+    };
+    let mut d = Map::new();
+    if let Some(n) = &info.name {
+        d.insert("name".into(), json!(n));
+    }
+    if !info.group.is_empty() {
+        d.insert("group".into(), json!(info.group));
+    }
+    d.insert("kind".into(), json!(info.resource));
+    status(403, "Forbidden", &message, Some(Value::Object(d)))
+}
+
+// ---------------------------------------------------------------------------
+// Handler
+// ---------------------------------------------------------------------------
+
+/// The single entry point: every request goes through here.
+pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let info = Info::parse(&parts.method, parts.uri.path(), parts.uri.query());
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let body = axum::body::to_bytes(body, 4 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let response = process(&state, &info, &parts.headers, &body).await;
+    let rec = RecordedRequest {
+        method: info.method.clone(),
+        path: info.path.clone(),
+        query: info.query.clone(),
+        verb: info.verb.clone(),
+        group: info.group.clone(),
+        resource: info.resource.clone(),
+        subresource: info.subresource.clone(),
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        status: response.status().as_u16(),
+    };
+    if let Ok(mut log) = state.log.lock() {
+        log.push(rec);
+    }
+    response
+}
+
+fn take_fault(state: &ServerState, info: &Info) -> Option<FaultConfig> {
+    let mut hits = state.fault_hits.lock().ok()?;
+    for (i, f) in state.faults.iter().enumerate() {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let matches = eq(&f.verb, &info.verb)
+            && eq(&f.resource, &info.resource)
+            && eq(&f.group, &info.group)
+            && eq(&f.subresource, info.subresource.as_deref().unwrap_or(""))
+            && eq(&f.namespace, info.namespace.as_deref().unwrap_or(""))
+            && eq(&f.name, info.name.as_deref().unwrap_or(""))
+            && f.path.as_deref().is_none_or(|p| info.path.starts_with(p));
+        if !matches {
+            continue;
+        }
+        let fired = hits.get(i).copied().unwrap_or(0);
+        if f.times.is_some_and(|t| fired >= t) {
+            continue;
+        }
+        if let Some(h) = hits.get_mut(i) {
+            *h += 1;
+        }
+        return Some(f.clone());
+    }
+    None
+}
+
+async fn process(
+    state: &ServerState,
+    info: &Info,
+    headers: &axum::http::HeaderMap,
+    body: &Bytes,
+) -> Response {
+    // Authentication.
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let anonymous = match auth {
+        None => true,
+        Some(a) => {
+            let token = a.strip_prefix("Bearer ").map(str::trim);
+            if token != Some(state.token.as_str()) {
+                return status(401, "Unauthorized", "Unauthorized", None);
+            }
+            false
+        }
+    };
+    let user = if anonymous {
+        "system:anonymous".to_string()
+    } else {
+        state.rbac.user.clone()
+    };
+
+    // Faults come before authorization.
+    if let Some(f) = take_fault(state, info) {
+        if f.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
+        }
+        return fault_response(&f);
+    }
+
+    if !info.is_resource {
+        let verb = info.verb.as_str();
+        if !state.rbac.allows_path(verb, &info.path, anonymous) {
+            return status(
+                403,
+                "Forbidden",
+                &format!(
+                    "forbidden: User \"{user}\" cannot {verb} path \"{}\"",
+                    info.path
+                ),
+                Some(json!({})),
+            );
+        }
+        return non_resource(state, info, headers);
+    }
+
+    // Authorization of resource requests.
+    let ns_attr = info.namespace.clone().unwrap_or_default();
+    let attrs = Attributes {
+        verb: &info.verb,
+        group: &info.group,
+        resource: &info.resource,
+        subresource: info.subresource.as_deref(),
+        namespace: &ns_attr,
+        name: info.name.as_deref(),
+    };
+    let allowed = if anonymous {
+        false
+    } else {
+        state.rbac.allows(&attrs)
+    };
+    if !allowed {
+        let qualified = if info.group.is_empty() {
+            info.resource.clone()
+        } else {
+            format!("{}.{}", info.resource, info.group)
+        };
+        return forbidden(&user, info, &qualified);
+    }
+
+    if !resources::group_version_served(&info.group, &info.version) {
+        return not_found_generic();
+    }
+    let Some(def) = resources::find(&info.group, &info.version, &info.resource) else {
+        return not_found_generic();
+    };
+    // Cluster-scoped resources are not served under /namespaces/{ns}/,
+    // except `namespaces/{name}` itself.
+    if !def.namespaced && info.namespace.is_some() && def.plural != "namespaces" {
+        return not_found_generic();
+    }
+    if !def.stored {
+        return reviews(state, info, def, body);
+    }
+    match info.verb.as_str() {
+        "get" => get(state, info, def),
+        "list" => list(state, info, def),
+        "watch" => watch(state, info, def),
+        other => method_not_allowed(other),
+    }
+}
+
+fn wants_aggregated(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=APIGroupDiscoveryList"))
+        })
+}
+
+fn aggregated_response(v: &Value) -> Response {
+    let mut r = json_response(StatusCode::OK, v);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        ),
+    );
+    r
+}
+
+fn non_resource(state: &ServerState, info: &Info, headers: &axum::http::HeaderMap) -> Response {
+    if info.verb != "get" && info.verb != "head" {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        );
+    }
+    let path = info.path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["version"] => json_response(StatusCode::OK, &state.version),
+        ["healthz"] | ["livez"] | ["readyz"] => {
+            let mut r = (StatusCode::OK, "ok").into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+        ["api"] => {
+            if wants_aggregated(headers) {
+                aggregated_response(&resources::aggregated(true))
+            } else {
+                json_response(StatusCode::OK, &resources::api_versions(&state.address))
+            }
+        }
+        ["apis"] => {
+            if wants_aggregated(headers) {
+                aggregated_response(&resources::aggregated(false))
+            } else {
+                json_response(StatusCode::OK, &resources::api_group_list())
+            }
+        }
+        ["api", "v1"] => json_response(StatusCode::OK, &resources::api_resource_list("", "v1")),
+        ["apis", g] => match resources::api_group(g) {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => not_found_generic(),
+        },
+        ["apis", g, v] if resources::group_served(g) && resources::group_version_served(g, v) => {
+            json_response(StatusCode::OK, &resources::api_resource_list(g, v))
+        }
+        _ => not_found_generic(),
+    }
+}
+
+/// The object as a GET returns it (the store keeps kind/apiVersion).
+fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+    let name = info.name.clone().unwrap_or_default();
+    let ns = if def.namespaced {
+        info.namespace.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if def.namespaced && info.namespace.is_none() {
+        // `/api/v1/pods/x` is not a valid path.
+        return not_found_generic();
+    }
+    let Some(entry) = state.store.entry(def, &ns, &name) else {
+        return not_found(def, &name);
+    };
+    match info.subresource.as_deref() {
+        None | Some("status") => raw_json_response(StatusCode::OK, entry.full_json(def)),
+        Some("log") if def.plural == "pods" => pod_log(state, info, &entry.value(def)),
+        Some("scale") if def.subresources.iter().any(|(s, ..)| *s == "scale") => {
+            let obj = &entry.value(def);
+            let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+            let status_replicas = obj.pointer("/status/replicas").cloned().unwrap_or(json!(0));
+            let selector = obj
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+            let mut m = Map::new();
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+            ] {
+                if let Some(v) = meta.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": m,
+                    "spec": {"replicas": replicas},
+                    "status": {"replicas": status_replicas, "selector": selector}
+                }),
+            )
+        }
+        Some(_) => not_found_generic(),
+    }
+}
+
+fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
+    let pod_name = str_of(pod, &["metadata", "name"]).unwrap_or_default();
+    let ns = str_of(pod, &["metadata", "namespace"]).unwrap_or_default();
+    let containers: Vec<String> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| str_of(c, &["name"]).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match info.param("container").filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None if containers.len() == 1 => containers[0].clone(),
+        None => {
+            return bad_request(&format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                containers.join(" ")
+            ));
+        }
+    };
+    if !containers.contains(&container) {
+        return bad_request(&format!(
+            "container {container} is not valid for pod {pod_name}"
+        ));
+    }
+    let cs = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|c| str_of(c, &["name"]) == Some(container.as_str()))
+        });
+    let previous = matches!(info.param("previous"), Some("true" | "1"));
+    let text: String = if previous {
+        let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
+        match state.store.log(ns, pod_name, &container, true) {
+            Some(t) => t.to_string(),
+            None if has_last => String::new(),
+            None => {
+                return bad_request(&format!(
+                    "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
+                ));
+            }
+        }
+    } else {
+        let waiting = cs.and_then(|c| c.pointer("/state/waiting"));
+        let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
+        match (state.store.log(ns, pod_name, &container, false), waiting) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(_)) if has_last => state
+                .store
+                .log(ns, pod_name, &container, true)
+                .unwrap_or_default()
+                .to_string(),
+            (None, Some(w)) => {
+                let reason = str_of(w, &["reason"]).unwrap_or("ContainerCreating");
+                let why = match reason {
+                    "ImagePullBackOff" | "ErrImagePull" => "trying and failing to pull image",
+                    other => other,
+                };
+                return bad_request(&format!(
+                    "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {why}"
+                ));
+            }
+            (None, None) if cs.is_none() => {
+                return bad_request(&format!(
+                    "container \"{container}\" in pod \"{pod_name}\" is waiting to start: ContainerCreating"
+                ));
+            }
+            (None, None) => String::new(),
+        }
+    };
+    let mut lines: Vec<&str> = text.lines().collect();
+    if let Some(n) = info
+        .param("tailLines")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(0..skip);
+    }
+    let timestamps = matches!(info.param("timestamps"), Some("true" | "1"));
+    let mut out = String::new();
+    for l in lines {
+        if timestamps {
+            out.push_str("2025-06-02T08:00:15.000000000Z ");
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if let Some(n) = info
+        .param("limitBytes")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let mut cut = n.min(out.len());
+        while cut > 0 && !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+struct Filters {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+fn filters(info: &Info, def: &ResourceDef) -> Result<Filters, Box<Response>> {
+    let labels = LabelSelector::parse(info.param("labelSelector").unwrap_or_default())
+        .map_err(|e| Box::new(bad_request(&e.0)))?;
+    let fields = FieldSelector::parse(info.param("fieldSelector").unwrap_or_default())
+        .map_err(|e| Box::new(bad_request(&e.0)))?;
+    fields
+        .validate_for(def.plural)
+        .map_err(|e| Box::new(bad_request(&e.0)))?;
+    Ok(Filters { labels, fields })
+}
+
+fn key_string(def: &ResourceDef, namespaced_list: bool, key: &(String, String)) -> String {
+    if def.namespaced && !namespaced_list {
+        format!("{}/{}", key.0, key.1)
+    } else {
+        key.1.clone()
+    }
+}
+
+fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+    let f = match filters(info, def) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let ns_scope = if def.namespaced {
+        info.namespace.as_deref()
+    } else {
+        None
+    };
+    let namespaced_list = ns_scope.is_some();
+    let rv = state.store.resource_version();
+    let limit = info
+        .param("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|l| *l > 0)
+        .and_then(|l| usize::try_from(l).ok());
+    let start_after: Option<String> = match info.param("continue").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(token) => match decode_continue(token) {
+            Ok(start) => Some(start),
+            Err(e) => return bad_request(&format!("continue key is not valid: {e}")),
+        },
+    };
+    let mut items = Vec::new();
+    let mut last_key: Option<String> = None;
+    let mut more = false;
+    let mut remaining = 0usize;
+    for (key, entry) in state.store.list(def, ns_scope) {
+        let k = key_string(def, namespaced_list, key);
+        if let Some(start) = &start_after
+            && k.as_str() < start.as_str()
+        {
+            continue;
+        }
+        if !f.labels.matches_labels(entry.labels()) || !f.fields.matches_with(|n| entry.field(n)) {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() >= l) {
+            more = true;
+            remaining += 1;
+            continue;
+        }
+        items.push(entry.item_json());
+        last_key = Some(k);
+    }
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if more && let Some(k) = last_key {
+        let token = encode_continue(rv, &format!("{k}\u{0}"));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("continue".into(), json!(token));
+            if f.labels.is_empty() && f.fields.is_empty() {
+                m.insert("remainingItemCount".into(), json!(remaining));
+            }
+        }
+    }
+    // Items are already serialized: assemble the list without re-parsing.
+    let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
+    body.push_str(&format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{meta},\"items\":[",
+        Value::from(format!("{}List", def.kind)),
+        Value::from(def.api_version()),
+    ));
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push_str("]}");
+    raw_json_response(StatusCode::OK, body)
+}
+
+fn encode_continue(rv: u64, start: &str) -> String {
+    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string();
+    base64_encode(raw.as_bytes())
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string()
+}
+
+fn decode_continue(token: &str) -> Result<String, String> {
+    let bytes = base64_decode(token).ok_or_else(|| "illegal base64 data".to_string())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
+        return Err("continue key is not in the meta.k8s.io/v1 format".into());
+    }
+    if v.get("rv").and_then(Value::as_i64).is_none_or(|rv| rv <= 0) {
+        return Err("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
+    }
+    let start = v
+        .get("start")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "encoded start key empty".to_string())?;
+    Ok(start.to_string())
+}
+
+fn watch(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+    let f = match filters(info, def) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let ns_scope = if def.namespaced {
+        info.namespace.as_deref()
+    } else {
+        None
+    };
+    let rv = info.param("resourceVersion").unwrap_or_default();
+    let send_initial = matches!(info.param("sendInitialEvents"), Some("true" | "1"));
+    let initial = send_initial || rv.is_empty() || rv == "0";
+    let mut lines: Vec<Result<Bytes, Infallible>> = Vec::new();
+    if initial {
+        for (_, entry) in state.store.list(def, ns_scope) {
+            if f.labels.matches_labels(entry.labels()) && f.fields.matches_with(|n| entry.field(n))
+            {
+                let line = format!(
+                    "{{\"type\":\"ADDED\",\"object\":{}}}\n",
+                    entry.full_json(def)
+                );
+                lines.push(Ok(Bytes::from(line)));
+            }
+        }
+    }
+    if send_initial || matches!(info.param("allowWatchBookmarks"), Some("true" | "1")) {
+        let mut meta = json!({"resourceVersion": state.store.resource_version().to_string()});
+        if send_initial && let Some(m) = meta.as_object_mut() {
+            m.insert(
+                "annotations".into(),
+                json!({"k8s.io/initial-events-end": "true"}),
+            );
+        }
+        let line = format!(
+            "{}\n",
+            json!({"type": "BOOKMARK", "object": {"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}})
+        );
+        lines.push(Ok(Bytes::from(line)));
+    }
+    let timeout = info
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let tail = futures::stream::once(async move {
+        tokio::time::sleep(Duration::from_secs(timeout)).await;
+        Ok::<Bytes, Infallible>(Bytes::new())
+    });
+    let stream = futures::StreamExt::chain(futures::stream::iter(lines), tail);
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn reviews(state: &ServerState, info: &Info, def: &ResourceDef, body: &Bytes) -> Response {
+    if info.verb != "create" || info.name.is_some() || info.namespace.is_some() {
+        if info.verb == "create" {
+            return not_found_generic();
+        }
+        return method_not_allowed(&info.verb);
+    }
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return bad_request(&format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
+                def.kind
+            ));
+        }
+    };
+    if !req.is_object() {
+        return bad_request(&format!(
+            "the object provided is unrecognized (must be of type {})",
+            def.kind
+        ));
+    }
+    if let Some(k) = req.get("kind").and_then(Value::as_str)
+        && k != def.kind
+    {
+        return bad_request(&format!(
+            "the object provided is unrecognized (must be of type {}): kind {k:?}",
+            def.kind
+        ));
+    }
+    let spec = req.get("spec").cloned().unwrap_or(json!({}));
+    let status_v = if def.plural == "selfsubjectrulesreviews" {
+        let ns = str_of(&spec, &["namespace"]).unwrap_or_default();
+        state.rbac.rules_review(ns)
+    } else {
+        access_review(state, &spec)
+    };
+    let out = json!({
+        "kind": def.kind,
+        "apiVersion": def.api_version(),
+        "metadata": {"creationTimestamp": null},
+        "spec": spec,
+        "status": status_v,
+    });
+    json_response(StatusCode::CREATED, &out)
+}
+
+fn access_review(state: &ServerState, spec: &Value) -> Value {
+    let allowed = if let Some(ra) = spec.get("resourceAttributes") {
+        let s = |k: &str| str_of(ra, &[k]).unwrap_or_default().to_string();
+        let (verb, group, resource, sub, ns, name) = (
+            s("verb"),
+            s("group"),
+            s("resource"),
+            s("subresource"),
+            s("namespace"),
+            s("name"),
+        );
+        state.rbac.allows(&Attributes {
+            verb: &verb,
+            group: &group,
+            resource: &resource,
+            subresource: (!sub.is_empty()).then_some(sub.as_str()),
+            namespace: &ns,
+            name: (!name.is_empty()).then_some(name.as_str()),
+        })
+    } else if let Some(nra) = spec.get("nonResourceAttributes") {
+        let verb = str_of(nra, &["verb"]).unwrap_or_default();
+        let path = str_of(nra, &["path"]).unwrap_or_default();
+        state.rbac.allows_path(verb, path, false)
+    } else {
+        false
+    };
+    if allowed {
+        json!({"allowed": true, "reason": format!("RBAC: allowed by ClusterRoleBinding \"elsadoctor-sim\" of ClusterRole \"elsadoctor-sim\" to User \"{}\"", state.rbac.user)})
+    } else {
+        json!({"allowed": false})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(method: Method, path: &str, q: Option<&str>) -> Info {
+        Info::parse(&method, path, q)
+    }
+
+    #[test]
+    fn request_info_parsing() {
+        let i = info(
+            Method::GET,
+            "/api/v1/namespaces/elsa/pods",
+            Some("labelSelector=a%3Db"),
+        );
+        assert!(i.is_resource);
+        assert_eq!((i.verb.as_str(), i.resource.as_str()), ("list", "pods"));
+        assert_eq!(i.namespace.as_deref(), Some("elsa"));
+        assert_eq!(i.param("labelSelector"), Some("a=b"));
+        let i = info(Method::GET, "/api/v1/namespaces/elsa", None);
+        assert_eq!(
+            (i.verb.as_str(), i.resource.as_str()),
+            ("get", "namespaces")
+        );
+        assert_eq!(i.name.as_deref(), Some("elsa"));
+        assert_eq!(i.namespace.as_deref(), Some("elsa"));
+        let i = info(Method::GET, "/api/v1/namespaces", None);
+        assert_eq!(
+            (i.verb.as_str(), i.resource.as_str()),
+            ("list", "namespaces")
+        );
+        assert_eq!(i.namespace, None);
+        let i = info(
+            Method::GET,
+            "/apis/apps/v1/namespaces/elsa/deployments/x/scale",
+            None,
+        );
+        assert_eq!(i.group, "apps");
+        assert_eq!(i.subresource.as_deref(), Some("scale"));
+        let i = info(Method::GET, "/api/v1/pods", Some("watch=true"));
+        assert_eq!(i.verb, "watch");
+        let i = info(Method::GET, "/api/v1/watch/namespaces/elsa/pods", None);
+        assert_eq!(
+            (i.verb.as_str(), i.namespace.as_deref()),
+            ("watch", Some("elsa"))
+        );
+        let i = info(Method::DELETE, "/api/v1/namespaces/elsa/pods", None);
+        assert_eq!(i.verb, "deletecollection");
+        let i = info(
+            Method::POST,
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            None,
+        );
+        assert_eq!(
+            (i.verb.as_str(), i.resource.as_str()),
+            ("create", "selfsubjectrulesreviews")
+        );
+        let i = info(Method::GET, "/apis/apps/v1", None);
+        assert!(!i.is_resource && i.discovery);
+        let i = info(Method::GET, "/version", None);
+        assert!(!i.is_resource && !i.discovery);
+    }
+
+    #[test]
+    fn continue_tokens_roundtrip() {
+        let t = encode_continue(1234, "elsa/pod-a\u{0}");
+        assert_eq!(decode_continue(&t).as_deref(), Ok("elsa/pod-a\u{0}"));
+        assert!(decode_continue("!!!").is_err());
+        assert!(decode_continue(&base64_encode(b"{}")).is_err());
+    }
+
+    #[test]
+    fn status_bodies() {
+        let s = status_body(
+            404,
+            "NotFound",
+            "pods \"x\" not found",
+            Some(json!({"name": "x", "kind": "pods"})),
+        );
+        assert_eq!(s["kind"], "Status");
+        assert_eq!(s["status"], "Failure");
+        assert_eq!(s["code"], 404);
+        assert_eq!(s["details"]["name"], "x");
+    }
+}

@@ -1,0 +1,107 @@
+//! Scenario tests: the real binary against the simulated cluster, one scenario directory per
+//! situation under tests/fixtures/scenarios/. Each directory's `expected.toml` names the status
+//! of **every** check (a new check fails these tests until each scenario says what it expects),
+//! optionally a cause per check, extra arguments, and the exit code.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Cluster, json, statuses};
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    /// Extra command-line arguments (e.g. `-n other`).
+    #[serde(default)]
+    args: Vec<String>,
+    exit: i32,
+    status: BTreeMap<String, String>,
+    #[serde(default)]
+    cause: BTreeMap<String, String>,
+    /// Substrings the text of a check's message must contain.
+    #[serde(default)]
+    message: BTreeMap<String, String>,
+}
+
+fn expected(dir: &Path) -> Option<Expected> {
+    let text = std::fs::read_to_string(dir.join("expected.toml")).ok()?;
+    Some(toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_matches_its_expected_statuses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .expect("scenarios dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let catalogue = elsadoctor::catalogue::Catalogue::embedded().expect("catalogue");
+    let all_ids: Vec<String> = catalogue.ids().map(str::to_owned).collect();
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        let Some(exp) = expected(&dir) else {
+            continue;
+        };
+        let listed: Vec<String> = exp.status.keys().cloned().collect();
+        let mut sorted_ids = all_ids.clone();
+        sorted_ids.sort();
+        assert_eq!(
+            listed, sorted_ids,
+            "{name}/expected.toml must list every check id"
+        );
+
+        let cluster = Cluster::start(&name).await;
+        let mut cmd = cluster.cmd();
+        cmd.arg("--json").args(&exp.args);
+        let out = common::run(cmd).await;
+        let report = json(&out);
+        let got = statuses(&report);
+        if got != exp.status {
+            failures.push(format!(
+                "{name}: statuses\n  expected {:?}\n  got      {:?}",
+                exp.status, got
+            ));
+        }
+        for (id, cause) in &exp.cause {
+            let c = report["checks"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["id"] == id.as_str()))
+                .map(|c| c["cause"].as_str().unwrap_or("").to_owned());
+            if c.as_deref() != Some(cause.as_str()) {
+                failures.push(format!("{name}: {id} cause expected {cause}, got {c:?}"));
+            }
+        }
+        for (id, needle) in &exp.message {
+            let msg = report["checks"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["id"] == id.as_str()))
+                .and_then(|c| c["message"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            if !msg.contains(needle.as_str()) {
+                failures.push(format!("{name}: {id} message {msg:?} lacks {needle:?}"));
+            }
+        }
+        if out.status.code() != Some(exp.exit) {
+            failures.push(format!(
+                "{name}: exit {:?}, expected {}; stderr: {}",
+                out.status.code(),
+                exp.exit,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        ran += 1;
+    }
+    assert!(ran >= 10, "only {ran} scenarios have expected.toml");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -281,3 +281,29 @@ fn fail_on_warn_counts_warnings() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(run(&["--fail-on", "warn"]).status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gathering_is_concurrent_three_round_trips_deep() {
+    // With latency on every request, requests that overlap in time were issued concurrently;
+    // the chain of strictly sequential ones is the run's critical path:
+    // (version | namespace | rules review | deployments | statefulsets) -> pods -> events.
+    let dir = common::scenario_dir("healthy");
+    let manifests = std::fs::read_to_string(dir.join("manifests.yaml")).expect("manifests");
+    let sim =
+        std::fs::read_to_string(dir.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 20\n";
+    let scenario = elsadoctor::sim::Scenario::from_documents("latency", &manifests, Some(&sim))
+        .expect("scenario");
+    let cluster = Cluster::start_with(scenario).await;
+    let mut cmd = cluster.cmd();
+    cmd.arg("--json");
+    let out = common::run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = cluster.server.requests();
+    assert_eq!(
+        elsadoctor::sim::longest_sequential_chain(&log),
+        3,
+        "{log:#?}"
+    );
+    // One request per fact; events once for the workload and once per pod (2 pods).
+    assert_eq!(log.len(), 5 + 1 + 3, "{log:#?}");
+}

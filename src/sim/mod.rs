@@ -82,6 +82,31 @@ pub struct RecordedRequest {
     pub name: Option<String>,
     /// HTTP status code returned.
     pub status: u16,
+    /// When the request arrived, in microseconds since the server started.
+    pub received_us: u64,
+    /// When its answer was ready (after injected latency), same clock.
+    pub answered_us: u64,
+}
+
+/// The longest chain of requests where each one arrived only after the previous one was
+/// answered: the round trips a client spent in sequence. Gathering that is concurrent keeps it
+/// short whatever the number of requests.
+pub fn longest_sequential_chain(log: &[RecordedRequest]) -> usize {
+    let mut by_arrival: Vec<&RecordedRequest> = log.iter().collect();
+    by_arrival.sort_by_key(|r| r.received_us);
+    // depth[i] = longest chain ending with request i.
+    let mut depth: Vec<usize> = Vec::with_capacity(by_arrival.len());
+    for (i, r) in by_arrival.iter().enumerate() {
+        let best = by_arrival[..i]
+            .iter()
+            .zip(&depth)
+            .filter(|(p, _)| p.answered_us <= r.received_us)
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(0);
+        depth.push(best + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 /// A loaded scenario: manifests plus `sim.yaml`, already materialised.
@@ -377,6 +402,7 @@ impl SimServer {
             }
         }
         let state = Arc::new(server::ServerState {
+            epoch: std::time::Instant::now(),
             store: scenario.store.clone(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),

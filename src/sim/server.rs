@@ -28,6 +28,8 @@ use super::util::{base64_decode, base64_encode, parse_query};
 
 /// Shared state of a running server.
 pub struct ServerState {
+    /// When the server started: request times are measured from here.
+    pub epoch: std::time::Instant,
     /// Objects.
     pub store: Arc<Store>,
     /// Expected bearer token.
@@ -324,6 +326,7 @@ fn forbidden(user: &str, info: &Info, def_qualified: &str) -> Response {
 
 /// The single entry point: every request goes through here.
 pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    let received = state.epoch.elapsed();
     let (parts, body) = req.into_parts();
     let info = Info::parse(&parts.method, parts.uri.path(), parts.uri.query());
     if !state.latency.is_zero() {
@@ -344,11 +347,17 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
         namespace: info.namespace.clone(),
         name: info.name.clone(),
         status: response.status().as_u16(),
+        received_us: micros(received),
+        answered_us: micros(state.epoch.elapsed()),
     };
     if let Ok(mut log) = state.log.lock() {
         log.push(rec);
     }
     response
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn take_fault(state: &ServerState, info: &Info) -> Option<FaultConfig> {
@@ -760,13 +769,14 @@ fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     let mut more = false;
     let mut remaining = 0usize;
     for (key, entry) in state.store.list(def, ns_scope) {
+        // Filter first: the key string is only needed for paging and for matched items.
+        if !f.labels.matches_labels(entry.labels()) || !f.fields.matches_with(|n| entry.field(n)) {
+            continue;
+        }
         let k = key_string(def, namespaced_list, key);
         if let Some(start) = &start_after
             && k.as_str() < start.as_str()
         {
-            continue;
-        }
-        if !f.labels.matches_labels(entry.labels()) || !f.fields.matches_with(|n| entry.field(n)) {
             continue;
         }
         if limit.is_some_and(|l| items.len() >= l) {

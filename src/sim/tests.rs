@@ -582,3 +582,31 @@ fn generated_ids_are_deterministic() {
     let pb: Vec<Value> = list(&b, "", "pods", Some("default"));
     assert_eq!(pa, pb);
 }
+
+fn rec(received_us: u64, answered_us: u64) -> RecordedRequest {
+    RecordedRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        query: None,
+        verb: "get".into(),
+        group: String::new(),
+        resource: String::new(),
+        subresource: None,
+        namespace: None,
+        name: None,
+        status: 200,
+        received_us,
+        answered_us,
+    }
+}
+
+#[test]
+fn chain_counts_only_strictly_sequential_requests() {
+    assert_eq!(longest_sequential_chain(&[]), 0);
+    // Three overlapping requests, then one after all of them, then one after that.
+    let log = [rec(0, 20), rec(1, 21), rec(2, 22), rec(30, 50), rec(55, 75)];
+    assert_eq!(longest_sequential_chain(&log), 3);
+    // Ten strictly sequential requests.
+    let serial: Vec<_> = (0..10).map(|i| rec(i * 10, i * 10 + 5)).collect();
+    assert_eq!(longest_sequential_chain(&serial), 10);
+}

@@ -5,11 +5,14 @@
 //! Facts hold Kubernetes objects as k8s-openapi types, already scrubbed of secrets by `redact`
 //! when they were gathered.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Pod};
-use serde::{Deserialize, Serialize};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::redact::{self, Secret};
 
 /// The result of trying to observe one thing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +140,43 @@ pub struct Need {
     pub resource: String,
 }
 
+/// A ConfigMap's data. Not secret by definition, but people put passwords in them, so its
+/// serialized form passes every value through [`redact::text`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapData {
+    pub data: BTreeMap<String, String>,
+    /// Keys of `binaryData` (their content is never needed).
+    pub binary_keys: BTreeSet<String>,
+}
+
+impl ConfigMapData {
+    pub fn has_key(&self, key: &str) -> bool {
+        self.data.contains_key(key) || self.binary_keys.contains(key)
+    }
+}
+
+impl Serialize for ConfigMapData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let masked: BTreeMap<&str, String> = self
+            .data
+            .iter()
+            .map(|(k, v)| (k.as_str(), redact::text(v)))
+            .collect();
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("ConfigMapData", 2)?;
+        out.serialize_field("data", &masked)?;
+        out.serialize_field("binaryKeys", &self.binary_keys)?;
+        out.end()
+    }
+}
+
+/// A Secret's data, decoded. Values are [`Secret`]s: usable, never printable.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SecretData {
+    pub data: BTreeMap<String, Secret>,
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -185,6 +225,12 @@ pub struct Facts {
     pub pods: Probe<Vec<Pod>>,
     /// Events about the selected workload and its pods.
     pub events: Probe<Vec<Event>>,
+    /// The ConfigMaps the workload's pod template references, by name.
+    pub config_maps: BTreeMap<String, Probe<ConfigMapData>>,
+    /// The Secrets the workload's pod template references, by name.
+    pub secrets: BTreeMap<String, Probe<SecretData>>,
+    /// The namespace's Services (service links, and where the database host points).
+    pub services: Probe<Vec<Service>>,
 }
 
 impl Facts {
@@ -201,6 +247,9 @@ impl Facts {
             statefulsets: Probe::NotAttempted(na()),
             pods: Probe::NotAttempted(na()),
             events: Probe::NotAttempted(na()),
+            config_maps: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            services: Probe::NotAttempted(na()),
         }
     }
 }
@@ -230,6 +279,10 @@ impl Facts {
             }
             FactKey::Pods => self.pods = state(why),
             FactKey::Events => self.events = state(why),
+            // Per-object facts: nothing was fetched, so there is nothing to mark; checks look
+            // up a name and treat a missing entry as not observed.
+            FactKey::ConfigSources => {}
+            FactKey::Services => self.services = state(why),
         }
     }
 }
@@ -243,6 +296,9 @@ pub enum FactKey {
     Workloads,
     Pods,
     Events,
+    /// The referenced ConfigMaps and Secrets.
+    ConfigSources,
+    Services,
 }
 
 /// One gathered fact, as sent from `gather` to the runner.
@@ -259,6 +315,11 @@ pub enum FactUpdate {
     },
     Pods(Probe<Vec<Pod>>),
     Events(Probe<Vec<Event>>),
+    ConfigSources {
+        config_maps: BTreeMap<String, Probe<ConfigMapData>>,
+        secrets: BTreeMap<String, Probe<SecretData>>,
+    },
+    Services(Probe<Vec<Service>>),
 }
 
 impl FactUpdate {
@@ -272,6 +333,8 @@ impl FactUpdate {
             FactUpdate::Workloads { .. } => FactKey::Workloads,
             FactUpdate::Pods(_) => FactKey::Pods,
             FactUpdate::Events(_) => FactKey::Events,
+            FactUpdate::ConfigSources { .. } => FactKey::ConfigSources,
+            FactUpdate::Services(_) => FactKey::Services,
         })
     }
 
@@ -291,6 +354,14 @@ impl FactUpdate {
             }
             FactUpdate::Pods(p) => facts.pods = p,
             FactUpdate::Events(p) => facts.events = p,
+            FactUpdate::ConfigSources {
+                config_maps,
+                secrets,
+            } => {
+                facts.config_maps = config_maps;
+                facts.secrets = secrets;
+            }
+            FactUpdate::Services(p) => facts.services = p,
         }
     }
 }

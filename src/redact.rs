@@ -11,6 +11,58 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 /// What a masked value is replaced with.
 pub const MASK: &str = "*****";
 
+/// A secret value (a Secret's key, a password). It exists in memory so the doctor can use it
+/// (expand it into a connection string, log in with it), but it cannot be shown: `Debug`,
+/// `Display` and `Serialize` all print [`MASK`]. Only [`Secret::expose`] gives the value, and
+/// nothing that renders output calls it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The real value: for using it, never for showing it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// Reading a secret back (facts replayed from a dump) gives whatever was written: a dump holds
+/// only masks, so a replayed secret is the mask itself.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(MASK)
+    }
+}
+
 /// Keywords whose value in a `key=value;` connection string is a secret.
 const SECRET_KEYWORDS: &[&str] = &["password", "pwd", "passwd", "accesskey", "sharedaccesskey"];
 
@@ -232,6 +284,14 @@ fn env_vars(env: &mut [EnvVar]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "***** *****");
+        assert_eq!(serde_json::to_string(&s).expect("json"), "\"*****\"");
+        assert_eq!(s.expose(), "hunter2");
+    }
 
     #[test]
     fn masks_npgsql_password_keeps_the_rest() {

@@ -182,6 +182,8 @@ fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
         FactKey::Workloads,
         FactKey::Pods,
         FactKey::Events,
+        FactKey::ConfigSources,
+        FactKey::Services,
     ]
     .into_iter()
     .filter(|k| !arrived.contains(k))

@@ -286,7 +286,8 @@ fn fail_on_warn_counts_warnings() {
 async fn gathering_is_concurrent_three_round_trips_deep() {
     // With latency on every request, requests that overlap in time were issued concurrently;
     // the chain of strictly sequential ones is the run's critical path:
-    // (version | namespace | rules review | deployments | statefulsets) -> pods -> events.
+    // (version | namespace | rules review | deployments | statefulsets | services)
+    //   -> (pods -> events) | referenced ConfigMaps and Secrets.
     let dir = common::scenario_dir("healthy");
     let manifests = std::fs::read_to_string(dir.join("manifests.yaml")).expect("manifests");
     let sim =
@@ -304,6 +305,10 @@ async fn gathering_is_concurrent_three_round_trips_deep() {
         3,
         "{log:#?}"
     );
-    // One request per fact; events once for the workload and once per pod (2 pods).
-    assert_eq!(log.len(), 5 + 1 + 3, "{log:#?}");
+    // Six first-phase reads, the pods, the one referenced Secret (postgres-secret), and events
+    // once for the workload and once per pod (2 pods).
+    assert_eq!(log.len(), 6 + 1 + 1 + 3, "{log:#?}");
+    let secret_gets: Vec<_> = log.iter().filter(|r| r.resource == "secrets").collect();
+    assert_eq!(secret_gets.len(), 1);
+    assert_eq!(secret_gets[0].name.as_deref(), Some("postgres-secret"));
 }

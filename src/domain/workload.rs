@@ -1,7 +1,7 @@
 //! A borrowed view over the two workload kinds Elsa runs as (Deployment, StatefulSet), so checks
 //! and gathering treat them alike, plus the label-selector rendering the API expects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodSpec;
@@ -120,6 +120,55 @@ impl<'a> Workload<'a> {
     }
 }
 
+/// The ConfigMaps and Secrets a pod spec references (volumes, projected volumes, env, envFrom of
+/// every container), by name.
+pub fn referenced_sources(spec: &PodSpec) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut config_maps = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    for v in spec.volumes.iter().flatten() {
+        if let Some(cm) = &v.config_map {
+            config_maps.insert(cm.name.clone());
+        }
+        if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            secrets.insert(name);
+        }
+        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(cm) = &src.config_map {
+                config_maps.insert(cm.name.clone());
+            }
+            if let Some(sec) = &src.secret {
+                secrets.insert(sec.name.clone());
+            }
+        }
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in containers {
+        for e in c.env.iter().flatten() {
+            let Some(from) = &e.value_from else { continue };
+            if let Some(r) = &from.config_map_key_ref {
+                config_maps.insert(r.name.clone());
+            }
+            if let Some(r) = &from.secret_key_ref {
+                secrets.insert(r.name.clone());
+            }
+        }
+        for e in c.env_from.iter().flatten() {
+            if let Some(r) = &e.config_map_ref {
+                config_maps.insert(r.name.clone());
+            }
+            if let Some(r) = &e.secret_ref {
+                secrets.insert(r.name.clone());
+            }
+        }
+    }
+    config_maps.remove("");
+    secrets.remove("");
+    (config_maps, secrets)
+}
+
 /// Renders a LabelSelector in the API's query syntax (`a=b,c in (x,y),!d`). An empty selector
 /// matches everything, which for a workload means a broken spec: that is an error here, so no
 /// caller ever lists a whole namespace by accident.
@@ -161,6 +210,30 @@ mod tests {
         assert_eq!(
             selector_query(&sel).expect("query"),
             "app=elsa-server,tier in (api,web),!canary"
+        );
+    }
+
+    #[test]
+    fn finds_every_referenced_source() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a",
+                "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "password"}}},
+                        {"name": "E", "valueFrom": {"configMapKeyRef": {"name": "env", "key": "e"}}}],
+                "envFrom": [{"configMapRef": {"name": "bulk"}}, {"secretRef": {"name": "bulk-secret"}}]}],
+            "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "init"}}]}],
+            "volumes": [{"name": "c", "configMap": {"name": "elsa-config"}},
+                        {"name": "s", "secret": {"secretName": "tls"}},
+                        {"name": "p", "projected": {"sources": [{"configMap": {"name": "proj"}}]}}]
+        }))
+        .expect("spec");
+        let (cms, secrets) = referenced_sources(&spec);
+        assert_eq!(
+            cms.into_iter().collect::<Vec<_>>(),
+            ["bulk", "elsa-config", "env", "proj"]
+        );
+        assert_eq!(
+            secrets.into_iter().collect::<Vec<_>>(),
+            ["bulk-secret", "init", "pg", "tls"]
         );
     }
 

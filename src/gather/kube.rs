@@ -7,25 +7,28 @@
 //! connection error are retried a bounded number of times with backoff. A 403 becomes
 //! `Probe::Forbidden`, a 404 `Probe::Absent`, anything else `Probe::Failed`, never an empty list.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Pod, PodSpec, Secret as K8sSecret, Service,
+};
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::domain::elsa::{self, Selection};
-use crate::domain::workload::{Workload, selector_query};
+use crate::domain::workload::{Workload, referenced_sources, selector_query};
 use crate::facts::{
-    AccessRules, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe, ResourceRule, Scope,
-    ServerVersion,
+    AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
+    ResourceRule, Scope, SecretData, ServerVersion,
 };
-use crate::redact;
+use crate::redact::{self, Secret};
 
 /// Attempts per read: the first try plus two retries.
 const ATTEMPTS: u32 = 3;
@@ -292,6 +295,7 @@ pub async fn gather(
         FactKey::Namespace,
         FactKey::Access,
         FactKey::Workloads,
+        FactKey::Services,
     ]));
     let ns = scope.namespace.as_str();
 
@@ -353,6 +357,13 @@ pub async fn gather(
         })));
     };
 
+    let services = async {
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default();
+        let p = read("services", "list", "services", timeout, || api.list(&lp)).await;
+        send(FactUpdate::Services(p.map(|l| l.items)));
+    };
+
     let workload = async {
         let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
@@ -364,74 +375,91 @@ pub async fn gather(
                 .list(&lp)),
         );
         let deployments = deployments.map(|l| {
-            l.items
-                .into_iter()
-                .map(|mut d| {
-                    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                        redact::pod_spec(spec);
-                    }
-                    d
-                })
-                .collect::<Vec<_>>()
+            scrubbed(l, |d: &mut Deployment| {
+                d.spec.as_mut().and_then(|s| s.template.spec.as_mut())
+            })
         });
         let statefulsets = statefulsets.map(|l| {
-            l.items
-                .into_iter()
-                .map(|mut s| {
-                    if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                        redact::pod_spec(spec);
-                    }
-                    s
-                })
-                .collect::<Vec<_>>()
+            scrubbed(l, |s: &mut StatefulSet| {
+                s.spec.as_mut().and_then(|s| s.template.spec.as_mut())
+            })
         });
         let target = select(&deployments, &statefulsets, scope.workload_hint.as_deref());
         send(FactUpdate::Workloads {
             deployments,
             statefulsets,
         });
-        let (name, selector) = match target {
+        let (name, selector, (config_map_names, secret_names)) = match target {
             Ok(t) => t,
             Err(why) => {
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Events(Probe::NotAttempted(why)));
+                send(FactUpdate::ConfigSources {
+                    config_maps: BTreeMap::new(),
+                    secrets: BTreeMap::new(),
+                });
                 return;
             }
         };
-        send(FactUpdate::Started(vec![FactKey::Pods, FactKey::Events]));
-        let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let lp = ListParams::default().labels(&selector);
-        let pods = read("pods", "list", "pods", timeout, || pod_api.list(&lp))
-            .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .map(|mut p| {
-                        if let Some(spec) = p.spec.as_mut() {
-                            redact::pod_spec(spec);
-                        }
-                        p
-                    })
-                    .collect::<Vec<_>>()
+        send(FactUpdate::Started(vec![
+            FactKey::Pods,
+            FactKey::Events,
+            FactKey::ConfigSources,
+        ]));
+        let sources = async {
+            let (config_maps, secrets) =
+                config_sources(&client, ns, &config_map_names, &secret_names, timeout).await;
+            send(FactUpdate::ConfigSources {
+                config_maps,
+                secrets,
             });
-        let mut objects: Vec<String> = vec![name];
-        if let Probe::Observed(list) = &pods {
-            objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
-        }
-        send(FactUpdate::Pods(pods));
-        let events = events_for(&client, ns, &objects, timeout).await;
-        send(FactUpdate::Events(events));
+        };
+        let pods_then_events = async {
+            let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let lp = ListParams::default().labels(&selector);
+            let pods = read("pods", "list", "pods", timeout, || pod_api.list(&lp))
+                .await
+                .map(|l| scrubbed(l, |p: &mut Pod| p.spec.as_mut()));
+            let mut objects: Vec<String> = vec![name];
+            if let Probe::Observed(list) = &pods {
+                objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
+            }
+            send(FactUpdate::Pods(pods));
+            let events = events_for(&client, ns, &objects, timeout).await;
+            send(FactUpdate::Events(events));
+        };
+        futures::join!(sources, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, workload);
+    futures::join!(version, namespace, access, services, workload);
 }
 
-/// The selected workload's name and label selector, or why pods cannot be listed.
+/// A list's items, each with the secrets in its pod spec masked before it becomes a fact.
+fn scrubbed<T: Clone>(
+    list: kube::api::ObjectList<T>,
+    spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
+) -> Vec<T> {
+    list.items
+        .into_iter()
+        .map(|mut item| {
+            if let Some(s) = spec(&mut item) {
+                redact::pod_spec(s);
+            }
+            item
+        })
+        .collect()
+}
+
+/// Names of the ConfigMaps and Secrets a pod template references.
+type SourceNames = (BTreeSet<String>, BTreeSet<String>);
+
+/// The selected workload's name, label selector and referenced sources, or why its pods and
+/// sources cannot be fetched.
 fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
     hint: Option<&str>,
-) -> Result<(String, String), String> {
+) -> Result<(String, String, SourceNames), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
     let all = Workload::all(
@@ -445,10 +473,60 @@ fn select(
                 .selector()
                 .ok_or_else(|| format!("{} has no selector", w.reference()))?;
             let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
-            Ok((w.name().to_owned(), query))
+            let sources = w.pod_spec().map(referenced_sources).unwrap_or_default();
+            Ok((w.name().to_owned(), query, sources))
         }
         _ => Err("no Elsa workload identified: see workload.found".to_owned()),
     }
+}
+
+/// The referenced ConfigMaps and Secrets, each fetched by name (never a namespace-wide list),
+/// all at once. Secret values are decoded into [`Secret`]s.
+async fn config_sources(
+    client: &Client,
+    ns: &str,
+    config_maps: &BTreeSet<String>,
+    secrets: &BTreeSet<String>,
+    timeout: Duration,
+) -> (
+    BTreeMap<String, Probe<ConfigMapData>>,
+    BTreeMap<String, Probe<SecretData>>,
+) {
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let secret_api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
+    let cms = join_all(config_maps.iter().map(|name| {
+        let api = cm_api.clone();
+        async move {
+            let p = read("configmap", "get", "configmaps", timeout, || api.get(name)).await;
+            let p = p.map(|cm| ConfigMapData {
+                data: cm.data.unwrap_or_default(),
+                binary_keys: cm.binary_data.unwrap_or_default().into_keys().collect(),
+            });
+            (name.clone(), p)
+        }
+    }));
+    let secs = join_all(secrets.iter().map(|name| {
+        let api = secret_api.clone();
+        async move {
+            let p = read("secret", "get", "secrets", timeout, || api.get(name)).await;
+            let p = p.map(|s| {
+                let mut data: BTreeMap<String, Secret> = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, Secret::new(String::from_utf8_lossy(&v.0).into_owned())))
+                    .collect();
+                // stringData is write-only on a real server; a manifest (lint) may carry it.
+                for (k, v) in s.string_data.unwrap_or_default() {
+                    data.insert(k, Secret::new(v));
+                }
+                SecretData { data }
+            });
+            (name.clone(), p)
+        }
+    }));
+    let (cms, secs) = futures::join!(cms, secs);
+    (cms.into_iter().collect(), secs.into_iter().collect())
 }
 
 /// Events about the workload and its pods: one field-selected list per object while there are

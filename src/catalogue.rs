@@ -64,6 +64,66 @@ static FILES: &[(&str, &str)] = &[
         "013-workload.pods.toml",
         include_str!("../checks/013-workload.pods.toml"),
     ),
+    (
+        "020-config.environment.toml",
+        include_str!("../checks/020-config.environment.toml"),
+    ),
+    (
+        "021-config.mounts.toml",
+        include_str!("../checks/021-config.mounts.toml"),
+    ),
+    (
+        "022-config.refs.toml",
+        include_str!("../checks/022-config.refs.toml"),
+    ),
+    (
+        "023-config.env-expansion.toml",
+        include_str!("../checks/023-config.env-expansion.toml"),
+    ),
+    (
+        "024-config.appsettings.toml",
+        include_str!("../checks/024-config.appsettings.toml"),
+    ),
+    (
+        "025-config.dead-keys.toml",
+        include_str!("../checks/025-config.dead-keys.toml"),
+    ),
+    (
+        "026-config.provider.toml",
+        include_str!("../checks/026-config.provider.toml"),
+    ),
+    (
+        "027-config.connection-string.toml",
+        include_str!("../checks/027-config.connection-string.toml"),
+    ),
+    (
+        "028-config.probes.toml",
+        include_str!("../checks/028-config.probes.toml"),
+    ),
+    (
+        "029-config.signing-key.toml",
+        include_str!("../checks/029-config.signing-key.toml"),
+    ),
+    (
+        "060-production.replicas.toml",
+        include_str!("../checks/060-production.replicas.toml"),
+    ),
+    (
+        "061-production.locking.toml",
+        include_str!("../checks/061-production.locking.toml"),
+    ),
+    (
+        "062-production.resources.toml",
+        include_str!("../checks/062-production.resources.toml"),
+    ),
+    (
+        "063-production.db-tls.toml",
+        include_str!("../checks/063-production.db-tls.toml"),
+    ),
+    (
+        "065-production.inline-secrets.toml",
+        include_str!("../checks/065-production.inline-secrets.toml"),
+    ),
 ];
 
 /// What "does not hold" means for a check: a failure or a warning.

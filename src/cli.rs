@@ -50,12 +50,12 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 
     /// The namespace Elsa runs in (default: the context's namespace, else "default").
-    #[arg(short = 'n', long, value_name = "NAME")]
+    #[arg(short = 'n', long, value_name = "NAME", global = true)]
     pub namespace: Option<String>,
 
     /// The Elsa server workload, as NAME, deployment/NAME or statefulset/NAME (default: the one
     /// workload whose image or labels say Elsa).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub deployment: Option<String>,
 }
 

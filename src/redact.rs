@@ -108,7 +108,9 @@ pub fn connection_string(s: &str) -> String {
         match value_start {
             Some(start) => {
                 let len = value_len(&s[start..]);
-                if len > 0 {
+                // `Password=$(POSTGRES_PASSWORD)` names where the value comes from: keep it.
+                let value = s[start..start + len].trim();
+                if len > 0 && !is_pure_reference(value) {
                     masked.push((start, start + len));
                 }
                 i = start + len.max(1);
@@ -305,6 +307,19 @@ mod tests {
         );
         assert_eq!(connection_string("password=abc"), "password=*****");
         assert_eq!(connection_string("no secrets here"), "no secrets here");
+    }
+
+    #[test]
+    fn keeps_a_password_that_only_references_a_variable() {
+        assert_eq!(
+            connection_string("Host=p;Password=$(POSTGRES_PASSWORD);Port=5432"),
+            "Host=p;Password=$(POSTGRES_PASSWORD);Port=5432"
+        );
+        assert_eq!(
+            connection_string("Password=x$(P)"),
+            "Password=*****",
+            "literal text around a reference is still a secret"
+        );
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct Fix {
     pub steps: Vec<String>,
     pub commands: Vec<String>,
     pub docs: String,
+    /// A generated strategic-merge patch for the workload, where the fix is mechanical
+    /// (`kubectl patch <workload> --type strategic -p '<patch>'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<serde_json::Value>,
 }
 
 /// One check's result, in the report.

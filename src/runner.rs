@@ -266,6 +266,7 @@ fn to_result(
             steps: template.steps.clone(),
             commands: template.commands.iter().map(|c| vars.fill(c)).collect(),
             docs: spec.docs.clone(),
+            patch: finding.patch.as_deref().cloned(),
         }
     });
     CheckResult {

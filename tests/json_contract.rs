@@ -70,6 +70,7 @@ struct Fix {
     steps: Vec<String>,
     commands: Vec<String>,
     docs: String,
+    patch: Option<serde_json::Value>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,6 +135,15 @@ async fn real_output_matches_the_documented_contract() {
     let fix = pods.fix.as_ref().expect("fix");
     assert!(!fix.summary.is_empty() && !fix.steps.is_empty());
     assert!(fix.docs.starts_with("https://"));
+    for fix in report.checks.iter().filter_map(|c| c.fix.as_ref()) {
+        // A patch, when present, is a strategic-merge patch of the workload.
+        if let Some(p) = &fix.patch {
+            assert!(
+                p["spec"]["template"]["spec"]["containers"].is_array(),
+                "{p}"
+            );
+        }
+    }
     assert!(
         fix.commands.iter().all(|c| !c.contains('{')),
         "every template filled: {:?}",

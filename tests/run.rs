@@ -245,7 +245,10 @@ fn text_output_ascii_fallback_and_no_colour_in_a_pipe() {
     let cluster = stdout.find("\ncluster\n").expect("cluster heading");
     let workload = stdout.find("\nworkload\n").expect("workload heading");
     assert!(cluster < workload);
-    assert!(stdout.contains("Summary: 5 passed, 0 warnings, 2 failed, 0 unknown, 0 skipped in "));
+    assert!(
+        stdout.contains("Summary: 19 passed, 1 warning, 2 failed, 0 unknown, 0 skipped in "),
+        "{stdout}"
+    );
 }
 
 #[test]

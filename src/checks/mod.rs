@@ -13,6 +13,9 @@ use crate::facts::{FactKey, Facts, Probe};
 use crate::report::Evidence;
 
 pub mod cluster;
+pub mod config;
+pub mod production;
+pub mod view;
 pub mod workload;
 
 /// What a check concluded, before the catalogue's severity is applied.
@@ -39,6 +42,8 @@ pub struct Finding {
     pub cause: Option<&'static str>,
     /// Template values this finding knows (the failing pod, its container, …).
     pub vars: Vars,
+    /// A generated fix where it is mechanical: a strategic-merge patch for the workload.
+    pub patch: Option<Box<serde_json::Value>>,
 }
 
 impl Finding {
@@ -49,6 +54,7 @@ impl Finding {
             evidence: Vec::new(),
             cause,
             vars: Vars::default(),
+            patch: None,
         }
     }
 
@@ -107,6 +113,21 @@ pub static REGISTRY: &[CheckImpl] = &[
     workload::FLAVOR,
     workload::ROLLOUT,
     workload::PODS,
+    config::ENVIRONMENT,
+    config::MOUNTS,
+    config::REFS,
+    config::ENV_EXPANSION,
+    config::APPSETTINGS,
+    config::DEAD_KEYS,
+    config::PROVIDER,
+    config::CONNECTION_STRING,
+    config::PROBES,
+    config::SIGNING_KEY,
+    production::REPLICAS,
+    production::LOCKING,
+    production::RESOURCES,
+    production::DB_TLS,
+    production::INLINE_SECRETS,
 ];
 
 pub fn find(id: &str) -> Option<&'static CheckImpl> {

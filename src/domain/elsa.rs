@@ -410,3 +410,228 @@ mod tests {
         assert_eq!(provider_band(Flavor::ServerWeb, None), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Configuration knowledge (ELSA-FACTS §1, §4, §6).
+// ---------------------------------------------------------------------------------------------
+
+/// The .NET major version an official image runs: 3.0–3.2 on .NET 8, 3.3–3.5 on .NET 9,
+/// 3.6+ on .NET 10 (ELSA-FACTS §4 Dockerfiles). It decides, among other things, which
+/// connection-string environment prefixes work.
+pub fn dotnet_major(flavor: Flavor, version: Option<ElsaVersion>) -> Option<u32> {
+    if matches!(flavor, Flavor::Custom | Flavor::Studio) {
+        return None;
+    }
+    let v = version?.mm();
+    Some(if v < (3, 3) {
+        8
+    } else if v < (3, 6) {
+        9
+    } else {
+        10
+    })
+}
+
+/// The accepted values of `DatabaseProvider` on 3.3–3.5 (the `SqlDatabaseProvider` enum), exact
+/// case: `Enum.Parse` without ignoreCase.
+pub const PROVIDERS: &[&str] = &[
+    "SqlServer",
+    "Sqlite",
+    "MySql",
+    "PostgreSql",
+    "Citus",
+    "YugabyteDb",
+    "Oracle",
+    "CockroachDb",
+];
+
+/// Providers that speak PostgreSQL through Npgsql; each reads `ConnectionStrings:<same name>`.
+pub const POSTGRES_FAMILY: &[&str] = &["PostgreSql", "Citus", "YugabyteDb", "CockroachDb"];
+
+/// How an image chooses its persistence provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderRule {
+    /// 3.3–3.5 Server.Web / ServerAndStudio: the `DatabaseProvider` key, default `Sqlite`.
+    DatabaseProviderKey,
+    /// 3.0–3.2 or 3.6+ Server.Web: fixed in code; the stock image cannot use PostgreSQL.
+    FixedInCode,
+    /// 3.8 ModularServer: CShells shell features.
+    ShellFeatures,
+}
+
+pub fn provider_rule(flavor: Flavor, version: Option<ElsaVersion>) -> Option<ProviderRule> {
+    let v = version?.mm();
+    match flavor {
+        Flavor::ServerWeb if ((3, 3)..(3, 6)).contains(&v) => {
+            Some(ProviderRule::DatabaseProviderKey)
+        }
+        Flavor::ServerWeb => Some(ProviderRule::FixedInCode),
+        Flavor::ServerAndStudio if v >= (3, 3) => Some(ProviderRule::DatabaseProviderKey),
+        Flavor::ServerAndStudio => Some(ProviderRule::FixedInCode),
+        Flavor::ModularServer => Some(ProviderRule::ShellFeatures),
+        Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
+/// Elsa's default PostgreSQL connection string in the image's appsettings.json (3.3–3.5).
+pub const DEFAULT_POSTGRES_CONNECTION: &str = "Server=localhost;Username=elsa;Database=elsa;Port=5432;Password=elsa;SSLMode=Prefer;MaxPoolSize=2000;Timeout=60";
+
+/// The keys of the image's own appsettings.json that the checks depend on.
+pub fn image_defaults(flavor: Flavor, version: Option<ElsaVersion>) -> serde_json::Value {
+    match provider_rule(flavor, version) {
+        Some(ProviderRule::DatabaseProviderKey) => {
+            let sqlite = if flavor == Flavor::ServerAndStudio {
+                "Data Source=elsa.sqlite.db;Cache=Shared;"
+            } else {
+                "Data Source=App_Data/elsa.sqlite.db;Cache=Shared;"
+            };
+            serde_json::json!({
+                "DatabaseProvider": "Sqlite",
+                "ConnectionStrings": {"Sqlite": sqlite, "PostgreSql": DEFAULT_POSTGRES_CONNECTION},
+                "Runtime": {"DistributedLocking": {"Provider": "File"}}
+            })
+        }
+        _ => serde_json::json!({}),
+    }
+}
+
+/// Keys the guide or folklore sets that no Elsa version reads, matched on the configuration key
+/// (case-insensitive, by prefix), with the cause id and what to use instead.
+pub struct DeadKey {
+    pub prefix: &'static str,
+    pub cause: &'static str,
+    pub instead: &'static str,
+}
+
+pub const DEAD_KEYS: &[DeadKey] = &[
+    DeadKey {
+        prefix: "Elsa:Persistence",
+        cause: "guide-keys",
+        instead: "3.3–3.5: DatabaseProvider=PostgreSql plus ConnectionStrings__PostgreSql; 3.0–3.2 and 3.6+ stock images cannot switch (custom build)",
+    },
+    DeadKey {
+        prefix: "Elsa:Modules",
+        cause: "guide-keys",
+        instead: "3.3–3.5: DatabaseProvider=PostgreSql covers every module; other versions need a custom build",
+    },
+    DeadKey {
+        prefix: "Elsa:AutoMigrate",
+        cause: "automigrate",
+        instead: "nothing: migrations run at startup by default",
+    },
+    DeadKey {
+        prefix: "Persistence:RunMigrations",
+        cause: "automigrate",
+        instead: "nothing: migrations run at startup by default (RunMigrations is set in code on the EF feature)",
+    },
+    DeadKey {
+        prefix: "REDIS:CONNECTIONSTRING",
+        cause: "misnamed",
+        instead: "ConnectionStrings__Redis",
+    },
+    DeadKey {
+        prefix: "RABBITMQ:CONNECTIONSTRING",
+        cause: "misnamed",
+        instead: "ConnectionStrings__RabbitMq",
+    },
+    DeadKey {
+        prefix: "ELSA:RUNTIME:TYPE",
+        cause: "misnamed",
+        instead: "nothing: the runtime is chosen in code",
+    },
+    DeadKey {
+        prefix: "ELSA:CACHING:TYPE",
+        cause: "misnamed",
+        instead: "nothing: distributed caching is chosen in code",
+    },
+    DeadKey {
+        prefix: "ConnectionStrings:SqlLite",
+        cause: "misnamed",
+        instead: "ConnectionStrings__Sqlite",
+    },
+    DeadKey {
+        prefix: "ConnectionStrings:DefaultConnection",
+        cause: "misnamed",
+        instead: "the provider's own name, e.g. ConnectionStrings__PostgreSql",
+    },
+];
+
+/// The dead-key entry a configuration key matches.
+pub fn dead_key(key: &str) -> Option<&'static DeadKey> {
+    let k = key.to_ascii_lowercase();
+    DEAD_KEYS.iter().find(|d| {
+        let p = d.prefix.to_ascii_lowercase();
+        k == p || k.starts_with(&format!("{p}:"))
+    })
+}
+
+/// HTTP paths an image serves for health, per flavour and version (ELSA-FACTS §4).
+pub fn health_paths(
+    flavor: Flavor,
+    version: Option<ElsaVersion>,
+) -> Option<&'static [&'static str]> {
+    let v = version?.mm();
+    Some(match flavor {
+        Flavor::ServerWeb if v >= (3, 8) => &["/", "/health/live", "/health/ready"],
+        Flavor::ServerWeb => &["/"],
+        Flavor::ServerAndStudio => &["/health"],
+        Flavor::ModularServer | Flavor::Studio | Flavor::Custom => return None,
+    })
+}
+
+/// The sample signing key 3.8 refuses outside Development and Demo.
+pub const SAMPLE_SIGNING_KEY: &str = "CHANGE_ME_TO_A_SECURE_RANDOM_KEY";
+
+/// The port Elsa listens on in its images (.NET 8+ default `ASPNETCORE_HTTP_PORTS=8080`).
+pub const HTTP_PORT: i32 = 8080;
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn runtime_and_rules_follow_the_version_table() {
+        let v = |m| Some(ElsaVersion::new(3, m));
+        assert_eq!(dotnet_major(Flavor::ServerWeb, v(2)), Some(8));
+        assert_eq!(dotnet_major(Flavor::ServerWeb, v(5)), Some(9));
+        assert_eq!(dotnet_major(Flavor::ServerWeb, v(6)), Some(10));
+        assert_eq!(
+            provider_rule(Flavor::ServerWeb, v(5)),
+            Some(ProviderRule::DatabaseProviderKey)
+        );
+        assert_eq!(
+            provider_rule(Flavor::ServerWeb, v(2)),
+            Some(ProviderRule::FixedInCode)
+        );
+        assert_eq!(
+            provider_rule(Flavor::ServerWeb, v(7)),
+            Some(ProviderRule::FixedInCode)
+        );
+        assert_eq!(
+            provider_rule(Flavor::ModularServer, v(8)),
+            Some(ProviderRule::ShellFeatures)
+        );
+        assert_eq!(
+            image_defaults(Flavor::ServerWeb, v(5))["DatabaseProvider"],
+            "Sqlite"
+        );
+    }
+
+    #[test]
+    fn dead_keys_match_by_prefix_ignoring_case() {
+        assert_eq!(
+            dead_key("Elsa:Persistence:Provider").map(|d| d.cause),
+            Some("guide-keys")
+        );
+        assert_eq!(
+            dead_key("elsa:modules:management:persistence:provider").map(|d| d.cause),
+            Some("guide-keys")
+        );
+        assert_eq!(
+            dead_key("Elsa:AutoMigrate").map(|d| d.cause),
+            Some("automigrate")
+        );
+        assert!(dead_key("ElsaX").is_none());
+        assert!(dead_key("DatabaseProvider").is_none());
+    }
+}

@@ -1,5 +1,8 @@
 //! Pure domain knowledge: Elsa's flavours and versions, and how workloads look. No IO here;
 //! everything is a function of its arguments and unit-tested directly.
 
+pub mod dotnet_config;
 pub mod elsa;
+pub mod env_expand;
+pub mod npgsql;
 pub mod workload;

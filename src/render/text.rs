@@ -212,6 +212,14 @@ impl<W: Write> TextRenderer<W> {
             for cmd in &fix.commands {
                 writeln!(self.out, "      $ {cmd}")?;
             }
+            if let Some(patch) = &fix.patch {
+                writeln!(
+                    self.out,
+                    "    {} (kubectl patch --type strategic -p '…'):",
+                    self.paint.bold("generated patch")
+                )?;
+                writeln!(self.out, "      {patch}")?;
+            }
             writeln!(self.out, "    {} {}", self.paint.dim("docs:"), fix.docs)?;
         }
         Ok(())
@@ -221,7 +229,11 @@ impl<W: Write> TextRenderer<W> {
         let s = report.summary;
         let parts = [
             (Status::Pass, s.pass, "passed"),
-            (Status::Warn, s.warn, "warnings"),
+            (
+                Status::Warn,
+                s.warn,
+                if s.warn == 1 { "warning" } else { "warnings" },
+            ),
             (Status::Fail, s.fail, "failed"),
             (Status::Unknown, s.unknown, "unknown"),
             (Status::Skip, s.skip, "skipped"),

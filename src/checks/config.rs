@@ -1,0 +1,1094 @@
+//! Configuration checks: what the Elsa process will actually see, per flavour and version, and
+//! every gap between that and a working PostgreSQL setup. All read the shared [`View`].
+
+use super::view::{APP_DIR, FileContent, View, view};
+use super::{CheckImpl, Finding, Outcome};
+use crate::domain::dotnet_config::{self, Source};
+use crate::domain::elsa::{self, Flavor, ProviderRule};
+use crate::domain::env_expand::{
+    EnvValue, RefState, SourceKind, dependency_order, shell_style_refs,
+};
+use crate::domain::npgsql;
+use crate::facts::{FactKey, Facts, Probe};
+use crate::redact;
+use crate::report::Evidence;
+
+/// Every config check reads the workload, its referenced sources and the namespace's Services.
+const NEEDS: &[FactKey] = &[
+    FactKey::Workloads,
+    FactKey::ConfigSources,
+    FactKey::Services,
+];
+
+pub const ENVIRONMENT: CheckImpl = CheckImpl {
+    id: "config.environment",
+    needs: NEEDS,
+    causes: &["mismatch", "case-mismatch", "conflict", "unexpanded"],
+    run: environment,
+};
+pub const MOUNTS: CheckImpl = CheckImpl {
+    id: "config.mounts",
+    needs: NEEDS,
+    causes: &[
+        "configmap-missing",
+        "secret-missing",
+        "key-missing",
+        "hides-app",
+        "wrong-path",
+        "optional-missing",
+        "unknown-source",
+    ],
+    run: mounts,
+};
+pub const REFS: CheckImpl = CheckImpl {
+    id: "config.refs",
+    needs: NEEDS,
+    causes: &[
+        "configmap-missing",
+        "secret-missing",
+        "key-missing",
+        "optional-missing",
+    ],
+    run: refs,
+};
+pub const ENV_EXPANSION: CheckImpl = CheckImpl {
+    id: "config.env-expansion",
+    needs: NEEDS,
+    causes: &[
+        "defined-later",
+        "undefined",
+        "in-mounted-file",
+        "shell-style",
+    ],
+    run: env_expansion,
+};
+pub const APPSETTINGS: CheckImpl = CheckImpl {
+    id: "config.appsettings",
+    needs: NEEDS,
+    causes: &["invalid-json", "duplicate-key"],
+    run: appsettings,
+};
+pub const DEAD_KEYS: CheckImpl = CheckImpl {
+    id: "config.dead-keys",
+    needs: NEEDS,
+    causes: &["guide-keys", "automigrate", "misnamed"],
+    run: dead_keys,
+};
+pub const PROVIDER: CheckImpl = CheckImpl {
+    id: "config.provider",
+    needs: NEEDS,
+    causes: &[
+        "missing",
+        "wrong-case",
+        "sqlite",
+        "mysql-fallback",
+        "other-provider",
+        "cannot-switch",
+        "modular",
+        "version-unknown",
+    ],
+    run: provider,
+};
+pub const CONNECTION_STRING: CheckImpl = CheckImpl {
+    id: "config.connection-string",
+    needs: NEEDS,
+    causes: &[
+        "missing",
+        "localhost",
+        "unexpanded",
+        "shell-style",
+        "unparseable",
+        "unknown-keywords",
+        "source-unknown",
+    ],
+    run: connection_string,
+};
+pub const PROBES: CheckImpl = CheckImpl {
+    id: "config.probes",
+    needs: NEEDS,
+    causes: &["missing", "path-missing", "wrong-port"],
+    run: probes,
+};
+pub const SIGNING_KEY: CheckImpl = CheckImpl {
+    id: "config.signing-key",
+    needs: NEEDS,
+    causes: &["missing", "too-short", "sample-value"],
+    run: signing_key,
+};
+
+/// Runs `f` on the view, or returns the finding that says why there is none.
+fn with_view(facts: &Facts, f: impl FnOnce(&View<'_>) -> Finding) -> Finding {
+    match view(facts) {
+        Ok(v) => {
+            let container = v.container.name.clone();
+            f(&v).var("container", container)
+        }
+        Err(finding) => finding,
+    }
+}
+
+fn source_evidence(label: &str, s: &dotnet_config::Setting) -> Evidence {
+    Evidence::new(label, s.value.display()).from(s.source.to_string())
+}
+
+// --- config.environment ------------------------------------------------------------------
+
+fn environment(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let (env, var) = &v.environment;
+        let from = var.as_ref().map_or(
+            "default: neither ASPNETCORE_ENVIRONMENT nor DOTNET_ENVIRONMENT is set".to_owned(),
+            |n| format!("env {n}"),
+        );
+        let env_evidence = Evidence::new("environment", env).from(from);
+        if env.contains("$(") {
+            return Finding::problem(
+                "unexpanded",
+                format!("the environment name is the literal text {env:?}: a $(…) reference that did not resolve"),
+            )
+            .with(env_evidence);
+        }
+        let in_app: Vec<_> = v
+            .files
+            .iter()
+            .filter(|f| f.dir() == APP_DIR && f.environment().is_some())
+            .collect();
+        let mut finding = if in_app.is_empty() {
+            Finding::pass(format!(
+                "environment {env}; no environment-specific appsettings file is mounted"
+            ))
+        } else if let Some(hit) = in_app
+            .iter()
+            .find(|f| f.environment() == Some(env.as_str()))
+        {
+            Finding::pass(format!(
+                "environment {env} reads the mounted {}",
+                hit.file_name()
+            ))
+        } else {
+            let file = in_app[0];
+            let other = file.environment().unwrap_or_default();
+            if other.eq_ignore_ascii_case(env) {
+                Finding::problem(
+                    "case-mismatch",
+                    format!(
+                        "{} differs from appsettings.{env}.json only in letter case; Linux file names are case-sensitive, so the file is never read",
+                        file.file_name()
+                    ),
+                )
+            } else {
+                Finding::problem(
+                    "mismatch",
+                    format!(
+                        "{} is mounted but the environment is {env}: .NET reads appsettings.{env}.json, so the mounted file is ignored",
+                        file.file_name()
+                    ),
+                )
+            }
+            .var(if file.kind == SourceKind::ConfigMap { "configmap" } else { "secret" }, &file.source)
+        };
+        // ASPNETCORE_ENVIRONMENT and DOTNET_ENVIRONMENT that disagree: DOTNET_ wins, quietly.
+        let value = |n: &str| {
+            v.env
+                .iter()
+                .find(|e| e.name == n)
+                .map(|e| e.value.expose().to_owned())
+        };
+        if let (Some(a), Some(d)) = (value("ASPNETCORE_ENVIRONMENT"), value("DOTNET_ENVIRONMENT"))
+            && a != d
+            && finding.outcome == Outcome::Pass
+        {
+            finding = Finding::warn(
+                "conflict",
+                format!(
+                    "ASPNETCORE_ENVIRONMENT={a} and DOTNET_ENVIRONMENT={d} disagree; DOTNET_ENVIRONMENT wins"
+                ),
+            );
+        }
+        finding.with(env_evidence).with_all(in_app.iter().map(|f| {
+            Evidence::new("mounted", &f.path).from(format!("{} {} key {}", f.kind, f.source, f.key))
+        }))
+    })
+}
+
+// --- config.mounts -----------------------------------------------------------------------
+
+/// One problem with a mount: outcome, cause, message, and the source it concerns.
+type MountProblem = (Outcome, &'static str, String, Option<(SourceKind, String)>);
+
+fn mounts(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let volumes = v.spec.volumes.clone().unwrap_or_default();
+        let mut problems: Vec<MountProblem> = Vec::new();
+        let mut evidence = Vec::new();
+        for m in v.container.volume_mounts.iter().flatten() {
+            let Some(vol) = volumes.iter().find(|x| x.name == m.name) else {
+                continue;
+            };
+            let (kind, name, optional, items) = if let Some(cm) = &vol.config_map {
+                (
+                    SourceKind::ConfigMap,
+                    cm.name.clone(),
+                    cm.optional.unwrap_or(false),
+                    cm.items.clone(),
+                )
+            } else if let Some(s) = &vol.secret {
+                (
+                    SourceKind::Secret,
+                    s.secret_name.clone().unwrap_or_default(),
+                    s.optional.unwrap_or(false),
+                    s.items.clone(),
+                )
+            } else {
+                continue;
+            };
+            evidence.push(
+                Evidence::new(super::view::describe_mount(m), format!("{kind} {name}"))
+                    .from("volumeMounts"),
+            );
+            let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
+            if m.mount_path.trim_end_matches('/') == APP_DIR && sub.is_none() {
+                problems.push((
+                    Outcome::Problem,
+                    "hides-app",
+                    format!("volume {} is mounted over {APP_DIR} without subPath: it replaces the application's files", m.name),
+                    Some((kind, name.clone())),
+                ));
+            }
+            let probe_state = match kind {
+                SourceKind::ConfigMap => {
+                    facts.config_maps.get(&name).map(|p| p.clone().map(|_| ()))
+                }
+                SourceKind::Secret => facts.secrets.get(&name).map(|p| p.clone().map(|_| ())),
+            };
+            match probe_state {
+                Some(Probe::Observed(())) => {}
+                Some(Probe::Absent) if optional => problems.push((
+                    Outcome::Warn,
+                    "optional-missing",
+                    format!("optional {kind} {name} does not exist: volume {} is empty", m.name),
+                    Some((kind, name.clone())),
+                )),
+                Some(Probe::Absent) => problems.push((
+                    Outcome::Problem,
+                    if kind == SourceKind::ConfigMap { "configmap-missing" } else { "secret-missing" },
+                    format!("{kind} {name} (volume {}) does not exist: the pod cannot start (FailedMount)", m.name),
+                    Some((kind, name.clone())),
+                )),
+                other => problems.push((
+                    Outcome::Unknown,
+                    "unknown-source",
+                    format!(
+                        "{kind} {name} could not be read: {}",
+                        other.and_then(|p| p.why_not()).unwrap_or_else(|| "not gathered".into())
+                    ),
+                    Some((kind, name.clone())),
+                )),
+            }
+            // Keys named by items or subPath must exist in the source.
+            let wanted: Vec<String> = match (&items, sub) {
+                (Some(items), _) => items.iter().map(|i| i.key.clone()).collect(),
+                (None, Some(sp)) => vec![sp.to_owned()],
+                (None, None) => Vec::new(),
+            };
+            let has = |k: &str| match kind {
+                SourceKind::ConfigMap => match facts.config_maps.get(&name) {
+                    Some(Probe::Observed(cm)) => Some(cm.has_key(k)),
+                    _ => None,
+                },
+                SourceKind::Secret => match facts.secrets.get(&name) {
+                    Some(Probe::Observed(s)) => Some(s.data.contains_key(k)),
+                    _ => None,
+                },
+            };
+            for k in wanted {
+                if has(&k) == Some(false) {
+                    problems.push((
+                        Outcome::Problem,
+                        "key-missing",
+                        format!("{kind} {name} has no key {k:?} (volume {}{})", m.name,
+                            if sub.is_some() { ": with subPath the kubelet mounts an empty directory instead of a file" } else { "" }),
+                        Some((kind, name.clone())),
+                    ));
+                }
+            }
+        }
+        for f in v
+            .files
+            .iter()
+            .filter(|f| f.is_appsettings() && f.dir() != APP_DIR)
+        {
+            problems.push((
+                Outcome::Problem,
+                "wrong-path",
+                format!(
+                    "{} lands in {}, but Elsa reads appsettings files only from {APP_DIR}",
+                    f.file_name(),
+                    f.dir()
+                ),
+                Some((f.kind, f.source.clone())),
+            ));
+        }
+        let rank = |o: Outcome| match o {
+            Outcome::Problem => 0,
+            Outcome::Unknown => 1,
+            _ => 2,
+        };
+        problems.sort_by_key(|p| rank(p.0));
+        let count = evidence.len();
+        let Some((outcome, cause, message, source)) = problems.first().cloned() else {
+            return Finding::pass(if count == 0 {
+                "no ConfigMap or Secret volumes are mounted".to_owned()
+            } else {
+                format!("{count} ConfigMap/Secret mount(s) resolve")
+            })
+            .with_all(evidence);
+        };
+        let more = problems.iter().skip(1).map(|p| Evidence::new("also", &p.2));
+        let mut finding = match outcome {
+            Outcome::Warn => Finding::warn(cause, message),
+            Outcome::Unknown => Finding::unknown(Some(cause), message),
+            _ => Finding::problem(cause, message),
+        }
+        .with_all(evidence)
+        .with_all(more);
+        if let Some((kind, name)) = source {
+            finding = finding.var(
+                if kind == SourceKind::ConfigMap {
+                    "configmap"
+                } else {
+                    "secret"
+                },
+                name,
+            );
+        }
+        finding
+    })
+}
+
+// --- config.refs -------------------------------------------------------------------------
+
+fn refs(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let problems = &v.expansion.problems;
+        if problems.is_empty() {
+            return Finding::pass(
+                "every ConfigMap and Secret that env and envFrom reference exists with its keys",
+            );
+        }
+        // Classify from the facts: does the object exist, could it be read?
+        let state = |kind: SourceKind, name: &str| -> Option<Probe<()>> {
+            match kind {
+                SourceKind::ConfigMap => facts.config_maps.get(name).map(|p| p.clone().map(|_| ())),
+                SourceKind::Secret => facts.secrets.get(name).map(|p| p.clone().map(|_| ())),
+            }
+        };
+        let classify = |p: &crate::domain::env_expand::SourceProblem| -> (Outcome, &'static str) {
+            let missing = if p.kind == SourceKind::ConfigMap {
+                "configmap-missing"
+            } else {
+                "secret-missing"
+            };
+            match (state(p.kind, &p.name), p.optional) {
+                (Some(Probe::Observed(())), false) => (Outcome::Problem, "key-missing"),
+                (Some(Probe::Absent), false) => (Outcome::Problem, missing),
+                (Some(Probe::Observed(()) | Probe::Absent), true) => {
+                    (Outcome::Warn, "optional-missing")
+                }
+                _ => (Outcome::Unknown, missing),
+            }
+        };
+        let rank = |o: Outcome| match o {
+            Outcome::Problem => 0,
+            Outcome::Unknown => 1,
+            _ => 2,
+        };
+        let worst = problems
+            .iter()
+            .min_by_key(|p| rank(classify(p).0))
+            .unwrap_or(&problems[0]);
+        let (outcome, cause) = classify(worst);
+        let message = format!("{}: {}", worst.origin, redact::text(&worst.why));
+        let evidence = problems
+            .iter()
+            .map(|p| Evidence::new(&p.origin, redact::text(&p.why)).from("env/envFrom"));
+        let var = if worst.kind == SourceKind::ConfigMap {
+            "configmap"
+        } else {
+            "secret"
+        };
+        match outcome {
+            Outcome::Problem => Finding::problem(cause, message),
+            Outcome::Warn => Finding::warn(cause, message),
+            _ => Finding::unknown(None, message),
+        }
+        .with_all(evidence)
+        .var(var, &worst.name)
+    })
+}
+
+// --- config.env-expansion ----------------------------------------------------------------
+
+fn env_expansion(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let mut later = Vec::new();
+        let mut undefined = Vec::new();
+        for e in &v.expansion.vars {
+            let EnvValue::Text(x) = &e.value else {
+                continue;
+            };
+            for r in &x.refs {
+                match r.state {
+                    RefState::DefinedLater { index } => later.push(
+                        Evidence::new(
+                            format!("{} ({})", e.name, e.origin),
+                            format!("$({}) is defined later, at env[{index}]: the value keeps the literal text $({})", r.name, r.name),
+                        )
+                        .from("env order"),
+                    ),
+                    RefState::Undefined => undefined.push(
+                        Evidence::new(
+                            format!("{} ({})", e.name, e.origin),
+                            format!("$({}) is never defined: the value keeps the literal text", r.name),
+                        )
+                        .from("env"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        if !later.is_empty() {
+            let env = v.container.env.clone().unwrap_or_default();
+            let mut finding = Finding::problem(
+                "defined-later",
+                format!(
+                    "{} reference(s) point at variables defined further down the env list; Kubernetes expands $(VAR) only from earlier entries",
+                    later.len()
+                ),
+            )
+            .with_all(later)
+            .with_all(undefined);
+            if let Some(order) = dependency_order(&env) {
+                finding.patch = Some(Box::new(reorder_patch(&v.container.name, &order)));
+            }
+            return finding;
+        }
+        if !undefined.is_empty() {
+            return Finding::problem(
+                "undefined",
+                format!(
+                    "{} reference(s) name variables that are never defined",
+                    undefined.len()
+                ),
+            )
+            .with_all(undefined);
+        }
+        // $(…) inside a mounted JSON file: neither Kubernetes nor .NET expands it.
+        for f in v.files.iter().filter(|f| f.is_appsettings()) {
+            if let Probe::Observed(c) = &f.content
+                && let Some((line, text)) = c
+                    .expose()
+                    .lines()
+                    .enumerate()
+                    .find(|(_, l)| l.contains("$("))
+            {
+                let shown = match c {
+                    FileContent::Text(_) => redact::text(text.trim()),
+                    FileContent::Secret(_) => redact::MASK.to_owned(),
+                };
+                return Finding::problem(
+                    "in-mounted-file",
+                    format!("{} contains $(…) at line {}: a mounted file is never expanded, the text stays literal", f.file_name(), line + 1),
+                )
+                .with(Evidence::new(format!("{}:{}", f.path, line + 1), shown).from(format!("{} {} key {}", f.kind, f.source, f.key)))
+                .var(if f.kind == SourceKind::ConfigMap { "configmap" } else { "secret" }, &f.source);
+            }
+        }
+        let shell: Vec<Evidence> = v
+            .container
+            .env
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let value = e.value.as_deref()?;
+                let refs = shell_style_refs(value);
+                (!refs.is_empty()).then(|| {
+                    let names: Vec<String> = refs.iter().map(|(n, _)| format!("${n}")).collect();
+                    Evidence::new(
+                        format!("{} (env[{i}])", e.name),
+                        format!(
+                            "{} stays literal: Kubernetes expands only $(VAR)",
+                            names.join(", ")
+                        ),
+                    )
+                    .from("env")
+                })
+            })
+            .collect();
+        if !shell.is_empty() {
+            return Finding::warn(
+                "shell-style",
+                format!(
+                    "{} variable(s) use shell-style $VAR, which Kubernetes never expands",
+                    shell.len()
+                ),
+            )
+            .with_all(shell);
+        }
+        let resolved = v
+            .expansion
+            .vars
+            .iter()
+            .filter(|e| matches!(&e.value, EnvValue::Text(x) if x.refs.iter().any(|r| r.state == RefState::Resolved)))
+            .count();
+        Finding::pass(if resolved == 0 {
+            "no $(VAR) references".to_owned()
+        } else {
+            format!("all $(VAR) references in {resolved} variable(s) resolve")
+        })
+    })
+}
+
+/// A strategic-merge patch that sets the env order (names only: values stay as they are, so no
+/// secret or literal value is ever copied into the patch).
+pub fn reorder_patch(
+    container: &str,
+    order: &[k8s_openapi::api::core::v1::EnvVar],
+) -> serde_json::Value {
+    let names: Vec<serde_json::Value> = order
+        .iter()
+        .map(|e| serde_json::json!({"name": e.name}))
+        .collect();
+    serde_json::json!({
+        "spec": {"template": {"spec": {"containers": [{
+            "name": container,
+            "$setElementOrder/env": names,
+            "env": names,
+        }]}}}
+    })
+}
+
+// --- config.appsettings ------------------------------------------------------------------
+
+fn appsettings(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let files: Vec<_> = v.files.iter().filter(|f| f.is_appsettings()).collect();
+        let mut ok = 0;
+        for f in &files {
+            let Probe::Observed(c) = &f.content else {
+                continue;
+            };
+            match dotnet_config::parse_appsettings(c.expose()) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    let cause = if e.duplicate_key {
+                        "duplicate-key"
+                    } else {
+                        "invalid-json"
+                    };
+                    return Finding::problem(
+                        cause,
+                        format!(
+                            "{} is not valid for .NET at line {}, column {}: {}",
+                            f.file_name(),
+                            e.line,
+                            e.column,
+                            redact::text(&e.message)
+                        ),
+                    )
+                    .with(
+                        Evidence::new("file", &f.path)
+                            .from(format!("{} {} key {}", f.kind, f.source, f.key)),
+                    )
+                    .var(
+                        if f.kind == SourceKind::ConfigMap {
+                            "configmap"
+                        } else {
+                            "secret"
+                        },
+                        &f.source,
+                    );
+                }
+            }
+        }
+        Finding::pass(if files.is_empty() {
+            "no appsettings file is mounted".to_owned()
+        } else {
+            format!("{ok} mounted appsettings file(s) parse")
+        })
+    })
+}
+
+// --- config.dead-keys --------------------------------------------------------------------
+
+fn dead_keys(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let mut found = Vec::new();
+        let mut cause = None;
+        let mut keys: Vec<(String, String)> = v
+            .config
+            .iter()
+            .map(|s| (s.key.clone(), s.source.to_string()))
+            .collect();
+        // Keys in any mounted JSON count too, read or not: they show what was intended.
+        for f in v.files.iter().filter(|f| f.is_appsettings()) {
+            if let Probe::Observed(c) = &f.content
+                && let Ok(json) = dotnet_config::parse_appsettings(c.expose())
+            {
+                let mut cfg = dotnet_config::EffectiveConfig::default();
+                cfg.add_json(&json, |_| Source::ImageDefault);
+                keys.extend(
+                    cfg.iter()
+                        .map(|s| (s.key.clone(), format!("{} in {}", s.key, f.path))),
+                );
+            }
+        }
+        keys.sort();
+        keys.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
+        for (key, source) in keys {
+            if let Some(d) = elsa::dead_key(&key) {
+                cause.get_or_insert(d.cause);
+                found.push(
+                    Evidence::new(key, format!("no Elsa version reads it; use {}", d.instead))
+                        .from(source),
+                );
+            }
+        }
+        match cause {
+            None => Finding::pass("no settings that Elsa never reads"),
+            Some(cause) => Finding::problem(
+                cause,
+                format!(
+                    "{} setting(s) have no effect in any Elsa version",
+                    found.len()
+                ),
+            )
+            .with_all(found),
+        }
+    })
+}
+
+// --- config.provider ---------------------------------------------------------------------
+
+/// The provider in effect for an image that reads `DatabaseProvider`.
+fn provider_setting<'v>(v: &'v View<'_>) -> Option<&'v dotnet_config::Setting> {
+    v.config.get("DatabaseProvider")
+}
+
+/// The `ConnectionStrings` name the provider reads.
+pub fn connection_name(v: &View<'_>) -> &'static str {
+    let p = provider_setting(v)
+        .map(|s| s.value.expose().to_owned())
+        .unwrap_or_default();
+    elsa::POSTGRES_FAMILY
+        .iter()
+        .copied()
+        .find(|n| *n == p)
+        .unwrap_or("PostgreSql")
+}
+
+fn provider(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let Some(id) = &v.identity else {
+            return Finding::skip("no Elsa image identified — see workload.flavor");
+        };
+        let Some(rule) = elsa::provider_rule(id.flavor, id.version) else {
+            return match id.flavor {
+                Flavor::Custom => Finding::skip(
+                    "a custom build chooses its provider in code — not visible in configuration",
+                ),
+                _ => Finding::skip("the Elsa version is not known — see workload.flavor"),
+            };
+        };
+        let version = id.version.map(|x| x.to_string()).unwrap_or_default();
+        match rule {
+            ProviderRule::FixedInCode => {
+                let ignored = provider_setting(v)
+                    .filter(|s| s.source != Source::ImageDefault)
+                    .map(|s| source_evidence("DatabaseProvider (ignored)", s));
+                Finding::problem(
+                    "cannot-switch",
+                    format!("{} {version} fixes its database provider in code (SQLite in the stock image): configuration cannot switch it to PostgreSQL", id.flavor),
+                )
+                .with_all(ignored)
+            }
+            ProviderRule::ShellFeatures => Finding::unknown(
+                Some("modular"),
+                format!(
+                    "{} {version} chooses persistence through CShells shell features; elsadoctor cannot yet tell which one is active",
+                    id.flavor
+                ),
+            ),
+            ProviderRule::DatabaseProviderKey => {
+                let Some(s) = provider_setting(v) else {
+                    return Finding::problem(
+                        "missing",
+                        "DatabaseProvider is not set anywhere: Elsa uses SQLite",
+                    );
+                };
+                let value = s.value.expose();
+                let ev = source_evidence("DatabaseProvider", s);
+                if s.source == Source::ImageDefault {
+                    return Finding::problem(
+                        "missing",
+                        format!("DatabaseProvider is not set: the image's default {value} applies, so Elsa keeps SQLite"),
+                    )
+                    .with(ev);
+                }
+                if elsa::POSTGRES_FAMILY.contains(&value) {
+                    let mut f =
+                        Finding::pass(format!("DatabaseProvider={value} ({})", s.source)).with(ev);
+                    if id.flavor == Flavor::ServerAndStudio {
+                        f = f.with(Evidence::new(
+                            "note",
+                            "this image also keeps some stores in SQLite whatever DatabaseProvider says (ELSA-FACTS §1)",
+                        ));
+                    }
+                    return f;
+                }
+                if !elsa::PROVIDERS.contains(&value) {
+                    let close = elsa::PROVIDERS
+                        .iter()
+                        .find(|p| p.eq_ignore_ascii_case(value));
+                    return Finding::problem(
+                        "wrong-case",
+                        format!(
+                            "DatabaseProvider={value:?} is not an accepted value (exact case: {}); the host stops at startup with \"Requested value '{value}' was not found\"{}",
+                            elsa::PROVIDERS.join(", "),
+                            close.map(|c| format!(" — did you mean {c}?")).unwrap_or_default()
+                        ),
+                    )
+                    .with(ev);
+                }
+                match value {
+                    "Sqlite" => Finding::problem("sqlite", "DatabaseProvider=Sqlite: Elsa uses SQLite").with(ev),
+                    "MySql" if elsa::dotnet_major(id.flavor, id.version) == Some(9) => Finding::problem(
+                        "mysql-fallback",
+                        "DatabaseProvider=MySql: the .NET 9 images compile MySQL out and fall back to SQLite",
+                    )
+                    .with(ev),
+                    other => Finding::problem("other-provider", format!("DatabaseProvider={other}: Elsa uses {other}, not PostgreSQL")).with(ev),
+                }
+            }
+        }
+    })
+}
+
+// --- config.connection-string ------------------------------------------------------------
+
+fn connection_string(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        if v.identity
+            .as_ref()
+            .and_then(|id| elsa::provider_rule(id.flavor, id.version))
+            != Some(ProviderRule::DatabaseProviderKey)
+        {
+            return Finding::skip(
+                "this image does not read its connection string from configuration — see config.provider",
+            );
+        }
+        let name = connection_name(v);
+        let key = format!("ConnectionStrings:{name}");
+        let Some(s) = v.config.get(&key) else {
+            return Finding::problem("missing", format!("{key} is not set"));
+        };
+        let ev = source_evidence(&key, s);
+        if s.source == Source::ImageDefault {
+            return Finding::problem(
+                "missing",
+                format!(
+                    "{key} is not set: the image default points at localhost:5432 inside the pod"
+                ),
+            )
+            .with(ev);
+        }
+        if s.value.runtime_only {
+            return Finding::unknown(
+                Some("source-unknown"),
+                format!("{key} is only known at runtime"),
+            )
+            .with(ev);
+        }
+        if let Source::Env { var, .. } = &s.source
+            && let Some(entry) = v.expansion.get(var)
+            && let EnvValue::Unavailable(why) = &entry.value
+        {
+            return Finding::unknown(
+                Some("source-unknown"),
+                format!("{key} comes from a source that could not be read: {why}"),
+            );
+        }
+        // A reference to a variable whose source is missing or unreadable: the cause is the
+        // source (config.refs), not the expansion.
+        if let Source::Env { var, .. } = &s.source
+            && let Some(EnvValue::Text(x)) = v.expansion.get(var).map(|e| &e.value)
+        {
+            for r in x.refs.iter().filter(|r| r.state == RefState::RuntimeOnly) {
+                if let Some(EnvValue::Unavailable(why)) = v.expansion.get(&r.name).map(|e| &e.value)
+                {
+                    return Finding::unknown(
+                        Some("source-unknown"),
+                        format!(
+                            "{key} uses $({}), whose source is unavailable ({}) — see config.refs",
+                            r.name,
+                            redact::text(why)
+                        ),
+                    )
+                    .with(ev);
+                }
+            }
+        }
+        let value = s.value.expose();
+        if value.contains("$(") {
+            return Finding::problem(
+                "unexpanded",
+                format!("{key} contains the literal text $(…): Npgsql will send it as is — see config.env-expansion"),
+            )
+            .with(ev);
+        }
+        if !shell_style_refs(value).is_empty() {
+            return Finding::problem(
+                "shell-style",
+                format!("{key} contains shell-style $VAR text, which nothing expands"),
+            )
+            .with(ev);
+        }
+        let cs = match npgsql::parse(value) {
+            Ok(cs) => cs,
+            Err(e) => {
+                return Finding::problem("unparseable", format!("{key} cannot be parsed: {e}"))
+                    .with(ev);
+            }
+        };
+        let hosts = cs.hosts();
+        let local = hosts.iter().find(|h| {
+            matches!(
+                h.host.to_ascii_lowercase().as_str(),
+                "localhost" | "127.0.0.1" | "::1"
+            )
+        });
+        let mut finding = if let Some(h) = local {
+            Finding::problem(
+                "localhost",
+                format!(
+                    "{key} points at {}: inside a pod that is the pod itself, not the database",
+                    h.host
+                ),
+            )
+        } else if !cs.unknown_keywords().is_empty() {
+            Finding::problem(
+                "unknown-keywords",
+                format!(
+                    "{key} has keywords Npgsql does not know ({}): Npgsql refuses the whole string, so Elsa cannot connect",
+                    cs.unknown_keywords()
+                        .iter()
+                        .map(|k| redact::text(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        } else if let Some(p) = cs.problems().first() {
+            Finding::problem(
+                "unparseable",
+                format!(
+                    "{key}: Npgsql would refuse it: {}",
+                    redact::text(&p.message)
+                ),
+            )
+        } else {
+            Finding::pass(format!(
+                "{key} → {} database {} as {} ({})",
+                hosts
+                    .iter()
+                    .map(|h| format!("{}:{}", h.host, h.port))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                cs.database().unwrap_or("(user's default)"),
+                cs.username().unwrap_or("(none)"),
+                s.source
+            ))
+        };
+        finding = finding.with(ev);
+        if let Some(h) = hosts.first() {
+            finding = finding
+                .var("db_host", &h.host)
+                .var("db_port", h.port.to_string());
+        }
+        if let Some(d) = cs.database() {
+            finding = finding.var("database", d);
+        }
+        if let Some(u) = cs.username() {
+            finding = finding.var("db_user", u);
+        }
+        finding
+    })
+}
+
+// --- config.probes -----------------------------------------------------------------------
+
+fn probes(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let c = v.container;
+        let probes = [
+            ("readiness", c.readiness_probe.as_ref()),
+            ("liveness", c.liveness_probe.as_ref()),
+            ("startup", c.startup_probe.as_ref()),
+        ];
+        let defined: Vec<_> = probes
+            .iter()
+            .filter_map(|(n, p)| p.map(|p| (*n, p)))
+            .collect();
+        if defined.is_empty() {
+            return Finding::warn(
+                "missing",
+                "no readiness or liveness probe: Kubernetes cannot tell a stuck Elsa from a working one",
+            );
+        }
+        let paths = v
+            .identity
+            .as_ref()
+            .and_then(|id| elsa::health_paths(id.flavor, id.version));
+        let ports: Vec<(Option<String>, i32)> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.container_port))
+            .collect();
+        let port_override = v.env.iter().any(|e| {
+            matches!(
+                e.name.as_str(),
+                "ASPNETCORE_URLS" | "ASPNETCORE_HTTP_PORTS" | "HTTP_PORTS" | "DOTNET_URLS"
+            )
+        });
+        let mut evidence = Vec::new();
+        for (kind, p) in &defined {
+            let Some(get) = &p.http_get else {
+                evidence.push(
+                    Evidence::new(format!("{kind} probe"), "not an HTTP probe")
+                        .from("container spec"),
+                );
+                continue;
+            };
+            let path = get.path.clone().unwrap_or_else(|| "/".to_owned());
+            let port = match &get.port {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => Ok(*n),
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => ports
+                    .iter()
+                    .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                    .map(|(_, p)| *p)
+                    .ok_or_else(|| name.clone()),
+            };
+            evidence.push(
+                Evidence::new(
+                    format!("{kind} probe"),
+                    format!(
+                        "GET {path} on port {}",
+                        match &port {
+                            Ok(p) => p.to_string(),
+                            Err(n) => n.clone(),
+                        }
+                    ),
+                )
+                .from("container spec"),
+            );
+            match port {
+                Err(name) => {
+                    return Finding::problem("wrong-port", format!("the {kind} probe uses port name {name:?}, which the container does not declare"))
+                        .with_all(evidence);
+                }
+                Ok(p)
+                    if !port_override
+                        && p != elsa::HTTP_PORT
+                        && !ports.iter().any(|(_, cp)| *cp == p) =>
+                {
+                    return Finding::problem(
+                        "wrong-port",
+                        format!(
+                            "the {kind} probe calls port {p}, but Elsa listens on {}",
+                            elsa::HTTP_PORT
+                        ),
+                    )
+                    .with_all(evidence);
+                }
+                Ok(_) => {}
+            }
+            if let (Some(paths), Some(id)) = (paths, v.identity.as_ref())
+                && !paths.contains(&path.as_str())
+            {
+                return Finding::problem(
+                    "path-missing",
+                    format!(
+                        "the {kind} probe calls {path}, which {} {} does not serve (it serves {})",
+                        id.flavor,
+                        id.version.map(|x| x.to_string()).unwrap_or_default(),
+                        paths.join(", ")
+                    ),
+                )
+                .with_all(evidence);
+            }
+        }
+        let note = if paths.is_none() {
+            " (paths not checked: the Elsa version is not known)"
+        } else {
+            ""
+        };
+        Finding::pass(format!(
+            "{} probe(s) call served endpoints{note}",
+            defined.len()
+        ))
+        .with_all(evidence)
+    })
+}
+
+// --- config.signing-key ------------------------------------------------------------------
+
+fn signing_key(facts: &Facts) -> Finding {
+    with_view(facts, |v| {
+        let applies = v
+            .identity
+            .as_ref()
+            .and_then(|id| id.version)
+            .is_some_and(|ver| ver.mm() >= (3, 8));
+        if !applies {
+            return Finding::pass("signing-key validation applies to Elsa 3.8 and later only");
+        }
+        let env = &v.environment.0;
+        if env == "Development" || env == "Demo" {
+            return Finding::pass(format!(
+                "environment {env}: 3.8 does not validate the signing key here"
+            ));
+        }
+        let key = "Identity:Tokens:SigningKey";
+        let Some(s) = v.config.get(key) else {
+            return Finding::problem(
+                "missing",
+                format!("{key} is not set and the environment is {env}: Elsa 3.8 refuses to start"),
+            );
+        };
+        let value = s.value.expose();
+        let ev = Evidence::new(key, format!("{} characters", value.chars().count()))
+            .from(s.source.to_string());
+        if value == elsa::SAMPLE_SIGNING_KEY {
+            Finding::problem(
+                "sample-value",
+                format!("{key} is the published sample value: Elsa 3.8 refuses to start"),
+            )
+            .with(ev)
+        } else if value.is_empty() {
+            Finding::problem(
+                "missing",
+                format!("{key} is empty: Elsa 3.8 refuses to start"),
+            )
+            .with(ev)
+        } else if value.chars().count() < 32 {
+            Finding::problem(
+                "too-short",
+                format!("{key} is shorter than 32 characters: Elsa 3.8 refuses to start"),
+            )
+            .with(ev)
+        } else {
+            Finding::pass(format!("{key} is set ({})", s.source)).with(ev)
+        }
+    })
+}

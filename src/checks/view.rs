@@ -1,0 +1,374 @@
+//! What the Elsa process will see, computed once from the facts for the config and production
+//! checks: the Elsa container, its environment after the kubelet's `$(VAR)` expansion, the
+//! ConfigMap/Secret files mounted into it, and the effective .NET configuration with the source
+//! of every value. Pure: a function of `Facts`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
+
+use super::{Finding, workload::selected};
+use crate::domain::dotnet_config::{self, ConfigValue, EffectiveConfig, EnvInput, Source};
+use crate::domain::elsa::{self, Identity};
+use crate::domain::env_expand::{
+    self, EnvValue, Expansion, Lookup, ServiceLink, ServicePort, Sources,
+};
+use crate::domain::workload::Workload;
+use crate::facts::{Facts, Probe};
+use crate::redact::Secret;
+
+/// Where the content root is: `WORKDIR /app` in every Elsa image.
+pub const APP_DIR: &str = "/app";
+
+/// A file a ConfigMap or Secret volume puts into the container.
+#[derive(Debug, Clone)]
+pub struct MountedFile {
+    /// Absolute path in the container.
+    pub path: String,
+    pub volume: String,
+    pub kind: env_expand::SourceKind,
+    pub source: String,
+    pub key: String,
+    /// Through `subPath` (a single file; receives no updates).
+    pub sub_path: bool,
+    /// The content, when the source was read and has the key. Secret content stays a Secret.
+    pub content: Probe<FileContent>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FileContent {
+    Text(String),
+    Secret(Secret),
+}
+
+impl FileContent {
+    pub fn expose(&self) -> &str {
+        match self {
+            FileContent::Text(t) => t,
+            FileContent::Secret(s) => s.expose(),
+        }
+    }
+}
+
+impl MountedFile {
+    /// The directory the file lands in.
+    pub fn dir(&self) -> &str {
+        self.path.rsplit_once('/').map_or("", |(d, _)| d)
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.path
+            .rsplit_once('/')
+            .map_or(self.path.as_str(), |(_, f)| f)
+    }
+
+    /// `appsettings.json` or `appsettings.<X>.json`, in any case.
+    pub fn is_appsettings(&self) -> bool {
+        let n = self.file_name().to_ascii_lowercase();
+        n.starts_with("appsettings") && n.ends_with(".json")
+    }
+
+    /// The environment part of `appsettings.<X>.json`, as written.
+    pub fn environment(&self) -> Option<&str> {
+        let n = self.file_name();
+        let rest = n.get("appsettings.".len()..)?;
+        let env = rest.strip_suffix(".json")?;
+        (n[.."appsettings.".len()].eq_ignore_ascii_case("appsettings.") && !env.is_empty())
+            .then_some(env)
+    }
+}
+
+/// The view.
+pub struct View<'a> {
+    pub workload: Workload<'a>,
+    pub spec: &'a PodSpec,
+    pub container: &'a Container,
+    pub identity: Option<Identity>,
+    pub expansion: Expansion,
+    pub env: Vec<EnvInput>,
+    /// The .NET environment name and the variable that set it (None: the default).
+    pub environment: (String, Option<String>),
+    pub files: Vec<MountedFile>,
+    pub config: EffectiveConfig,
+}
+
+struct FactSources<'a>(&'a Facts, BTreeMap<String, BTreeMap<String, String>>);
+
+impl Sources for FactSources<'_> {
+    fn config_map(&self, name: &str) -> Lookup<&BTreeMap<String, String>> {
+        match (self.0.config_maps.get(name), self.1.get(name)) {
+            (Some(Probe::Observed(_)), Some(data)) => Lookup::Found(data),
+            (Some(Probe::Absent), _) => Lookup::Missing,
+            (Some(other), _) => Lookup::Unknown(other.why_not().unwrap_or_default()),
+            (None, _) => Lookup::Unknown("not gathered".to_owned()),
+        }
+    }
+
+    fn secret(&self, name: &str) -> Lookup<&BTreeMap<String, Secret>> {
+        match self.0.secrets.get(name) {
+            Some(Probe::Observed(s)) => Lookup::Found(&s.data),
+            Some(Probe::Absent) => Lookup::Missing,
+            Some(other) => Lookup::Unknown(other.why_not().unwrap_or_default()),
+            None => Lookup::Unknown("not gathered".to_owned()),
+        }
+    }
+}
+
+/// The Services of the namespace as service links, and the `kubernetes` master service.
+fn service_links(f: &Facts) -> Vec<ServiceLink> {
+    f.services
+        .observed()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let spec = s.spec.as_ref()?;
+            Some(ServiceLink {
+                name: s.metadata.name.clone()?,
+                cluster_ip: spec.cluster_ip.clone().unwrap_or_default(),
+                ports: spec
+                    .ports
+                    .iter()
+                    .flatten()
+                    .map(|p| ServicePort {
+                        name: p.name.clone(),
+                        port: p.port,
+                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The container that runs Elsa: the one whose image is Elsa, else the first.
+fn elsa_container<'a>(spec: &'a PodSpec, identity: Option<&Identity>) -> Option<&'a Container> {
+    identity
+        .and_then(|id| spec.containers.iter().find(|c| c.name == id.container))
+        .or_else(|| spec.containers.first())
+}
+
+/// Files the container's ConfigMap/Secret volume mounts put in place.
+fn mounted_files(f: &Facts, spec: &PodSpec, container: &Container) -> Vec<MountedFile> {
+    let volumes: BTreeMap<&str, &Volume> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    let mut out = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let Some(v) = volumes.get(m.name.as_str()) else {
+            continue;
+        };
+        let (kind, source, items) = if let Some(cm) = &v.config_map {
+            (
+                env_expand::SourceKind::ConfigMap,
+                cm.name.clone(),
+                cm.items.clone(),
+            )
+        } else if let Some(s) = &v.secret {
+            (
+                env_expand::SourceKind::Secret,
+                s.secret_name.clone().unwrap_or_default(),
+                s.items.clone(),
+            )
+        } else {
+            continue;
+        };
+        let keys = source_keys(f, kind, &source);
+        // key → path inside the volume
+        let files: Vec<(String, String)> = match &items {
+            Some(items) => items
+                .iter()
+                .map(|i| (i.key.clone(), i.path.clone()))
+                .collect(),
+            None => keys.iter().map(|k| (k.clone(), k.clone())).collect(),
+        };
+        let mount = m.mount_path.trim_end_matches('/');
+        let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
+        for (key, path) in files {
+            let at = match sub {
+                Some(sp) if sp == path => mount.to_owned(),
+                Some(_) => continue,
+                None => format!("{mount}/{path}"),
+            };
+            out.push(MountedFile {
+                path: at,
+                volume: m.name.clone(),
+                kind,
+                source: source.clone(),
+                content: content(f, kind, &source, &key),
+                key,
+                sub_path: sub.is_some(),
+            });
+        }
+        // A subPath naming a key the source does not have: the kubelet mounts an empty
+        // directory there. Record it so checks can say so.
+        if let Some(sp) = sub
+            && !out.iter().any(|x| x.volume == m.name && x.path == mount)
+            && items.is_none()
+        {
+            out.push(MountedFile {
+                path: mount.to_owned(),
+                volume: m.name.clone(),
+                kind,
+                source: source.clone(),
+                key: sp.to_owned(),
+                sub_path: true,
+                content: content(f, kind, &source, sp),
+            });
+        }
+    }
+    out
+}
+
+/// The keys a source is known to have (empty when it could not be read).
+fn source_keys(f: &Facts, kind: env_expand::SourceKind, name: &str) -> Vec<String> {
+    match kind {
+        env_expand::SourceKind::ConfigMap => match f.config_maps.get(name) {
+            Some(Probe::Observed(cm)) => cm
+                .data
+                .keys()
+                .chain(cm.binary_keys.iter())
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        },
+        env_expand::SourceKind::Secret => match f.secrets.get(name) {
+            Some(Probe::Observed(s)) => s.data.keys().cloned().collect(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn content(f: &Facts, kind: env_expand::SourceKind, name: &str, key: &str) -> Probe<FileContent> {
+    match kind {
+        env_expand::SourceKind::ConfigMap => match f.config_maps.get(name) {
+            Some(Probe::Observed(cm)) => cm.data.get(key).map_or(Probe::Absent, |t| {
+                Probe::Observed(FileContent::Text(t.clone()))
+            }),
+            Some(other) => other.clone().map(|_| FileContent::Text(String::new())),
+            None => Probe::NotAttempted("not gathered".to_owned()),
+        },
+        env_expand::SourceKind::Secret => match f.secrets.get(name) {
+            Some(Probe::Observed(s)) => s.data.get(key).map_or(Probe::Absent, |t| {
+                Probe::Observed(FileContent::Secret(t.clone()))
+            }),
+            Some(other) => other.clone().map(|_| FileContent::Text(String::new())),
+            None => Probe::NotAttempted("not gathered".to_owned()),
+        },
+    }
+}
+
+/// The process environment as dotnet_config takes it.
+fn env_inputs(expansion: &Expansion) -> Vec<EnvInput> {
+    expansion
+        .vars
+        .iter()
+        .filter_map(|e| {
+            let value = match &e.value {
+                EnvValue::Text(x) | EnvValue::FromSource { value: x, .. } => {
+                    ConfigValue::with_display(x.expose(), x.display())
+                }
+                EnvValue::RuntimeOnly(what) => ConfigValue::runtime(what.clone()),
+                EnvValue::Unavailable(_) => return None,
+            };
+            Some(EnvInput {
+                name: e.name.clone(),
+                value,
+                origin: e.origin.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Builds the view, or the finding that explains why it cannot be built.
+pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
+    let (workload, _) = selected(f)?;
+    let spec = workload.pod_spec().ok_or_else(|| {
+        Finding::unknown(
+            None,
+            format!("{} has no pod template", workload.reference()),
+        )
+    })?;
+    let identity = elsa::identify(&workload);
+    let container = elsa_container(spec, identity.as_ref()).ok_or_else(|| {
+        Finding::unknown(None, format!("{} has no containers", workload.reference()))
+    })?;
+    let cm_data: BTreeMap<String, BTreeMap<String, String>> = f
+        .config_maps
+        .iter()
+        .filter_map(|(n, p)| p.observed().map(|cm| (n.clone(), cm.data.clone())))
+        .collect();
+    let sources = FactSources(f, cm_data);
+    let links = service_links(f);
+    let master = ServiceLink {
+        name: "kubernetes".to_owned(),
+        cluster_ip: String::new(),
+        ports: Vec::new(),
+    };
+    let expansion = env_expand::expand(&env_expand::Input {
+        container,
+        enable_service_links: spec.enable_service_links.unwrap_or(true),
+        services: &links,
+        master: Some(&master),
+        sources: &sources,
+    });
+    let env = env_inputs(&expansion);
+    let (env_name, env_var) = dotnet_config::environment_name(&env);
+    let environment = (env_name, env_var.map(|e| e.name.clone()));
+    let files = mounted_files(f, spec, container);
+    let (flavor, version) = identity
+        .as_ref()
+        .map_or((elsa::Flavor::Custom, None), |i| (i.flavor, i.version));
+    let mut config = EffectiveConfig::default();
+    // A mounted /app/appsettings.json replaces the image's own file.
+    let replaced = files
+        .iter()
+        .find(|m| m.dir() == APP_DIR && m.file_name() == "appsettings.json");
+    match replaced {
+        Some(file) => add_file(&mut config, file),
+        None => config.add_json(&elsa::image_defaults(flavor, version), |_| {
+            Source::ImageDefault
+        }),
+    }
+    let env_file = format!("appsettings.{}.json", environment.0);
+    if let Some(file) = files
+        .iter()
+        .find(|m| m.dir() == APP_DIR && m.file_name() == env_file)
+    {
+        add_file(&mut config, file);
+    }
+    config.add_env(&env, elsa::dotnet_major(flavor, version));
+    Ok(View {
+        workload,
+        spec,
+        container,
+        identity,
+        expansion,
+        env,
+        environment,
+        files,
+        config,
+    })
+}
+
+fn add_file(config: &mut EffectiveConfig, file: &MountedFile) {
+    if let Probe::Observed(c) = &file.content
+        && let Ok(json) = dotnet_config::parse_appsettings(c.expose())
+    {
+        let path = file.path.clone();
+        config.add_json(&json, |k| Source::File {
+            path: path.clone(),
+            json_path: k.to_owned(),
+        });
+    }
+}
+
+/// A volume mount's display: `volume → /app/appsettings.Production.json (subPath …)`.
+pub fn describe_mount(m: &VolumeMount) -> String {
+    match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        Some(sp) => format!("{} at {} (subPath {sp})", m.name, m.mount_path),
+        None => format!("{} at {}", m.name, m.mount_path),
+    }
+}

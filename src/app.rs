@@ -55,13 +55,29 @@ pub async fn run_against(
     let (tx, rx) = mpsc::unbounded_channel();
     let gathering = tokio::spawn(gather(client, scope.clone(), settings.timeout, tx));
 
+    let outcome = render(settings, &catalogue, scope, "here", rx, out).await;
+    // Past the deadline the gatherer may still be waiting on the network: stop it.
+    gathering.abort();
+    outcome
+}
+
+/// Runs the catalogue over the facts arriving on `rx` and renders the one requested output.
+async fn render(
+    settings: &Settings,
+    catalogue: &Catalogue,
+    scope: crate::facts::Scope,
+    vantage: &str,
+    rx: mpsc::UnboundedReceiver<crate::facts::FactUpdate>,
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
     let report;
     let write_error = match settings.format {
         Format::Text => {
             let mut renderer = TextRenderer::new(&mut *out, settings.style);
             report = runner::run(
-                &catalogue,
+                catalogue,
                 scope,
+                vantage,
                 rx,
                 settings.deadline,
                 &mut |e: RunEvent| renderer.on_event(&e),
@@ -70,12 +86,18 @@ pub async fn run_against(
             renderer.into_error()
         }
         Format::Json => {
-            report = runner::run(&catalogue, scope, rx, settings.deadline, &mut |_| {}).await;
+            report = runner::run(
+                catalogue,
+                scope,
+                vantage,
+                rx,
+                settings.deadline,
+                &mut |_| {},
+            )
+            .await;
             json::write(out, &report).err()
         }
     };
-    // Past the deadline the gatherer may still be waiting on the network: stop it.
-    gathering.abort();
     match write_error {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(RunOutcome {
             report,
@@ -114,6 +136,49 @@ pub async fn demo(
     let outcome = run_against(settings, &target, true, out).await;
     server.shutdown().await;
     outcome
+}
+
+/// `elsadoctor lint -f PATH...`: the workload, configuration and production checks on
+/// manifests, no cluster.
+pub async fn lint(
+    settings: &Settings,
+    paths: &[std::path::PathBuf],
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
+    use crate::gather::manifests;
+    let docs = manifests::read(paths).map_err(|e| AppError::Scenario(e.to_string()))?;
+    let namespace = manifests::namespace(&docs, settings.target.namespace.as_deref());
+    let updates = manifests::facts(&docs, &namespace, settings.target.workload.as_deref())
+        .map_err(|e| AppError::Scenario(e.to_string()))?;
+    let mut catalogue = Catalogue::embedded()?;
+    catalogue.checks.retain(|c| offline_check(&c.id));
+    let scope = crate::facts::Scope {
+        context: None,
+        server: "(manifests)".to_owned(),
+        namespace,
+        namespace_source: if settings.target.namespace.is_some() {
+            crate::facts::NamespaceSource::Flag
+        } else {
+            crate::facts::NamespaceSource::Default
+        },
+        workload_hint: settings.target.workload.clone(),
+        simulated: false,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    for u in updates {
+        // The receiver lives until the run ends; a send cannot fail here.
+        let _ = tx.send(u);
+    }
+    drop(tx);
+    render(settings, &catalogue, scope, "offline", rx, out).await
+}
+
+/// The checks `lint` can judge from manifests alone: which workload and image, and the
+/// configuration. Anything about live state (API, pods, rollout) needs a cluster.
+fn offline_check(id: &str) -> bool {
+    matches!(id, "workload.found" | "workload.flavor")
+        || id.starts_with("config.")
+        || id.starts_with("production.")
 }
 
 /// `elsadoctor checks`.

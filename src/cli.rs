@@ -110,6 +110,17 @@ pub enum Command {
         /// A check id, e.g. workload.pods (see `elsadoctor checks`).
         id: String,
     },
+    /// Check manifests offline: the configuration and production checks, no cluster needed.
+    ///
+    /// Reads files, directories (every *.yaml, *.yml, *.json below) and multi-document YAML;
+    /// `-` reads standard input, so `kustomize build overlays/prod | elsadoctor lint -f -` and
+    /// `helm template elsa ./chart | elsadoctor lint -f -` work. Secret values are used for
+    /// $(VAR) expansion and never printed. Same outputs and exit codes as a cluster run.
+    Lint {
+        /// Manifest files or directories; `-` for standard input.
+        #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
     /// Run every check against a built-in simulated cluster (no cluster needed).
     ///
     /// The simulation serves a realistic broken Elsa deployment; every output is labelled

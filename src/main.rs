@@ -26,6 +26,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Checks) => app::list_checks(&mut out).map(|()| None),
         Some(Command::Explain { id }) => app::explain(&mut out, id).map(|()| None),
+        Some(Command::Lint { files }) => {
+            runtime().and_then(|rt| rt.block_on(app::lint(&settings, files, &mut out)).map(Some))
+        }
         Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
                 .map(Some)

@@ -80,6 +80,7 @@ struct Slot<'a> {
 pub async fn run(
     catalogue: &Catalogue,
     scope: Scope,
+    vantage: &str,
     mut updates: mpsc::UnboundedReceiver<FactUpdate>,
     deadline: Duration,
     emit: &mut dyn FnMut(RunEvent),
@@ -164,7 +165,7 @@ pub async fn run(
         schema_version: crate::report::SCHEMA_VERSION,
         tool: Tool::default(),
         target: target(&facts),
-        vantage: "here".to_owned(),
+        vantage: vantage.to_owned(),
         started_at: started_at.to_string(),
         duration_ms: millis(t0.elapsed()),
         summary: Summary::of(results.iter().map(|r| &r.status)),
@@ -209,11 +210,11 @@ fn evaluate(
         let mut blocked = Vec::new();
         let mut undecided = false;
         for dep in &slot.spec.depends_on {
-            match slots
-                .iter()
-                .find(|s| &s.spec.id == dep)
-                .and_then(|s| s.result.as_ref())
-            {
+            // A prerequisite outside this run's plan (the cluster checks, in `lint`) holds.
+            let Some(dep_slot) = slots.iter().find(|s| &s.spec.id == dep) else {
+                continue;
+            };
+            match &dep_slot.result {
                 Some(r) if r.status.satisfies_dependency() => {}
                 Some(_) => blocked.push(dep.clone()),
                 None => undecided = true,
@@ -351,7 +352,7 @@ mod tests {
         let holder = keep_open.then_some(tx.clone());
         drop(tx);
         let mut events = Vec::new();
-        let report = run(&cat, scope(), rx, deadline, &mut |e| events.push(e)).await;
+        let report = run(&cat, scope(), "here", rx, deadline, &mut |e| events.push(e)).await;
         drop(holder);
         (report, events)
     }
@@ -440,11 +441,18 @@ mod tests {
             .expect("send");
             first
         });
-        let report = run(&cat, scope(), rx, Duration::from_secs(5), &mut |e| {
-            if let RunEvent::Finding { result, .. } = &e {
-                let _ = seen_tx.send(result.id.clone());
-            }
-        })
+        let report = run(
+            &cat,
+            scope(),
+            "here",
+            rx,
+            Duration::from_secs(5),
+            &mut |e| {
+                if let RunEvent::Finding { result, .. } = &e {
+                    let _ = seen_tx.send(result.id.clone());
+                }
+            },
+        )
         .await;
         assert_eq!(
             gatherer.await.expect("join").as_deref(),

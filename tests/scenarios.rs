@@ -23,6 +23,16 @@ struct Expected {
     /// Substrings the text of a check's message must contain.
     #[serde(default)]
     message: BTreeMap<String, String>,
+    /// Where `lint` on the manifests legitimately differs from the cluster run.
+    #[serde(default)]
+    lint: BTreeMap<String, String>,
+}
+
+/// The checks `lint` runs: everything that can be judged from manifests alone.
+fn offline(id: &str) -> bool {
+    matches!(id, "workload.found" | "workload.flavor")
+        || id.starts_with("config.")
+        || id.starts_with("production.")
 }
 
 fn expected(dir: &Path) -> Option<Expected> {
@@ -91,6 +101,25 @@ async fn every_scenario_matches_its_expected_statuses() {
             if !msg.contains(needle.as_str()) {
                 failures.push(format!("{name}: {id} message {msg:?} lacks {needle:?}"));
             }
+        }
+        // The same manifests through `lint`: the offline checks must agree with the cluster run.
+        let mut lint = common::elsadoctor(cluster.dir.path());
+        lint.args(["lint", "--json", "-f"])
+            .arg(dir.join("manifests.yaml"))
+            .args(&exp.args);
+        let lint_out = common::run(lint).await;
+        let lint_got = statuses(&json(&lint_out));
+        let mut lint_want: BTreeMap<String, String> = exp
+            .status
+            .iter()
+            .filter(|(id, _)| offline(id))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        lint_want.extend(exp.lint.clone());
+        if lint_got != lint_want {
+            failures.push(format!(
+                "{name}: lint statuses\n  expected {lint_want:?}\n  got      {lint_got:?}"
+            ));
         }
         if out.status.code() != Some(exp.exit) {
             failures.push(format!(

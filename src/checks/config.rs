@@ -1045,12 +1045,10 @@ fn probes(facts: &Facts) -> Finding {
 
 fn signing_key(facts: &Facts) -> Finding {
     with_view(facts, |v| {
-        let applies = v
-            .identity
-            .as_ref()
-            .and_then(|id| id.version)
-            .is_some_and(|ver| ver.mm() >= (3, 8));
-        if !applies {
+        let Some(version) = v.identity.as_ref().and_then(|id| id.version) else {
+            return Finding::skip("the Elsa version is not known — see workload.flavor");
+        };
+        if version.mm() < (3, 8) {
             return Finding::pass("signing-key validation applies to Elsa 3.8 and later only");
         }
         let env = &v.environment.0;

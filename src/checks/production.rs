@@ -4,7 +4,7 @@
 use super::config::connection_name;
 use super::view::{View, view};
 use super::{CheckImpl, Finding};
-use crate::domain::dotnet_config::Source;
+use crate::domain::dotnet_config::{self, Source};
 use crate::domain::elsa::{self, Flavor, ProviderRule};
 use crate::domain::env_expand::EnvValue;
 use crate::domain::npgsql::{self, SslMode};
@@ -66,8 +66,12 @@ fn uses_sqlite(v: &View<'_>) -> Option<bool> {
             let p = v
                 .config
                 .get("DatabaseProvider")
-                .map(|s| s.value.expose().to_owned());
-            Some(!p.is_some_and(|p| elsa::POSTGRES_FAMILY.contains(&p.as_str())))
+                .map_or("Sqlite", |s| s.value.expose());
+            if !elsa::PROVIDERS.contains(&p) {
+                // Not an accepted value: the host stops at startup (config.provider says so).
+                return None;
+            }
+            Some(!elsa::POSTGRES_FAMILY.contains(&p))
         }
     }
 }
@@ -261,7 +265,15 @@ fn inline_secrets(facts: &Facts) -> Finding {
             let Probe::Observed(cm) = probe else { continue };
             for (key, value) in &cm.data {
                 let hit = if key.ends_with(".json") {
-                    value.lines().any(|l| redact::connection_string(l) != l)
+                    // Judge the file's values as .NET reads them, key by key.
+                    dotnet_config::parse_appsettings(value).is_ok_and(|json| {
+                        let mut cfg = dotnet_config::EffectiveConfig::default();
+                        cfg.add_json(&json, |_| Source::ImageDefault);
+                        cfg.iter().any(|s| {
+                            let leaf = s.key.rsplit(':').next().unwrap_or(&s.key);
+                            literal_password(leaf, s.value.expose())
+                        })
+                    })
                 } else {
                     literal_password(key, value)
                 };

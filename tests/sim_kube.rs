@@ -880,16 +880,17 @@ async fn every_fixture_scenario_serves() {
             .unwrap_or_default()
             .to_string();
         let s = Scenario::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let ns = s.default_namespace().to_owned();
         let server = SimServer::start(s).await.expect("starts");
         let client = client(&server).await;
         assert!(client.apiserver_version().await.is_ok(), "{name}");
-        let deploys = Api::<Deployment>::namespaced(client.clone(), "elsa")
+        let deploys = Api::<Deployment>::namespaced(client.clone(), &ns)
             .list(&ListParams::default())
             .await;
         // (api-flaky's 503 on the first deployments list is retried by kube-rs.)
         let deploys = deploys.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!deploys.items.is_empty(), "{name}");
-        let pods = Api::<Pod>::namespaced(client.clone(), "elsa")
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns)
             .list(&ListParams::default())
             .await;
         match name.as_str() {
@@ -898,7 +899,7 @@ async fn every_fixture_scenario_serves() {
             _ => assert!(!pods.expect("pods").items.is_empty(), "{name}"),
         }
         if name != "pods-forbidden" {
-            let events = Api::<Event>::namespaced(client.clone(), "elsa")
+            let events = Api::<Event>::namespaced(client.clone(), &ns)
                 .list(&ListParams::default())
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -261,7 +261,7 @@ fn content(f: &Facts, kind: env_expand::SourceKind, name: &str, key: &str) -> Pr
 }
 
 /// The process environment as dotnet_config takes it.
-fn env_inputs(expansion: &Expansion) -> Vec<EnvInput> {
+fn env_inputs(expansion: &Expansion, container: &str) -> Vec<EnvInput> {
     expansion
         .vars
         .iter()
@@ -276,7 +276,7 @@ fn env_inputs(expansion: &Expansion) -> Vec<EnvInput> {
             Some(EnvInput {
                 name: e.name.clone(),
                 value,
-                origin: e.origin.to_string(),
+                origin: format!("container {container}, {}", e.origin),
             })
         })
         .collect()
@@ -314,7 +314,7 @@ pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
         master: Some(&master),
         sources: &sources,
     });
-    let env = env_inputs(&expansion);
+    let env = env_inputs(&expansion, &container.name);
     let (env_name, env_var) = dotnet_config::environment_name(&env);
     let environment = (env_name, env_var.map(|e| e.name.clone()));
     let files = mounted_files(f, spec, container);

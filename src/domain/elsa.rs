@@ -635,3 +635,135 @@ mod config_tests {
         assert!(dead_key("DatabaseProvider").is_none());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Database knowledge (ELSA-FACTS §2, §8): schema, tables, migration ids, SQLite fallback paths.
+// ---------------------------------------------------------------------------------------------
+
+/// Elsa's schema in PostgreSQL: capital E, so always quoted in SQL.
+pub const SCHEMA: &str = "Elsa";
+
+/// The migrations history table every Elsa DbContext shares, inside [`SCHEMA`].
+pub const HISTORY_TABLE: &str = "__EFMigrationsHistory";
+
+/// A table and the release that added it.
+pub struct TableSpec {
+    pub context: &'static str,
+    pub name: &'static str,
+    pub since: (u32, u32),
+}
+
+const fn t(context: &'static str, name: &'static str, since: (u32, u32)) -> TableSpec {
+    TableSpec {
+        context,
+        name,
+        since,
+    }
+}
+
+/// Tables of the Management and Runtime contexts, the ones every PostgreSQL-backed Elsa uses.
+pub const TABLES: &[TableSpec] = &[
+    t("Management", "WorkflowDefinitions", (3, 0)),
+    t("Management", "WorkflowInstances", (3, 0)),
+    t("Runtime", "ActivityExecutionRecords", (3, 0)),
+    t("Runtime", "Bookmarks", (3, 0)),
+    t("Runtime", "Triggers", (3, 0)),
+    t("Runtime", "WorkflowExecutionLogRecords", (3, 0)),
+    t("Runtime", "WorkflowInboxMessages", (3, 0)),
+    t("Runtime", "KeyValuePairs", (3, 1)),
+    t("Runtime", "BookmarkQueueItems", (3, 3)),
+    t("Runtime", "BookmarkQueueDeadLetterItems", (3, 8)),
+];
+
+/// The tables a given version has.
+pub fn expected_tables(version: ElsaVersion) -> impl Iterator<Item = &'static TableSpec> {
+    TABLES.iter().filter(move |t| t.since <= version.mm())
+}
+
+/// A migration id and the release that first ships it.
+pub struct MigrationSpec {
+    pub context: &'static str,
+    pub id: &'static str,
+    pub since: (u32, u32),
+}
+
+const fn m(context: &'static str, id: &'static str, since: (u32, u32)) -> MigrationSpec {
+    MigrationSpec { context, id, since }
+}
+
+/// Management and Runtime migration ids of the PostgreSQL provider (ELSA-FACTS §2).
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    m("Management", "20231015122234_Initial", (3, 0)),
+    m("Management", "20240329200740_V3_1", (3, 1)),
+    m("Management", "20240610184839_V3_2", (3, 2)),
+    m("Management", "20241212211805_V3_3", (3, 3)),
+    m("Management", "20250222190906_V3_4", (3, 4)),
+    m("Management", "20251116182753_V3_6", (3, 6)),
+    m("Runtime", "20231024160952_Initial", (3, 0)),
+    m("Runtime", "20240329200711_V3_1", (3, 1)),
+    m("Runtime", "20240610184748_V3_2", (3, 2)),
+    m("Runtime", "20250116192950_V3_3", (3, 3)),
+    m("Runtime", "20250222190844_V3_4", (3, 4)),
+    m("Runtime", "20250530104953_V3_5", (3, 5)),
+    m("Runtime", "20251204150341_V3_6", (3, 6)),
+    m("Runtime", "20260122123049_V3_7", (3, 7)),
+    m("Runtime", "20260520121653_V3_8", (3, 8)),
+];
+
+/// The migration ids a given version expects to find applied.
+pub fn expected_migrations(version: ElsaVersion) -> impl Iterator<Item = &'static MigrationSpec> {
+    MIGRATIONS.iter().filter(move |m| m.since <= version.mm())
+}
+
+/// Where a flavour writes its SQLite database when it uses (or falls back to) SQLite, and
+/// whether finding the file there proves a fallback (ELSA-FACTS §1, §8).
+pub fn sqlite_paths(
+    flavor: Flavor,
+    version: Option<ElsaVersion>,
+) -> &'static [(&'static str, bool)] {
+    let v = version.map(|v| v.mm());
+    match flavor {
+        // 3.0–3.5: App_Data/elsa.sqlite.db, only there when SQLite is really used.
+        Flavor::ServerWeb if v.is_some_and(|v| v < (3, 6)) => {
+            &[("/app/App_Data/elsa.sqlite.db", true)]
+        }
+        // 3.6+: hard-coded SQLite: the file is always there.
+        Flavor::ServerWeb => &[("/app/elsa.sqlite.db", false)],
+        // Some stores always use SQLite (3.4/3.5): the file proves nothing.
+        Flavor::ServerAndStudio => &[("/app/elsa.sqlite.db", false)],
+        Flavor::ModularServer => &[("/app/elsa_workflows.db", false)],
+        Flavor::Studio | Flavor::Custom => &[],
+    }
+}
+
+#[cfg(test)]
+mod db_tests {
+    use super::*;
+
+    #[test]
+    fn tables_and_migrations_follow_the_version() {
+        let v35 = ElsaVersion::new(3, 5);
+        let tables: Vec<&str> = expected_tables(v35).map(|t| t.name).collect();
+        assert!(tables.contains(&"BookmarkQueueItems"));
+        assert!(!tables.contains(&"BookmarkQueueDeadLetterItems"));
+        let ids: Vec<&str> = expected_migrations(v35).map(|m| m.id).collect();
+        assert!(ids.contains(&"20250530104953_V3_5"));
+        assert!(!ids.contains(&"20251116182753_V3_6"));
+        assert_eq!(
+            expected_migrations(ElsaVersion::new(3, 8)).count(),
+            MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn sqlite_paths_say_when_the_file_proves_a_fallback() {
+        assert_eq!(
+            sqlite_paths(Flavor::ServerWeb, Some(ElsaVersion::new(3, 5))),
+            &[("/app/App_Data/elsa.sqlite.db", true)]
+        );
+        assert_eq!(
+            sqlite_paths(Flavor::ServerWeb, Some(ElsaVersion::new(3, 6))),
+            &[("/app/elsa.sqlite.db", false)]
+        );
+    }
+}

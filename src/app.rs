@@ -53,12 +53,29 @@ pub async fn run_against(
     scope.simulated = simulated;
     tracing::info!(context = ?scope.context, namespace = %scope.namespace, server = %scope.server, "starting run");
     let (tx, rx) = mpsc::unbounded_channel();
-    let gathering = tokio::spawn(gather(client, scope.clone(), settings.timeout, tx));
+    // Inside a pod the doctor sits where the app does; outside, the API's port-forward is
+    // the way into the cluster network.
+    let vantage = settings.vantage.unwrap_or(
+        if scope.namespace_source == crate::facts::NamespaceSource::InCluster {
+            crate::gather::db::Vantage::Here
+        } else {
+            crate::gather::db::Vantage::PortForward
+        },
+    );
+    let gathering = gather(client, scope.clone(), settings.timeout, vantage, tx);
 
-    let outcome = render(settings, &catalogue, scope, "here", rx, out).await;
-    // Past the deadline the gatherer may still be waiting on the network: stop it.
-    gathering.abort();
-    outcome
+    let vantage = vantage.to_string();
+    let rendering = render(settings, &catalogue, scope, &vantage, rx, out);
+    // Gathering and the runner share this task. The runner ends when gathering is done or the
+    // deadline passes; whatever gathering still waits for is then dropped, which cancels it.
+    tokio::pin!(gathering, rendering);
+    let mut gathered = false;
+    loop {
+        tokio::select! {
+            outcome = &mut rendering => return outcome,
+            () = &mut gathering, if !gathered => gathered = true,
+        }
+    }
 }
 
 /// Runs the catalogue over the facts arriving on `rx` and renders the one requested output.
@@ -178,7 +195,7 @@ pub async fn lint(
 fn offline_check(id: &str) -> bool {
     matches!(id, "workload.found" | "workload.flavor")
         || id.starts_with("config.")
-        || id.starts_with("production.")
+        || (id.starts_with("production.") && id != "production.pool")
 }
 
 /// `elsadoctor checks`.

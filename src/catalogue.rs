@@ -105,6 +105,22 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/029-config.signing-key.toml"),
     ),
     (
+        "040-database.login.toml",
+        include_str!("../checks/040-database.login.toml"),
+    ),
+    (
+        "041-database.tables.toml",
+        include_str!("../checks/041-database.tables.toml"),
+    ),
+    (
+        "042-database.migrations.toml",
+        include_str!("../checks/042-database.migrations.toml"),
+    ),
+    (
+        "043-database.privileges.toml",
+        include_str!("../checks/043-database.privileges.toml"),
+    ),
+    (
         "060-production.replicas.toml",
         include_str!("../checks/060-production.replicas.toml"),
     ),
@@ -119,6 +135,10 @@ static FILES: &[(&str, &str)] = &[
     (
         "063-production.db-tls.toml",
         include_str!("../checks/063-production.db-tls.toml"),
+    ),
+    (
+        "064-production.pool.toml",
+        include_str!("../checks/064-production.pool.toml"),
     ),
     (
         "065-production.inline-secrets.toml",

@@ -78,6 +78,12 @@ pub struct OutputArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
     pub deadline: Duration,
 
+    /// Where database probes run from: `here` (this machine; the default inside a pod),
+    /// `port-forward` (through the API to a pod behind the database Service; the default
+    /// outside the cluster, read-only), or `auto`.
+    #[arg(long, value_enum, default_value_t = VantageArg::Auto, global = true)]
+    pub vantage: VantageArg,
+
     /// Exit 1 on warnings too, not only on failures.
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "LEVEL", global = true)]
     pub fail_on: FailOnArg,
@@ -93,6 +99,13 @@ pub enum Format {
     Text,
     /// The versioned JSON report (schema/report.schema.json).
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VantageArg {
+    Auto,
+    Here,
+    PortForward,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

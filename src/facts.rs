@@ -177,6 +177,88 @@ pub struct SecretData {
     pub data: BTreeMap<String, Secret>,
 }
 
+/// What the doctor tried to reach, for evidence (never the password).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbTarget {
+    pub host: String,
+    pub port: u16,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub ssl_mode: String,
+    /// `here` or `port-forward`.
+    pub vantage: String,
+    /// The pod a port-forward went through.
+    pub via: Option<String>,
+    /// The password sent was literally a `$(VAR)` reference (an expansion that did not happen).
+    pub password_is_reference: bool,
+    /// Maximum Pool Size of the connection string (Npgsql default 100).
+    pub max_pool_size: Option<u32>,
+}
+
+/// Why a login did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbErrorKind {
+    /// The server answered with an error (see `sqlstate`).
+    Server,
+    Refused,
+    Timeout,
+    Tls,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    pub sqlstate: Option<String>,
+    /// Secrets masked.
+    pub message: String,
+}
+
+/// One expected table: whether it exists in schema "Elsa" and the app user's rights on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRights {
+    pub name: String,
+    pub exists: bool,
+    pub select: bool,
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+/// What one database session observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbFacts {
+    pub server_version: String,
+    pub current_user: String,
+    pub database: String,
+    pub max_connections: i32,
+    pub reserved_connections: i32,
+    pub current_connections: i32,
+    pub schema_exists: bool,
+    pub can_create_in_database: bool,
+    pub can_create_in_schema: bool,
+    /// USAGE on schema "Elsa": without it no table in it can be used.
+    pub schema_usage: bool,
+    pub history_exists: bool,
+    /// Where the server saw the session come from (a port-forward arrives on the pod's loopback).
+    pub client_addr: Option<String>,
+    pub tables: Vec<TableRights>,
+    /// Tables that look like Elsa's outside schema "Elsa" (`schema.table`).
+    pub elsewhere: Vec<String>,
+    /// `"Elsa"."__EFMigrationsHistory"` ids; `None` when the table does not exist or cannot be
+    /// read (see `history_exists`).
+    pub history: Option<Vec<String>>,
+}
+
+/// The outcome of trying to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum DbObservation {
+    Connected(DbFacts),
+    Refused(DbError),
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -231,6 +313,13 @@ pub struct Facts {
     pub secrets: BTreeMap<String, Probe<SecretData>>,
     /// The namespace's Services (service links, and where the database host points).
     pub services: Probe<Vec<Service>>,
+    /// Literal env values scrubbed from the workloads' pod templates (see
+    /// [`crate::redact::Literals`]): usable, never printable.
+    pub env_literals: crate::redact::Literals,
+    /// What the database session tried to reach.
+    pub db_target: Option<DbTarget>,
+    /// The database session.
+    pub database: Probe<DbObservation>,
 }
 
 impl Facts {
@@ -250,6 +339,9 @@ impl Facts {
             config_maps: BTreeMap::new(),
             secrets: BTreeMap::new(),
             services: Probe::NotAttempted(na()),
+            env_literals: BTreeMap::new(),
+            db_target: None,
+            database: Probe::NotAttempted(na()),
         }
     }
 }
@@ -283,6 +375,7 @@ impl Facts {
             // up a name and treat a missing entry as not observed.
             FactKey::ConfigSources => {}
             FactKey::Services => self.services = state(why),
+            FactKey::Database => self.database = state(why),
         }
     }
 }
@@ -299,10 +392,13 @@ pub enum FactKey {
     /// The referenced ConfigMaps and Secrets.
     ConfigSources,
     Services,
+    Database,
 }
 
-/// One gathered fact, as sent from `gather` to the runner.
+/// One gathered fact, as sent from `gather` to the runner. Each update is built once and moved
+/// once over the channel, so the size difference between variants costs nothing worth a box.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum FactUpdate {
     /// Gathering of these facts began (the checks waiting on them are now running).
     Started(Vec<FactKey>),
@@ -312,6 +408,8 @@ pub enum FactUpdate {
     Workloads {
         deployments: Probe<Vec<Deployment>>,
         statefulsets: Probe<Vec<StatefulSet>>,
+        /// Literal env values scrubbed from their pod templates.
+        literals: crate::redact::Literals,
     },
     Pods(Probe<Vec<Pod>>),
     Events(Probe<Vec<Event>>),
@@ -320,6 +418,10 @@ pub enum FactUpdate {
         secrets: BTreeMap<String, Probe<SecretData>>,
     },
     Services(Probe<Vec<Service>>),
+    Database {
+        target: Option<DbTarget>,
+        observation: Probe<DbObservation>,
+    },
 }
 
 impl FactUpdate {
@@ -335,6 +437,7 @@ impl FactUpdate {
             FactUpdate::Events(_) => FactKey::Events,
             FactUpdate::ConfigSources { .. } => FactKey::ConfigSources,
             FactUpdate::Services(_) => FactKey::Services,
+            FactUpdate::Database { .. } => FactKey::Database,
         })
     }
 
@@ -348,9 +451,11 @@ impl FactUpdate {
             FactUpdate::Workloads {
                 deployments,
                 statefulsets,
+                literals,
             } => {
                 facts.deployments = deployments;
                 facts.statefulsets = statefulsets;
+                facts.env_literals = literals;
             }
             FactUpdate::Pods(p) => facts.pods = p,
             FactUpdate::Events(p) => facts.events = p,
@@ -362,6 +467,13 @@ impl FactUpdate {
                 facts.secrets = secrets;
             }
             FactUpdate::Services(p) => facts.services = p,
+            FactUpdate::Database {
+                target,
+                observation,
+            } => {
+                facts.db_target = target;
+                facts.database = observation;
+            }
         }
     }
 }

@@ -266,6 +266,25 @@ pub fn pod_spec(spec: &mut PodSpec) {
     }
 }
 
+/// Literal values scrubbed from pod templates, kept so the doctor can use them exactly as the app
+/// does (log in with an inline password) while nothing can print them. Keyed
+/// `<workload>/<container>/<env index>`.
+pub type Literals = std::collections::BTreeMap<String, Secret>;
+
+/// [`pod_spec`], also keeping every env value it changes in `kept` under `<prefix>/...`.
+pub fn pod_spec_keeping(spec: &mut PodSpec, prefix: &str, kept: &mut Literals) {
+    for c in spec.containers.iter() {
+        for (i, e) in c.env.iter().flatten().enumerate() {
+            if let Some(v) = &e.value
+                && env_value(&e.name, v) != *v
+            {
+                kept.insert(format!("{prefix}/{}/{i}", c.name), Secret::new(v.clone()));
+            }
+        }
+    }
+    pod_spec(spec);
+}
+
 fn container(c: &mut Container) {
     if let Some(env) = c.env.as_mut() {
         env_vars(env);

@@ -190,8 +190,8 @@ pub struct Report {
     pub schema_version: u32,
     pub tool: Tool,
     pub target: Target,
-    /// Where network, database and file probes run from. Every check in this version reads the
-    /// Kubernetes API from where elsadoctor runs, which is `here`.
+    /// Where database probes run from: `here`, `port-forward` (through the API to a pod behind
+    /// the database Service), or `offline` for `lint`.
     pub vantage: String,
     /// RFC 3339, UTC.
     pub started_at: String,

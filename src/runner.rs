@@ -185,6 +185,7 @@ fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
         FactKey::Events,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::Database,
     ]
     .into_iter()
     .filter(|k| !arrived.contains(k))
@@ -399,6 +400,7 @@ mod tests {
         updates.push(FactUpdate::Workloads {
             deployments: Probe::Observed(vec![]),
             statefulsets: Probe::Observed(vec![]),
+            literals: Default::default(),
         });
         let (report, events) = drive(updates, Duration::from_secs(5), false).await;
         let ids: Vec<_> = report.checks.iter().map(|c| c.id.as_str()).collect();
@@ -437,6 +439,7 @@ mod tests {
             tx.send(FactUpdate::Workloads {
                 deployments: Probe::Observed(vec![]),
                 statefulsets: Probe::Observed(vec![]),
+                literals: Default::default(),
             })
             .expect("send");
             first
@@ -474,6 +477,7 @@ mod tests {
                 .expect("deployment"),
             ]),
             statefulsets: Probe::Observed(vec![]),
+            literals: Default::default(),
         });
         let (report, _) = drive(updates, Duration::from_millis(50), true).await;
         let pods = &report.by_id()["workload.pods"];

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use crate::cli::{Cli, FailOnArg, Format};
+use crate::cli::{Cli, FailOnArg, Format, VantageArg};
 use crate::gather::kube::KubeTarget;
 use crate::report::FailOn;
 
@@ -26,6 +26,8 @@ pub struct Settings {
     pub deadline: Duration,
     pub verbosity: u8,
     pub style: Style,
+    /// `None`: decide from where elsadoctor runs (here inside a pod, port-forward outside).
+    pub vantage: Option<crate::gather::db::Vantage>,
 }
 
 /// The environment facts settings depend on, gathered once so resolution stays testable.
@@ -77,6 +79,11 @@ impl Settings {
             timeout: cli.output.timeout,
             deadline: cli.output.deadline,
             verbosity: cli.output.verbose,
+            vantage: match cli.output.vantage {
+                VantageArg::Auto => None,
+                VantageArg::Here => Some(crate::gather::db::Vantage::Here),
+                VantageArg::PortForward => Some(crate::gather::db::Vantage::PortForward),
+            },
             style: Style {
                 color: env.stdout_is_tty && !env.no_color,
                 unicode: env.utf8_locale,

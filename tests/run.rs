@@ -18,7 +18,8 @@ fn text(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_api_errors_are_retried_and_the_run_passes() {
-    let cluster = Cluster::start("api-flaky").await;
+    let db = Cluster::start_with_database("api-flaky").await;
+    let cluster = &db.cluster;
     let mut cmd = cluster.cmd();
     cmd.arg("--json");
     let out = common::run(cmd).await;
@@ -44,22 +45,47 @@ async fn transient_api_errors_are_retried_and_the_run_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_listed_by_selector_and_a_default_run_only_reads() {
-    let cluster = Cluster::start("healthy").await;
+    let db = Cluster::start_with_database("healthy").await;
+    let cluster = &db.cluster;
     let mut cmd = cluster.cmd();
     cmd.arg("--json");
     let out = common::run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = cluster.server.requests();
-    let pod_lists: Vec<_> = log.iter().filter(|r| r.resource == "pods").collect();
-    assert_eq!(pod_lists.len(), 1, "{pod_lists:?}");
-    let query = pod_lists[0].query.clone().unwrap_or_default();
-    assert!(query.contains("labelSelector=app%3Delsa-server"), "{query}");
+    // Two pod lists: Elsa's pods, and the pods behind the database Service (for the
+    // port-forward). Both by label selector, never the whole namespace.
+    let pod_lists: Vec<String> = log
+        .iter()
+        .filter(|r| r.resource == "pods" && r.verb == "list")
+        .map(|r| r.query.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(pod_lists.len(), 2, "{pod_lists:?}");
+    assert!(
+        pod_lists
+            .iter()
+            .any(|q| q.contains("labelSelector=app%3Delsa-server")),
+        "{pod_lists:?}"
+    );
+    assert!(
+        pod_lists
+            .iter()
+            .any(|q| q.contains("labelSelector=app%3Dpostgres")),
+        "{pod_lists:?}"
+    );
     for r in &log {
         let allowed = matches!(r.verb.as_str(), "get" | "list")
             || (r.verb == "create" && r.resource == "selfsubjectrulesreviews");
         assert!(allowed, "unexpected {} {} {}", r.method, r.path, r.verb);
-        assert!((200..300).contains(&r.status), "{r:?}");
+        let upgrade = r.subresource.as_deref() == Some("portforward") && r.status == 101;
+        assert!((200..300).contains(&r.status) || upgrade, "{r:?}");
     }
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.subresource.as_deref() == Some("portforward"))
+            .count(),
+        1,
+        "one port-forward, one database connection"
+    );
     // Events are asked for per object with a field selector, not listed wholesale.
     let event_queries: Vec<String> = log
         .iter()
@@ -203,13 +229,22 @@ fn demo_is_labelled_simulated_and_fails_like_a_real_run() {
     assert_eq!(report["target"]["simulated"], true);
     assert_eq!(report["target"]["elsaVersion"], "3.5");
 
+    // A user's scenario: the healthy one has no database behind its postgres pod in `demo`, so
+    // everything passes but the login, which the kubelet-style port-forward refuses.
     let dir = common::scenario_dir("healthy");
     let out = elsadoctor(home.path())
-        .args(["demo", "--scenario"])
+        .args(["demo", "--json", "--scenario"])
         .arg(&dir)
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let st = statuses(&json(&out));
+    let failed: Vec<&String> = st
+        .iter()
+        .filter(|(_, s)| *s == "fail")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(failed, ["database.login"], "{st:?}");
 
     let out = elsadoctor(home.path())
         .args(["demo", "--scenario", "/nonexistent/scenario"])
@@ -246,7 +281,7 @@ fn text_output_ascii_fallback_and_no_colour_in_a_pipe() {
     let workload = stdout.find("\nworkload\n").expect("workload heading");
     assert!(cluster < workload);
     assert!(
-        stdout.contains("Summary: 19 passed, 1 warning, 2 failed, 0 unknown, 0 skipped in "),
+        stdout.contains("Summary: 19 passed, 1 warning, 3 failed, 0 unknown, 4 skipped in "),
         "{stdout}"
     );
 }
@@ -286,18 +321,24 @@ fn fail_on_warn_counts_warnings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gathering_is_concurrent_three_round_trips_deep() {
+async fn gathering_is_concurrent_four_round_trips_deep() {
     // With latency on every request, requests that overlap in time were issued concurrently;
     // the chain of strictly sequential ones is the run's critical path:
-    // (version | namespace | rules review | deployments | statefulsets | services)
-    //   -> (pods -> events) | referenced ConfigMaps and Secrets.
-    let dir = common::scenario_dir("healthy");
-    let manifests = std::fs::read_to_string(dir.join("manifests.yaml")).expect("manifests");
+    //   (version | namespace | rules review | deployments | statefulsets)
+    //   -> (Elsa's pods | the referenced Secret | services)
+    //   -> (events | the pods behind the database Service) -> the port-forward.
+    let src = common::scenario_dir("healthy");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(
+        src.join("manifests.yaml"),
+        dir.path().join("manifests.yaml"),
+    )
+    .expect("copy");
     let sim =
-        std::fs::read_to_string(dir.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 20\n";
-    let scenario = elsadoctor::sim::Scenario::from_documents("latency", &manifests, Some(&sim))
-        .expect("scenario");
-    let cluster = Cluster::start_with(scenario).await;
+        std::fs::read_to_string(src.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 20\n";
+    std::fs::write(dir.path().join("sim.yaml"), sim).expect("write");
+    let db = Cluster::start_with_database_from(dir.path(), |s| s).await;
+    let cluster = &db.cluster;
     let mut cmd = cluster.cmd();
     cmd.arg("--json");
     let out = common::run(cmd).await;
@@ -305,13 +346,17 @@ async fn gathering_is_concurrent_three_round_trips_deep() {
     let log = cluster.server.requests();
     assert_eq!(
         elsadoctor::sim::longest_sequential_chain(&log),
-        3,
+        4,
         "{log:#?}"
     );
-    // Six first-phase reads, the pods, the one referenced Secret (postgres-secret), and events
-    // once for the workload and once per pod (2 pods).
-    assert_eq!(log.len(), 6 + 1 + 1 + 3, "{log:#?}");
+    // 5 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list) + 1 port-forward.
+    assert_eq!(log.len(), 5 + 3 + 4 + 1, "{log:#?}");
     let secret_gets: Vec<_> = log.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secret_gets.len(), 1);
     assert_eq!(secret_gets[0].name.as_deref(), Some("postgres-secret"));
+    assert_eq!(
+        log.iter().filter(|r| r.resource == "services").count(),
+        1,
+        "the Service the port-forward needs comes from the one services list"
+    );
 }

@@ -40,13 +40,27 @@ fn check_env_key(name: &str) {
             .any(|p| upper.starts_with(p))
     };
     if !has(10) {
-        assert_eq!(net10, name.replace("__", ":"), "env_key({name:?}, 10) without prefix");
+        assert_eq!(
+            net10,
+            name.replace("__", ":"),
+            "env_key({name:?}, 10) without prefix"
+        );
     }
     if !has(9) {
-        assert_eq!(net9, name.replace("__", ":"), "env_key({name:?}, 9) without prefix");
+        assert_eq!(
+            net9,
+            name.replace("__", ":"),
+            "env_key({name:?}, 9) without prefix"
+        );
     } else {
-        assert_eq!(net9, net10, "env_key({name:?}) differs between .NET 9 and 10");
-        assert!(net9.starts_with("ConnectionStrings:"), "env_key({name:?}) = {net9:?}");
+        assert_eq!(
+            net9, net10,
+            "env_key({name:?}) differs between .NET 9 and 10"
+        );
+        assert!(
+            net9.starts_with("ConnectionStrings:"),
+            "env_key({name:?}) = {net9:?}"
+        );
     }
 }
 
@@ -74,7 +88,10 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|| panic!("get({key:?}) misses a key iter() yields"));
         assert_eq!(&found.key, key);
         let upper = key.to_ascii_uppercase();
-        assert!(config.get(&upper).is_some(), "get({upper:?}) is case-sensitive");
+        assert!(
+            config.get(&upper).is_some(),
+            "get({upper:?}) is case-sensitive"
+        );
         for (at, _) in key.match_indices(':') {
             let prefix = &key[..at];
             assert!(
@@ -83,9 +100,17 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         check_env_key(&key.replace(':', "__"));
-        let _ = (found.value.display(), found.value.has_secret(), found.source.to_string());
+        let _ = (
+            found.value.display(),
+            found.value.has_secret(),
+            found.source.to_string(),
+        );
     }
-    for word in text.split(['"', ' ', '\n']).filter(|w| !w.is_empty()).take(16) {
+    for word in text
+        .split(['"', ' ', '\n'])
+        .filter(|w| !w.is_empty())
+        .take(16)
+    {
         let _ = config.get(word);
         let _ = config.section(word).count();
     }
@@ -95,7 +120,13 @@ fuzz_target!(|data: &[u8]| {
     let before: Vec<usize> = config.iter().map(|s| s.overridden.len()).collect();
     config.add_json(&json, file_source("/app/appsettings.Production.json"));
     for (s, n) in config.iter().zip(&before) {
-        assert_eq!(s.overridden.len(), 2 * n + 1, "{:?} overridden {:?}", s.key, s.overridden);
+        assert_eq!(
+            s.overridden.len(),
+            2 * n + 1,
+            "{:?} overridden {:?}",
+            s.key,
+            s.overridden
+        );
     }
     assert_eq!(config.iter().count(), keys.len());
 

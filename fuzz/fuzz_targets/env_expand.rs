@@ -105,7 +105,10 @@ fn check_expanded(raw: &str, x: &env_expand::Expanded) {
             "reference {r:?} does not match its text {text:?} in {raw:?}"
         );
         if r.state == RefState::Escaped {
-            assert!(text.starts_with("$$("), "escaped reference {r:?} is {text:?}");
+            assert!(
+                text.starts_with("$$("),
+                "escaped reference {r:?} is {text:?}"
+            );
         }
     }
     let _ = (shown, x.is_secret(), x.has_unresolved(), format!("{x:?}"));
@@ -210,7 +213,10 @@ fuzz_target!(|data: &[u8]| {
         let text = raw
             .get(span.clone())
             .unwrap_or_else(|| panic!("shell ref span {span:?} not a slice of {raw:?}"));
-        assert!(span.start >= last_end, "shell refs overlap or go back in {raw:?}");
+        assert!(
+            span.start >= last_end,
+            "shell refs overlap or go back in {raw:?}"
+        );
         assert!(
             !name.is_empty() && text.starts_with('$') && text.contains(name.as_str()),
             "shell ref {name:?} at {span:?} is {text:?} in {raw:?}"
@@ -233,7 +239,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let env = container.env.as_deref().unwrap_or_default();
     if let Some(order) = env_expand::dependency_order(env) {
-        assert_eq!(order.len(), env.len(), "dependency_order lost or added entries");
+        assert_eq!(
+            order.len(),
+            env.len(),
+            "dependency_order lost or added entries"
+        );
         let mut used = vec![false; env.len()];
         for e in &order {
             let slot = (0..env.len()).find(|&i| !used[i] && env[i] == *e);
@@ -281,8 +291,14 @@ fuzz_target!(|data: &[u8]| {
     }
     for x in expansion.command.iter().chain(&expansion.args) {
         let shown = x.display();
-        assert!(!shown.contains(SECRET_CHAR), "command shows Secret text: {shown:?}");
+        assert!(
+            !shown.contains(SECRET_CHAR),
+            "command shows Secret text: {shown:?}"
+        );
     }
     let debug = format!("{expansion:?}");
-    assert!(!debug.contains(SECRET_CHAR), "Debug shows Secret text: {debug}");
+    assert!(
+        !debug.contains(SECRET_CHAR),
+        "Debug shows Secret text: {debug}"
+    );
 });

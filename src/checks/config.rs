@@ -929,7 +929,7 @@ fn connection_string(facts: &Facts) -> Finding {
 
 fn probes(facts: &Facts) -> Finding {
     with_view(facts, |v| {
-        let c = v.container;
+        let c = &v.container;
         let probes = [
             ("readiness", c.readiness_probe.as_ref()),
             ("liveness", c.liveness_probe.as_ref()),
@@ -1088,5 +1088,66 @@ fn signing_key(facts: &Facts) -> Finding {
         } else {
             Finding::pass(format!("{key} is set ({})", s.source)).with(ev)
         }
+    })
+}
+
+/// What the app would connect with: the effective connection string (with the password the
+/// kubelet's expansion produced) and the tables to look for. `Err` says why there is nothing
+/// to connect with; the database checks then report that reason.
+pub fn database_plan(f: &Facts) -> Result<crate::gather::db::Plan, String> {
+    let v = view(f).map_err(|finding| finding.message)?;
+    let rule = v
+        .identity
+        .as_ref()
+        .and_then(|id| elsa::provider_rule(id.flavor, id.version));
+    // A custom build chooses its provider in code; when it sets ConnectionStrings:PostgreSql
+    // explicitly, that is the database it means, so it is checked too.
+    let custom = v
+        .identity
+        .as_ref()
+        .is_some_and(|id| id.flavor == Flavor::Custom);
+    if rule != Some(ProviderRule::DatabaseProviderKey) && !custom {
+        return Err("this image does not take its connection string from configuration — see config.provider".into());
+    }
+    if rule == Some(ProviderRule::DatabaseProviderKey) {
+        let provider = provider_setting(&v).map_or("Sqlite", |s| s.value.expose());
+        if !elsa::POSTGRES_FAMILY.contains(&provider) {
+            return Err(format!(
+                "Elsa does not use PostgreSQL here (DatabaseProvider {provider}) — see config.provider"
+            ));
+        }
+    }
+    let key = format!("ConnectionStrings:{}", connection_name(&v));
+    let s = v
+        .config
+        .get(&key)
+        .filter(|s| s.source != Source::ImageDefault)
+        .ok_or_else(|| format!("{key} is not set — see config.connection-string"))?;
+    if s.value.runtime_only {
+        return Err(format!("{key} is known only at runtime"));
+    }
+    // A reference to a variable whose Secret or ConfigMap is missing: the container cannot
+    // start, so there is no login of the app's to reproduce.
+    if let Source::Env { var, .. } = &s.source
+        && let Some(EnvValue::Text(x)) = v.expansion.get(var).map(|e| &e.value)
+        && x.refs.iter().any(|r| {
+            r.state == RefState::RuntimeOnly
+                && matches!(
+                    v.expansion.get(&r.name).map(|e| &e.value),
+                    Some(EnvValue::Unavailable(_))
+                )
+        })
+    {
+        return Err(format!(
+            "{key} depends on a source that does not exist, so the container cannot start — see config.refs"
+        ));
+    }
+    let conn = npgsql::parse(s.value.expose())
+        .map_err(|e| format!("{key} does not parse ({e}) — see config.connection-string"))?;
+    let password = conn.password();
+    Ok(crate::gather::db::Plan {
+        conn,
+        password,
+        tables: elsa::TABLES.iter().map(|t| t.name.to_owned()).collect(),
     })
 }

@@ -14,6 +14,7 @@ use crate::report::Evidence;
 
 pub mod cluster;
 pub mod config;
+pub mod database;
 pub mod production;
 pub mod view;
 pub mod workload;
@@ -123,10 +124,15 @@ pub static REGISTRY: &[CheckImpl] = &[
     config::CONNECTION_STRING,
     config::PROBES,
     config::SIGNING_KEY,
+    database::LOGIN,
+    database::TABLES,
+    database::MIGRATIONS,
+    database::PRIVILEGES,
     production::REPLICAS,
     production::LOCKING,
     production::RESOURCES,
     production::DB_TLS,
+    database::POOL,
     production::INLINE_SECRETS,
 ];
 

@@ -82,7 +82,9 @@ impl MountedFile {
 pub struct View<'a> {
     pub workload: Workload<'a>,
     pub spec: &'a PodSpec,
-    pub container: &'a Container,
+    /// The Elsa container with its literal env values as written (restored from
+    /// `Facts::env_literals`): values are computed from it, displays are re-masked.
+    pub container: Container,
     pub identity: Option<Identity>,
     pub expansion: Expansion,
     pub env: Vec<EnvInput>,
@@ -267,8 +269,12 @@ fn env_inputs(expansion: &Expansion, container: &str) -> Vec<EnvInput> {
         .iter()
         .filter_map(|e| {
             let value = match &e.value {
+                // Literal values are real here; displays are masked again.
                 EnvValue::Text(x) | EnvValue::FromSource { value: x, .. } => {
-                    ConfigValue::with_display(x.expose(), x.display())
+                    ConfigValue::with_display(
+                        x.expose(),
+                        crate::redact::env_value(&e.name, &x.display()),
+                    )
                 }
                 EnvValue::RuntimeOnly(what) => ConfigValue::runtime(what.clone()),
                 EnvValue::Unavailable(_) => return None,
@@ -292,9 +298,21 @@ pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
         )
     })?;
     let identity = elsa::identify(&workload);
-    let container = elsa_container(spec, identity.as_ref()).ok_or_else(|| {
-        Finding::unknown(None, format!("{} has no containers", workload.reference()))
-    })?;
+    let mut container = elsa_container(spec, identity.as_ref())
+        .ok_or_else(|| {
+            Finding::unknown(None, format!("{} has no containers", workload.reference()))
+        })?
+        .clone();
+    // Literal values as written (gathering scrubbed them from the facts' copy).
+    let name = container.name.clone();
+    for (i, e) in container.env.iter_mut().flatten().enumerate() {
+        if let Some(original) = f
+            .env_literals
+            .get(&format!("{}/{name}/{i}", workload.reference()))
+        {
+            e.value = Some(original.expose().to_owned());
+        }
+    }
     let cm_data: BTreeMap<String, BTreeMap<String, String>> = f
         .config_maps
         .iter()
@@ -308,7 +326,7 @@ pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
         ports: Vec::new(),
     };
     let expansion = env_expand::expand(&env_expand::Input {
-        container,
+        container: &container,
         enable_service_links: spec.enable_service_links.unwrap_or(true),
         services: &links,
         master: Some(&master),
@@ -317,7 +335,7 @@ pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
     let env = env_inputs(&expansion, &container.name);
     let (env_name, env_var) = dotnet_config::environment_name(&env);
     let environment = (env_name, env_var.map(|e| e.name.clone()));
-    let files = mounted_files(f, spec, container);
+    let files = mounted_files(f, spec, &container);
     let (flavor, version) = identity
         .as_ref()
         .map_or((elsa::Flavor::Custom, None), |i| (i.flavor, i.version));

@@ -212,7 +212,7 @@ fn home_kubeconfig() -> Option<PathBuf> {
 }
 
 /// Turns a kube error into the probe state that says what happened.
-fn classify<T>(e: &kube::Error, verb: &str, resource: &str) -> Probe<T> {
+pub fn classify<T>(e: &kube::Error, verb: &str, resource: &str) -> Probe<T> {
     match e {
         kube::Error::Api(status) if status.code == 403 => Probe::Forbidden {
             verb: verb.to_owned(),
@@ -237,9 +237,9 @@ fn retryable(e: &kube::Error) -> bool {
 
 /// One read: bounded by `timeout`, retried on transient failures, classified into a probe.
 async fn read<T, F, Fut>(
-    what: &str,
-    verb: &str,
-    resource: &str,
+    what: &'static str,
+    verb: &'static str,
+    resource: &'static str,
     timeout: Duration,
     f: F,
 ) -> Probe<T>
@@ -284,6 +284,7 @@ pub async fn gather(
     client: Client,
     scope: Scope,
     timeout: Duration,
+    vantage: crate::gather::db::Vantage,
     tx: UnboundedSender<FactUpdate>,
 ) {
     let send = |u: FactUpdate| {
@@ -295,7 +296,6 @@ pub async fn gather(
         FactKey::Namespace,
         FactKey::Access,
         FactKey::Workloads,
-        FactKey::Services,
     ]));
     let ns = scope.namespace.as_str();
 
@@ -357,13 +357,6 @@ pub async fn gather(
         })));
     };
 
-    let services = async {
-        let api: Api<Service> = Api::namespaced(client.clone(), ns);
-        let lp = ListParams::default();
-        let p = read("services", "list", "services", timeout, || api.list(&lp)).await;
-        send(FactUpdate::Services(p.map(|l| l.items)));
-    };
-
     let workload = async {
         let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
@@ -374,29 +367,55 @@ pub async fn gather(
             read("statefulsets", "list", "statefulsets", timeout, || sts_api
                 .list(&lp)),
         );
+        let mut literals = redact::Literals::new();
         let deployments = deployments.map(|l| {
-            scrubbed(l, |d: &mut Deployment| {
-                d.spec.as_mut().and_then(|s| s.template.spec.as_mut())
-            })
+            l.items
+                .into_iter()
+                .map(|mut d| {
+                    let prefix =
+                        format!("deployment/{}", d.metadata.name.clone().unwrap_or_default());
+                    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+                        redact::pod_spec_keeping(spec, &prefix, &mut literals);
+                    }
+                    d
+                })
+                .collect::<Vec<_>>()
         });
         let statefulsets = statefulsets.map(|l| {
-            scrubbed(l, |s: &mut StatefulSet| {
-                s.spec.as_mut().and_then(|s| s.template.spec.as_mut())
-            })
+            l.items
+                .into_iter()
+                .map(|mut s| {
+                    let prefix = format!(
+                        "statefulset/{}",
+                        s.metadata.name.clone().unwrap_or_default()
+                    );
+                    if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+                        redact::pod_spec_keeping(spec, &prefix, &mut literals);
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
         });
         let target = select(&deployments, &statefulsets, scope.workload_hint.as_deref());
+        let workloads_seen = (deployments.clone(), statefulsets.clone(), literals.clone());
         send(FactUpdate::Workloads {
             deployments,
             statefulsets,
+            literals,
         });
         let (name, selector, (config_map_names, secret_names)) = match target {
             Ok(t) => t,
             Err(why) => {
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
-                send(FactUpdate::Events(Probe::NotAttempted(why)));
+                send(FactUpdate::Events(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::ConfigSources {
                     config_maps: BTreeMap::new(),
                     secrets: BTreeMap::new(),
+                });
+                send(FactUpdate::Services(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Database {
+                    target: None,
+                    observation: Probe::NotAttempted(why),
                 });
                 return;
             }
@@ -405,15 +424,18 @@ pub async fn gather(
             FactKey::Pods,
             FactKey::Events,
             FactKey::ConfigSources,
+            FactKey::Services,
+            FactKey::Database,
         ]));
-        let sources = async {
-            let (config_maps, secrets) =
-                config_sources(&client, ns, &config_map_names, &secret_names, timeout).await;
-            send(FactUpdate::ConfigSources {
-                config_maps,
-                secrets,
-            });
-        };
+        let sources_then_database = sources_and_database(
+            client.clone(),
+            scope.clone(),
+            (config_map_names, secret_names),
+            workloads_seen,
+            timeout,
+            vantage,
+            tx.clone(),
+        );
         let pods_then_events = async {
             let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
             let lp = ListParams::default().labels(&selector);
@@ -428,10 +450,10 @@ pub async fn gather(
             let events = events_for(&client, ns, &objects, timeout).await;
             send(FactUpdate::Events(events));
         };
-        futures::join!(sources, pods_then_events);
+        futures::join!(sources_then_database, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, services, workload);
+    futures::join!(version, namespace, access, workload);
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.
@@ -448,6 +470,79 @@ fn scrubbed<T: Clone>(
             item
         })
         .collect()
+}
+
+/// The referenced ConfigMaps and Secrets and the namespace's Services, then the database session
+/// made with the connection string those facts produce (computed by the same pure code the
+/// checks use).
+async fn sources_and_database(
+    client: Client,
+    scope: Scope,
+    (config_map_names, secret_names): SourceNames,
+    workloads: (
+        Probe<Vec<Deployment>>,
+        Probe<Vec<StatefulSet>>,
+        redact::Literals,
+    ),
+    timeout: Duration,
+    vantage: crate::gather::db::Vantage,
+    tx: UnboundedSender<FactUpdate>,
+) {
+    let ns = scope.namespace.clone();
+    let service_api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let lp = ListParams::default();
+    let ((config_maps, secrets), services) = futures::join!(
+        config_sources(
+            client.clone(),
+            ns.clone(),
+            config_map_names,
+            secret_names,
+            timeout
+        ),
+        read("services", "list", "services", timeout, || {
+            let (api, lp) = (service_api.clone(), lp.clone());
+            async move { api.list(&lp).await }
+        }),
+    );
+    let services = services.map(|l| l.items);
+    let mut known = crate::facts::Facts::new(scope.clone(), Vec::new());
+    let sources = FactUpdate::ConfigSources {
+        config_maps,
+        secrets,
+    };
+    for u in [
+        FactUpdate::Workloads {
+            deployments: workloads.0,
+            statefulsets: workloads.1,
+            literals: workloads.2,
+        },
+        sources.clone(),
+        FactUpdate::Services(services.clone()),
+    ] {
+        u.apply(&mut known);
+    }
+    let _ = tx.send(sources);
+    let _ = tx.send(FactUpdate::Services(services));
+    let known_services = known.services.observed().cloned().unwrap_or_default();
+    let (target, observation) = match crate::checks::config::database_plan(&known) {
+        Ok(plan) => {
+            let (t, o) = crate::gather::db::observe(
+                plan,
+                vantage,
+                Some(client),
+                ns,
+                known_services,
+                timeout,
+            )
+            .await;
+            (Some(t), o)
+        }
+        Err(why) => (None, Probe::NotAttempted(why)),
+    };
+    let _ = tx.send(FactUpdate::Database {
+        target,
+        observation,
+    });
 }
 
 /// Names of the ConfigMaps and Secrets a pod template references.
@@ -483,32 +578,42 @@ fn select(
 /// The referenced ConfigMaps and Secrets, each fetched by name (never a namespace-wide list),
 /// all at once. Secret values are decoded into [`Secret`]s.
 async fn config_sources(
-    client: &Client,
-    ns: &str,
-    config_maps: &BTreeSet<String>,
-    secrets: &BTreeSet<String>,
+    client: Client,
+    ns: String,
+    config_maps: BTreeSet<String>,
+    secrets: BTreeSet<String>,
     timeout: Duration,
 ) -> (
     BTreeMap<String, Probe<ConfigMapData>>,
     BTreeMap<String, Probe<SecretData>>,
 ) {
-    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let secret_api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
-    let cms = join_all(config_maps.iter().map(|name| {
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secret_api: Api<K8sSecret> = Api::namespaced(client, &ns);
+    // Owned names: futures that borrow from an iterator's closure are not `Send` for every
+    // lifetime, which `tokio::spawn` needs.
+    let cms = join_all(config_maps.iter().cloned().map(|name| {
         let api = cm_api.clone();
         async move {
-            let p = read("configmap", "get", "configmaps", timeout, || api.get(name)).await;
+            let p = read("configmap", "get", "configmaps", timeout, || {
+                let (api, name) = (api.clone(), name.clone());
+                async move { api.get(&name).await }
+            })
+            .await;
             let p = p.map(|cm| ConfigMapData {
                 data: cm.data.unwrap_or_default(),
                 binary_keys: cm.binary_data.unwrap_or_default().into_keys().collect(),
             });
-            (name.clone(), p)
+            (name, p)
         }
     }));
-    let secs = join_all(secrets.iter().map(|name| {
+    let secs = join_all(secrets.iter().cloned().map(|name| {
         let api = secret_api.clone();
         async move {
-            let p = read("secret", "get", "secrets", timeout, || api.get(name)).await;
+            let p = read("secret", "get", "secrets", timeout, || {
+                let (api, name) = (api.clone(), name.clone());
+                async move { api.get(&name).await }
+            })
+            .await;
             let p = p.map(|s| {
                 let mut data: BTreeMap<String, Secret> = s
                     .data
@@ -522,7 +627,7 @@ async fn config_sources(
                 }
                 SecretData { data }
             });
-            (name.clone(), p)
+            (name, p)
         }
     }));
     let (cms, secs) = futures::join!(cms, secs);

@@ -218,14 +218,20 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
             _ => {}
         }
     }
+    let mut literals = redact::Literals::new();
     for d in deployments.iter_mut() {
+        let prefix = format!("deployment/{}", d.metadata.name.clone().unwrap_or_default());
         if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            redact::pod_spec(spec);
+            redact::pod_spec_keeping(spec, &prefix, &mut literals);
         }
     }
     for s in statefulsets.iter_mut() {
+        let prefix = format!(
+            "statefulset/{}",
+            s.metadata.name.clone().unwrap_or_default()
+        );
         if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            redact::pod_spec(spec);
+            redact::pod_spec_keeping(spec, &prefix, &mut literals);
         }
     }
     // Only what the selected workload references, as a cluster run would fetch.
@@ -276,6 +282,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
         FactUpdate::Workloads {
             deployments: Probe::Observed(deployments),
             statefulsets: Probe::Observed(statefulsets),
+            literals,
         },
         FactUpdate::ConfigSources {
             config_maps: cms,

@@ -2,5 +2,6 @@
 //! owned [`crate::facts::FactUpdate`]s sent over a channel, each a `Probe`, secrets already
 //! masked. Nothing outside this module uses kube-rs.
 
+pub mod db;
 pub mod kube;
 pub mod manifests;

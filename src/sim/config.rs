@@ -1,7 +1,8 @@
 //! The `sim.yaml` format: everything a real cluster's controllers, kubelets
 //! and API server policy would contribute that is not in the applied
 //! manifests (pods and their states, workload status overrides, events,
-//! RBAC, injected faults, latency, noise).
+//! RBAC, injected faults, latency, noise, and where `pods/portforward`
+//! tunnels lead).
 //!
 //! Unknown keys are rejected (`deny_unknown_fields`) so a typo in a
 //! scenario fails loudly instead of silently simulating something else.
@@ -40,6 +41,9 @@ pub struct SimConfig {
     /// Unrelated generated objects.
     #[serde(default)]
     pub noise: NoiseConfig,
+    /// Where `pods/portforward` connections to a pod's port are tunnelled.
+    #[serde(default)]
+    pub port_forwards: Vec<PortForwardConfig>,
 }
 
 /// `rbac:` section.
@@ -90,6 +94,10 @@ pub struct DenyConfig {
     pub resource: String,
     /// API group; omitted = any group.
     pub group: Option<String>,
+    /// Subresource (`portforward`, `log`, or `*` for any); with it, `resource` names the
+    /// parent resource (`{verb: create, resource: pods, subresource: portforward}` is the
+    /// same as `{verb: create, resource: pods/portforward}`).
+    pub subresource: Option<String>,
     /// Namespace; omitted = everywhere.
     pub namespace: Option<String>,
 }
@@ -269,4 +277,21 @@ pub struct NoiseConfig {
     pub configmaps: usize,
     /// Namespace; default = scenario namespace.
     pub namespace: Option<String>,
+}
+
+/// One `pods/portforward` target: a forwarded connection to `port` of `pod` is tunnelled to
+/// the TCP address `to` on this machine (a real server a test or the demo runs). A port of a
+/// running pod with no entry here answers like a kubelet whose pod listens on nothing there:
+/// the `connection refused` error on the port's error channel.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortForwardConfig {
+    /// Pod namespace; default = scenario namespace.
+    pub namespace: Option<String>,
+    /// Pod name.
+    pub pod: String,
+    /// The pod port a client forwards (`ports=5432`).
+    pub port: u16,
+    /// `host:port` the tunnel connects to, e.g. `127.0.0.1:55432`.
+    pub to: String,
 }

@@ -6,8 +6,12 @@
 //! `127.0.0.1:<random port>` with the real API's JSON shapes, `Status`
 //! errors, selector semantics and discovery, so the real kube-rs client runs
 //! against it unchanged; [`SimServer::kubeconfig_yaml`] points a client at it.
+//! `pods/portforward` speaks the real WebSocket protocol and tunnels each
+//! forwarded port to a real TCP address (`portForwards:` in `sim.yaml`, or
+//! [`Scenario::with_port_forward`]).
 
 pub mod config;
+mod portforward;
 mod rbac;
 mod resources;
 pub mod selectors;
@@ -22,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use config::SimConfig;
+pub use config::{PortForwardConfig, SimConfig};
 use store::{Manifest, Store};
 
 /// Errors loading a scenario or starting the server. Messages are one line
@@ -107,6 +111,19 @@ pub fn longest_sequential_chain(log: &[RecordedRequest]) -> usize {
         depth.push(best + 1);
     }
     depth.into_iter().max().unwrap_or(0)
+}
+
+/// Whether the `/version` answer is Kubernetes 1.`minor` or later (`"35+"` counts as 35).
+fn minor_at_least(version: &Value, minor: u32) -> bool {
+    let major = version.get("major").and_then(Value::as_str).unwrap_or("1");
+    let digits: String = version
+        .get("minor")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    major.trim_end_matches('+') == "1" && digits.parse::<u32>().is_ok_and(|m| m >= minor)
 }
 
 /// A loaded scenario: manifests plus `sim.yaml`, already materialised.
@@ -281,6 +298,7 @@ impl Scenario {
         }
         let store =
             Store::build(&manifests, &config, sim_label, &ns).map_err(SimError::Scenario)?;
+        check_port_forwards(&config, &store, sim_label, &ns)?;
         Ok(Scenario {
             name,
             objects: manifests.into_iter().map(|m| m.value).collect(),
@@ -328,6 +346,79 @@ impl Scenario {
     pub fn default_namespace(&self) -> &str {
         self.config.namespace.as_deref().unwrap_or("default")
     }
+
+    /// Tunnel `pods/portforward` connections to `port` of pod `namespace/pod` to `to`
+    /// (replacing an earlier target for that port). For tests whose servers listen on
+    /// ports only known at run time; `sim.yaml` says the same with `portForwards:`.
+    /// Only a Running pod's ports are forwarded; other ports of a Running pod refuse
+    /// connections, like a container listening on nothing there.
+    pub fn with_port_forward(
+        mut self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        to: std::net::SocketAddr,
+    ) -> Scenario {
+        let default_ns = self.default_namespace().to_string();
+        let same = |f: &PortForwardConfig| {
+            f.namespace.as_deref().unwrap_or(&default_ns) == namespace
+                && f.pod == pod
+                && f.port == port
+        };
+        self.config.port_forwards.retain(|f| !same(f));
+        self.config.port_forwards.push(PortForwardConfig {
+            namespace: Some(namespace.to_string()),
+            pod: pod.to_string(),
+            port,
+            to: to.to_string(),
+        });
+        self
+    }
+}
+
+/// `portForwards:` entries name pods that exist, a non-zero port and a `host:port` target.
+fn check_port_forwards(
+    config: &SimConfig,
+    store: &Store,
+    sim_label: &str,
+    default_ns: &str,
+) -> Result<(), SimError> {
+    let Some(pods) = resources::find("", "v1", "pods") else {
+        return Ok(());
+    };
+    for (i, f) in config.port_forwards.iter().enumerate() {
+        let ns = f.namespace.as_deref().unwrap_or(default_ns);
+        let at = format!("{sim_label}: portForwards[{i}]");
+        if f.port == 0 {
+            return Err(SimError::Scenario(format!("{at}: port must be 1-65535")));
+        }
+        let to_ok = f.to.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !to_ok {
+            return Err(SimError::Scenario(format!(
+                "{at}: to: {:?} is not host:port (e.g. \"127.0.0.1:55432\")",
+                f.to
+            )));
+        }
+        if store.entry(pods, ns, &f.pod).is_none() {
+            let known: Vec<&str> = store
+                .list(pods, Some(ns))
+                .map(|((_, n), _)| n.as_str())
+                .take(10)
+                .collect();
+            return Err(SimError::Scenario(format!(
+                "{at}: pod {:?} not found in namespace {ns:?} (pods there: {})",
+                f.pod,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A running simulated API server.
@@ -381,6 +472,18 @@ impl SimServer {
         let namespace = scenario.default_namespace().to_string();
         let token = random_token();
         let cfg = &scenario.config;
+        let port_forwards = cfg
+            .port_forwards
+            .iter()
+            .map(|f| {
+                (
+                    f.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                    f.pod.clone(),
+                    f.port,
+                    f.to.clone(),
+                )
+            })
+            .collect();
         let mut version = json!({
             "major": "1",
             "minor": "33",
@@ -401,6 +504,7 @@ impl SimServer {
                 m.insert(k.clone(), json!(v));
             }
         }
+        let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
             store: scenario.store.clone(),
@@ -412,6 +516,9 @@ impl SimServer {
             version,
             address: addr.to_string(),
             log: Mutex::new(Vec::new()),
+            port_forwards,
+            connect_requires_create,
+            closing: tokio::sync::watch::channel(false).0,
         });
         let app = axum::Router::new()
             .fallback(server::handle)
@@ -466,8 +573,10 @@ impl SimServer {
         self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// Stop serving: graceful for up to two seconds, then abort.
+    /// Stop serving: graceful for up to two seconds, then abort. Open port-forward
+    /// tunnels end.
     pub async fn shutdown(mut self) {
+        self.state.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -483,6 +592,7 @@ impl SimServer {
 
 impl Drop for SimServer {
     fn drop(&mut self) {
+        self.state.closing.send_replace(true);
         if let Some(task) = self.task.take() {
             task.abort();
         }

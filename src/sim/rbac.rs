@@ -108,8 +108,15 @@ fn deny_matches(d: &DenyConfig, a: &Attributes<'_>) -> bool {
         Some(s) => format!("{}/{s}", a.resource),
         None => a.resource.to_string(),
     };
+    let resource_ok = match d.subresource.as_deref() {
+        None => d.resource == "*" || d.resource == combined,
+        Some(sub) => {
+            (d.resource == "*" || d.resource == a.resource)
+                && a.subresource.is_some_and(|s| sub == "*" || sub == s)
+        }
+    };
     (d.verb == "*" || d.verb == a.verb)
-        && (d.resource == "*" || d.resource == combined)
+        && resource_ok
         && d.group.as_deref().is_none_or(|g| g == "*" || g == a.group)
         && d.namespace.as_deref().is_none_or(|n| n == a.namespace)
 }
@@ -335,6 +342,42 @@ mod tests {
                 .as_array()
                 .is_some_and(|v| v.contains(&json!("get")))
         );
+    }
+
+    #[test]
+    fn deny_subresource() {
+        let cfg = RbacConfig {
+            deny: vec![DenyConfig {
+                verb: "create".into(),
+                resource: "pods".into(),
+                subresource: Some("portforward".into()),
+                ..DenyConfig::default()
+            }],
+            ..RbacConfig::default()
+        };
+        let r = Rbac::new(Some(&cfg), "elsa");
+        let mut pf = attrs("create", "", "pods", "elsa");
+        pf.subresource = Some("portforward");
+        assert!(!r.allows(&pf));
+        pf.verb = "get";
+        assert!(r.allows(&pf));
+        assert!(r.allows(&attrs("create", "", "pods", "elsa")));
+        let mut log = attrs("create", "", "pods", "elsa");
+        log.subresource = Some("log");
+        assert!(r.allows(&log));
+
+        let any_sub = RbacConfig {
+            deny: vec![DenyConfig {
+                verb: "*".into(),
+                resource: "pods".into(),
+                subresource: Some("*".into()),
+                ..DenyConfig::default()
+            }],
+            ..RbacConfig::default()
+        };
+        let r = Rbac::new(Some(&any_sub), "elsa");
+        assert!(!r.allows(&log));
+        assert!(r.allows(&attrs("get", "", "pods", "elsa")));
     }
 
     #[test]

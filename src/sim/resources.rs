@@ -153,7 +153,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["po"],
         categories: &["all"],
         verbs: RW,
-        subresources: &[("log", "Pod", "", &["get"]), ("status", "Pod", "", STATUS)],
+        subresources: &[
+            ("log", "Pod", "", &["get"]),
+            (
+                "portforward",
+                "PodPortForwardOptions",
+                "",
+                &["create", "get"],
+            ),
+            ("status", "Pod", "", STATUS),
+        ],
         stored: true,
     },
     ResourceDef {

@@ -2,7 +2,8 @@
 //! API server's request attributes (verb, group, resource, subresource,
 //! namespace, name), bearer-token authentication, injected faults, RBAC,
 //! latency, discovery, get/list (selectors, chunking), a minimal watch,
-//! pod logs, self reviews, real `Status` error bodies, and the request log.
+//! pod logs, `pods/portforward` over WebSocket, self reviews, real `Status`
+//! error bodies, and the request log.
 //!
 //! One axum fallback handler does the routing by hand, the way the real
 //! server's `RequestInfoFactory` splits paths, so odd paths get the same
@@ -20,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::RecordedRequest;
 use super::config::FaultConfig;
+use super::portforward::{self, PodRuntime, PortPlan, Tunnel};
 use super::rbac::{Attributes, Rbac};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -48,6 +50,13 @@ pub struct ServerState {
     pub address: String,
     /// Request log.
     pub log: Mutex<Vec<RecordedRequest>>,
+    /// `pods/portforward` targets: (namespace, pod, port) → `host:port`.
+    pub port_forwards: Vec<(String, String, u16, String)>,
+    /// Kubernetes 1.35+ (`AuthorizePodWebsocketUpgradeCreatePermission`): a WebSocket
+    /// `pods/portforward` (a `GET`, so verb `get`) must also be allowed to `create`.
+    pub connect_requires_create: bool,
+    /// Set to `true` on shutdown: open port-forward tunnels end.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A request split like the API server's `RequestInfo`.
@@ -327,7 +336,8 @@ fn forbidden(user: &str, info: &Info, def_qualified: &str) -> Response {
 /// The single entry point: every request goes through here.
 pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
     let received = state.epoch.elapsed();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let info = Info::parse(&parts.method, parts.uri.path(), parts.uri.query());
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
@@ -335,7 +345,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Resp
     let body = axum::body::to_bytes(body, 4 * 1024 * 1024)
         .await
         .unwrap_or_default();
-    let response = process(&state, &info, &parts.headers, &body).await;
+    let response = process(&state, &info, &parts.headers, &body, upgrade).await;
     let rec = RecordedRequest {
         method: info.method.clone(),
         path: info.path.clone(),
@@ -391,6 +401,7 @@ async fn process(
     info: &Info,
     headers: &axum::http::HeaderMap,
     body: &Bytes,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response {
     // Authentication.
     let auth = headers
@@ -473,6 +484,9 @@ async fn process(
     }
     if !def.stored {
         return reviews(state, info, def, body);
+    }
+    if def.plural == "pods" && info.subresource.as_deref() == Some("portforward") {
+        return portforward(state, info, def, headers, anonymous, &user, upgrade);
     }
     match info.verb.as_str() {
         "get" => get(state, info, def),
@@ -713,6 +727,228 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
     let mut r = (StatusCode::OK, out).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// A kubelet's own answer, relayed as is by the API server's upgrade proxy: plain text, not a
+/// `Status` (kube-rs turns it into an `Error::Api` with this text as the message).
+fn kubelet_text(code: StatusCode, text: &str) -> Response {
+    let mut r = (code, text.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn header_str(headers: &axum::http::HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Whether the pod has a ready sandbox (the kubelet's runtime lists it), and whether its
+/// containers run. Pending pods whose containers wait after the sandbox came up (image pull
+/// failures, config errors) have one; pods still being created or already finished do not.
+fn sandbox_state(pod: &Value) -> Option<bool> {
+    match str_of(pod, &["status", "phase"]).unwrap_or("Pending") {
+        "Running" => Some(true),
+        "Pending" => {
+            let statuses = ["containerStatuses", "initContainerStatuses"]
+                .iter()
+                .filter_map(|k| {
+                    pod.pointer(&format!("/status/{k}"))
+                        .and_then(Value::as_array)
+                })
+                .flatten();
+            let mut sandbox = false;
+            for cs in statuses {
+                if cs.pointer("/state/running").is_some()
+                    || cs.pointer("/state/terminated").is_some()
+                {
+                    sandbox = true;
+                }
+                if let Some(reason) = cs.pointer("/state/waiting/reason").and_then(Value::as_str)
+                    && reason != "ContainerCreating"
+                {
+                    sandbox = true;
+                }
+            }
+            sandbox.then_some(false)
+        }
+        _ => None,
+    }
+}
+
+/// `pods/portforward`: the API server's checks, then the kubelet's, then the upgrade.
+fn portforward(
+    state: &ServerState,
+    info: &Info,
+    def: &ResourceDef,
+    headers: &axum::http::HeaderMap,
+    anonymous: bool,
+    user: &str,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response {
+    // Connect resources take GET (WebSocket) and POST (SPDY) only.
+    if !matches!(info.method.as_str(), "GET" | "POST") {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        );
+    }
+    let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
+        return not_found_generic();
+    };
+    // The API server decodes PodPortForwardOptions from the query.
+    let ports = match portforward::parse_ports(
+        info.params
+            .iter()
+            .filter(|(k, _)| k == "ports")
+            .map(|(_, v)| v.as_str()),
+    ) {
+        Ok(p) => p,
+        Err(e) => return bad_request(&e),
+    };
+    // 1.35+: the connect handler also authorizes `create` (a WebSocket upgrade is a GET).
+    // Its Forbidden carries the authorizer's reason, which RBAC leaves empty.
+    if state.connect_requires_create && info.verb != "create" {
+        let allowed = !anonymous
+            && state.rbac.allows(&Attributes {
+                verb: "create",
+                group: &info.group,
+                resource: &info.resource,
+                subresource: info.subresource.as_deref(),
+                namespace: ns,
+                name: Some(name),
+            });
+        if !allowed {
+            tracing::debug!("portforward: {user} may not create pods/portforward in {ns}");
+            return status(
+                403,
+                "Forbidden",
+                &format!("pods \"{name}\" is forbidden: "),
+                Some(json!({"name": name, "kind": "pods"})),
+            );
+        }
+    }
+    let Some(entry) = state.store.entry(def, ns, name) else {
+        return not_found(def, name);
+    };
+    let pod = entry.value(def);
+    if str_of(&pod, &["spec", "nodeName"]).is_none_or(str::is_empty) {
+        return bad_request(&format!("pod {name} does not have a host assigned"));
+    }
+    // The API server's upgrade-aware proxy wants an upgrade request.
+    let connection = header_str(headers, header::CONNECTION).to_ascii_lowercase();
+    if !connection.contains("upgrade") {
+        return bad_request("Upgrade request required");
+    }
+    // From here on the kubelet answers.
+    let websocket = header_str(headers, header::UPGRADE).eq_ignore_ascii_case("websocket")
+        && connection.split(',').any(|t| t.trim() == "upgrade");
+    if !websocket {
+        return kubelet_text(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: the simulated API server serves pods/portforward over WebSocket only (v4.channel.k8s.io); SPDY is not simulated",
+        );
+    }
+    if ports.is_empty() {
+        return kubelet_text(
+            StatusCode::BAD_REQUEST,
+            "query parameter \"port\" is required",
+        );
+    }
+    if ports.contains(&0) {
+        return kubelet_text(StatusCode::BAD_REQUEST, "port \"0\" must be > 0");
+    }
+    if ports.len() > portforward::MAX_PORTS {
+        return kubelet_text(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "the simulated kubelet forwards at most {} ports per connection",
+                portforward::MAX_PORTS
+            ),
+        );
+    }
+    let Some(running) = sandbox_state(&pod) else {
+        return kubelet_text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("pod not found (\"{name}_{ns}\")"),
+        );
+    };
+    // The runtime's streaming server: golang.org/x/net/websocket's handshake.
+    if info.method != "GET" {
+        return kubelet_text(StatusCode::METHOD_NOT_ALLOWED, "bad method");
+    }
+    let key = header_str(headers, header::SEC_WEBSOCKET_KEY);
+    if key.is_empty() {
+        return kubelet_text(StatusCode::BAD_REQUEST, "mismatch challenge/response");
+    }
+    if header_str(headers, header::SEC_WEBSOCKET_VERSION) != "13" {
+        let mut r = kubelet_text(StatusCode::BAD_REQUEST, "missing or bad WebSocket Version");
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some((protocol, codec)) = portforward::negotiate(offered) else {
+        return kubelet_text(StatusCode::FORBIDDEN, "");
+    };
+    let Some(on_upgrade) = upgrade else {
+        return kubelet_text(StatusCode::BAD_REQUEST, "not websocket protocol");
+    };
+    let plans = ports
+        .iter()
+        .map(|&port| PortPlan {
+            port,
+            target: if running {
+                state
+                    .port_forwards
+                    .iter()
+                    .find(|(n, p, pp, _)| n == ns && p == name && *pp == port)
+                    .map(|(.., to)| to.clone())
+            } else {
+                None
+            },
+        })
+        .collect();
+    let uid = str_of(&pod, &["metadata", "uid"]).unwrap_or_default();
+    let host_network = pod
+        .pointer("/spec/hostNetwork")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    portforward::spawn(
+        on_upgrade,
+        Tunnel {
+            codec,
+            ports: plans,
+            runtime: PodRuntime::for_pod(ns, name, uid, host_network),
+            closing: state.closing.subscribe(),
+        },
+    );
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if !protocol.is_empty() {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
     r
 }
 

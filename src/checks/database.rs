@@ -1,0 +1,434 @@
+//! Database checks, from the one session `gather::db` made with Elsa's own connection string:
+//! the login (each SQLSTATE to its fix), Elsa's tables in schema "Elsa", the EF Core migration
+//! history against this version, the app user's privileges, and pool sizing.
+
+use std::collections::BTreeSet;
+
+use super::view::view;
+use super::{CheckImpl, Finding, not_observed};
+use crate::domain::elsa::{self, ElsaVersion};
+use crate::facts::{DbErrorKind, DbFacts, DbObservation, FactKey, Facts, Probe};
+use crate::report::Evidence;
+
+const NEEDS: &[FactKey] = &[
+    FactKey::Workloads,
+    FactKey::ConfigSources,
+    FactKey::Services,
+    FactKey::Database,
+];
+
+pub const LOGIN: CheckImpl = CheckImpl {
+    id: "database.login",
+    needs: NEEDS,
+    causes: &[
+        "wrong-password",
+        "unexpanded-password",
+        "no-access",
+        "database-missing",
+        "too-many-connections",
+        "starting-up",
+        "tls-required",
+        "tls-unavailable",
+        "refused",
+        "timeout",
+        "external-host",
+    ],
+    run: login,
+};
+pub const TABLES: CheckImpl = CheckImpl {
+    id: "database.tables",
+    needs: NEEDS,
+    causes: &["schema-missing", "wrong-schema", "tables-missing"],
+    run: tables,
+};
+pub const MIGRATIONS: CheckImpl = CheckImpl {
+    id: "database.migrations",
+    needs: NEEDS,
+    causes: &["pending", "ahead", "history-missing"],
+    run: migrations,
+};
+pub const PRIVILEGES: CheckImpl = CheckImpl {
+    id: "database.privileges",
+    needs: NEEDS,
+    causes: &["no-table-rights", "no-create"],
+    run: privileges,
+};
+pub const POOL: CheckImpl = CheckImpl {
+    id: "production.pool",
+    needs: NEEDS,
+    causes: &["exceeds"],
+    run: pool,
+};
+
+/// Evidence about what was reached, and the template values for the fix.
+fn with_target(f: &Facts, finding: Finding) -> Finding {
+    let Some(t) = &f.db_target else {
+        return finding;
+    };
+    let mut finding = finding
+        .with(
+            Evidence::new(
+                "database",
+                format!(
+                    "{}:{} database {} as {} (SSL Mode {})",
+                    t.host,
+                    t.port,
+                    t.database.as_deref().unwrap_or("(default)"),
+                    t.user.as_deref().unwrap_or("(none)"),
+                    t.ssl_mode
+                ),
+            )
+            .from("effective connection string"),
+        )
+        .with(
+            Evidence::new(
+                "vantage",
+                match &t.via {
+                    Some(via) => format!("{} through {via}", t.vantage),
+                    None => t.vantage.clone(),
+                },
+            )
+            .from("--vantage"),
+        )
+        .var("db_host", &t.host)
+        .var("db_port", t.port.to_string());
+    if let Some(d) = &t.database {
+        finding = finding.var("database", d);
+    }
+    if let Some(u) = &t.user {
+        finding = finding.var("db_user", u);
+    }
+    if let Some((svc, _)) = crate::gather::db::service_of(&t.host, &f.scope.namespace) {
+        finding = finding.var("service", svc);
+    }
+    finding
+}
+
+fn login(f: &Facts) -> Finding {
+    let found = match &f.database {
+        Probe::NotAttempted(why) if why.contains("is not a Service of this cluster") => {
+            Finding::unknown(Some("external-host"), why.clone())
+        }
+        Probe::NotAttempted(why) => Finding::skip(format!("no login attempted: {why}")),
+        Probe::Observed(DbObservation::Connected(d)) => {
+            let found = Finding::pass(format!(
+                "logged in as {} to database {} ({})",
+                d.current_user,
+                d.database,
+                d.server_version
+                    .split(" on ")
+                    .next()
+                    .unwrap_or(&d.server_version)
+            ));
+            // Through a port-forward the session arrives on the database pod's loopback, which
+            // pg_hba may trust without a password: then the password was not really tested.
+            match d.client_addr.as_deref() {
+                Some(a @ ("127.0.0.1" | "::1")) => found.with(
+                    Evidence::new(
+                        "note",
+                        format!("the server saw this session come from {a}; if its pg_hba trusts loopback, the password was not verified — only a login from the app's pod proves it"),
+                    )
+                    .from("inet_client_addr()"),
+                ),
+                _ => found,
+            }
+        }
+        Probe::Observed(DbObservation::Refused(e)) => {
+            let reference = f
+                .db_target
+                .as_ref()
+                .is_some_and(|t| t.password_is_reference);
+            let msg = e.message.clone();
+            match (e.kind, e.sqlstate.as_deref()) {
+                (_, Some("28P01")) if reference => Finding::problem(
+                    "unexpanded-password",
+                    format!(
+                        "28P01: the password sent was the literal text $(…), not a password — see config.env-expansion ({msg})"
+                    ),
+                ),
+                (_, Some("28P01")) => Finding::problem("wrong-password", format!("28P01: {msg}")),
+                (_, Some("28000")) if msg.contains("no encryption") => Finding::problem(
+                    "tls-required",
+                    format!(
+                        "28000: the server accepts this login only over TLS, and SSL Mode sent none ({msg})"
+                    ),
+                ),
+                (_, Some("28000")) => Finding::problem("no-access", format!("28000: {msg}")),
+                (_, Some("3D000")) => Finding::problem("database-missing", format!("3D000: {msg}")),
+                (_, Some("53300")) => {
+                    Finding::problem("too-many-connections", format!("53300: {msg}"))
+                }
+                (_, Some("57P03")) => Finding::problem("starting-up", format!("57P03: {msg}")),
+                (_, Some(code)) => Finding::problem("no-access", format!("{code}: {msg}")),
+                (DbErrorKind::Tls, _) => {
+                    Finding::problem("tls-unavailable", format!("TLS failed: {msg}"))
+                }
+                (DbErrorKind::Refused, _) => {
+                    Finding::problem("refused", format!("connection refused: {msg}"))
+                }
+                (DbErrorKind::Timeout, _) => Finding::problem("timeout", msg),
+                _ => Finding::unknown(None, format!("the login failed: {msg}")),
+            }
+        }
+        other => not_observed(other, "the database"),
+    };
+    with_target(f, found)
+}
+
+/// The session's facts, or the finding that says the login check explains why there are none.
+fn session(f: &Facts) -> Result<&DbFacts, Finding> {
+    match &f.database {
+        Probe::Observed(DbObservation::Connected(d)) => Ok(d),
+        _ => Err(Finding::skip("no database session — see database.login")),
+    }
+}
+
+fn version(f: &Facts) -> Option<ElsaVersion> {
+    view(f).ok()?.identity?.version
+}
+
+fn tables(f: &Facts) -> Finding {
+    let d = match session(f) {
+        Ok(d) => d,
+        Err(finding) => return finding,
+    };
+    let v = version(f);
+    // Unknown version: hold it to the tables every release has.
+    let expected: Vec<&str> = match v {
+        Some(v) => elsa::expected_tables(v).map(|t| t.name).collect(),
+        None => elsa::expected_tables(ElsaVersion::new(3, 0))
+            .map(|t| t.name)
+            .collect(),
+    };
+    let elsewhere = d
+        .elsewhere
+        .iter()
+        .map(|t| Evidence::new("found elsewhere", t).from("information_schema.tables"));
+    if !d.schema_exists {
+        if !d.elsewhere.is_empty() {
+            return Finding::problem(
+                "wrong-schema",
+                "there is no schema \"Elsa\", but Elsa-like tables exist in another schema: they are not the ones Elsa uses",
+            )
+            .with_all(elsewhere);
+        }
+        return Finding::problem(
+            "schema-missing",
+            "schema \"Elsa\" does not exist: Elsa's migrations have never run against this database",
+        );
+    }
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|name| !d.tables.iter().any(|t| t.name == *name && t.exists))
+        .collect();
+    if !missing.is_empty() {
+        return Finding::problem(
+            "tables-missing",
+            format!(
+                "{} of {} expected tables are missing from \"Elsa\": {}",
+                missing.len(),
+                expected.len(),
+                missing.join(", ")
+            ),
+        )
+        .with_all(elsewhere);
+    }
+    let of = v.map_or("every release".to_owned(), |v| format!("Elsa {v}"));
+    Finding::pass(format!(
+        "all {} tables of {of} exist in schema \"Elsa\"",
+        expected.len()
+    ))
+}
+
+fn migrations(f: &Facts) -> Finding {
+    let d = match session(f) {
+        Ok(d) => d,
+        Err(finding) => return finding,
+    };
+    if d.history_exists && d.history.is_none() {
+        return Finding::unknown(
+            None,
+            format!(
+                "{} may not read \"Elsa\".\"__EFMigrationsHistory\" — see database.privileges",
+                d.current_user
+            ),
+        );
+    }
+    let Some(history) = &d.history else {
+        let any_table = d.tables.iter().any(|t| t.exists);
+        return if any_table {
+            Finding::problem(
+                "history-missing",
+                "Elsa's tables exist but \"Elsa\".\"__EFMigrationsHistory\" does not: EF will try to create the tables again",
+            )
+        } else {
+            Finding::skip("no Elsa tables and no history — see database.tables")
+        };
+    };
+    let Some(v) = version(f) else {
+        return Finding::skip("the Elsa version is not known — see workload.flavor").with(
+            Evidence::new("applied", format!("{} migration(s)", history.len())),
+        );
+    };
+    let applied: BTreeSet<&str> = history.iter().map(String::as_str).collect();
+    let pending: Vec<&str> = elsa::expected_migrations(v)
+        .map(|m| m.id)
+        .filter(|id| !applied.contains(id))
+        .collect();
+    let ahead: Vec<&str> = elsa::MIGRATIONS
+        .iter()
+        .filter(|m| m.since > v.mm() && applied.contains(m.id))
+        .map(|m| m.id)
+        .collect();
+    let latest = |ctx: &str| {
+        history
+            .iter()
+            .filter(|id| {
+                elsa::MIGRATIONS
+                    .iter()
+                    .any(|m| m.context == ctx && m.id == id.as_str())
+            })
+            .max()
+            .cloned()
+            .unwrap_or_else(|| "(none)".into())
+    };
+    let ev = [
+        Evidence::new("latest Management", latest("Management"))
+            .from("\"Elsa\".\"__EFMigrationsHistory\""),
+        Evidence::new("latest Runtime", latest("Runtime"))
+            .from("\"Elsa\".\"__EFMigrationsHistory\""),
+    ];
+    if !pending.is_empty() {
+        return Finding::problem(
+            "pending",
+            format!(
+                "{} migration(s) of Elsa {v} are not applied: {}",
+                pending.len(),
+                pending.join(", ")
+            ),
+        )
+        .with_all(ev);
+    }
+    if !ahead.is_empty() {
+        return Finding::problem(
+            "ahead",
+            format!(
+                "the database has migrations newer than Elsa {v}: {}",
+                ahead.join(", ")
+            ),
+        )
+        .with_all(ev);
+    }
+    Finding::pass(format!(
+        "every Management and Runtime migration of Elsa {v} is applied"
+    ))
+    .with_all(ev)
+}
+
+fn privileges(f: &Facts) -> Finding {
+    let d = match session(f) {
+        Ok(d) => d,
+        Err(finding) => return finding,
+    };
+    let lacking: Vec<Evidence> = d
+        .tables
+        .iter()
+        .filter(|t| t.exists && !(t.select && t.insert && t.update && t.delete))
+        .map(|t| {
+            let missing: Vec<&str> = [
+                ("SELECT", t.select),
+                ("INSERT", t.insert),
+                ("UPDATE", t.update),
+                ("DELETE", t.delete),
+            ]
+            .into_iter()
+            .filter(|(_, has)| !has)
+            .map(|(n, _)| n)
+            .collect();
+            Evidence::new(
+                format!("\"Elsa\".\"{}\"", t.name),
+                format!("missing {}", missing.join(", ")),
+            )
+            .from("has_table_privilege")
+        })
+        .collect();
+    if !lacking.is_empty() {
+        return Finding::problem(
+            "no-table-rights",
+            format!(
+                "{} cannot read and write {} of Elsa's tables",
+                d.current_user,
+                lacking.len()
+            ),
+        )
+        .with_all(lacking);
+    }
+    if !d.schema_exists && !d.can_create_in_database {
+        return Finding::problem(
+            "no-create",
+            format!(
+                "schema \"Elsa\" is missing and {} may not CREATE in database {}: migrations cannot create it",
+                d.current_user, d.database
+            ),
+        );
+    }
+    let pending = version(f).is_some_and(|v| {
+        let applied: BTreeSet<&str> = d.history.iter().flatten().map(String::as_str).collect();
+        elsa::expected_migrations(v).any(|m| !applied.contains(m.id))
+    });
+    if d.schema_exists && !d.can_create_in_schema && pending {
+        return Finding::problem(
+            "no-create",
+            format!(
+                "migrations are pending and {} may not CREATE in schema \"Elsa\"",
+                d.current_user
+            ),
+        );
+    }
+    Finding::pass(format!(
+        "{} can read and write Elsa's tables",
+        d.current_user
+    ))
+}
+
+fn pool(f: &Facts) -> Finding {
+    let d = match session(f) {
+        Ok(d) => d,
+        Err(finding) => return finding,
+    };
+    let Ok(v) = view(f) else {
+        return Finding::skip("no Elsa workload — see workload.found");
+    };
+    let replicas = i64::from(v.workload.desired_replicas().max(0));
+    let per_pod = f
+        .db_target
+        .as_ref()
+        .and_then(|t| t.max_pool_size)
+        .unwrap_or(100);
+    let available = i64::from(d.max_connections) - i64::from(d.reserved_connections);
+    let wanted = replicas * i64::from(per_pod);
+    let ev = [
+        Evidence::new("replicas × Maximum Pool Size", format!("{replicas} × {per_pod} = {wanted}"))
+            .from("workload and connection string"),
+        Evidence::new(
+            "server",
+            format!(
+                "max_connections {} − superuser_reserved_connections {} = {available}; {} in use now",
+                d.max_connections, d.reserved_connections, d.current_connections
+            ),
+        )
+        .from("pg_settings, pg_stat_activity"),
+    ];
+    if wanted > available {
+        return Finding::problem(
+            "exceeds",
+            format!("the pools may open {wanted} connections; the server allows {available}"),
+        )
+        .with_all(ev);
+    }
+    Finding::pass(format!(
+        "{wanted} pooled connections at most, within {available}"
+    ))
+    .with_all(ev)
+}

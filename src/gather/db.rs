@@ -1,0 +1,751 @@
+//! The database session: one tokio-postgres connection per run, made with the connection string
+//! Elsa really uses, from the chosen vantage, and the read-only queries every database check
+//! needs, issued together.
+//!
+//! Vantage `here` connects to the host directly; `port-forward` finds the Service the host names,
+//! a ready pod behind it, and tunnels through the API's `pods/portforward` (tokio-postgres
+//! `connect_raw` over the forwarded stream). TLS follows Npgsql's `SSL Mode`: Disable; Prefer and
+//! Allow (TLS if offered, no verification); Require (TLS, no verification — Npgsql 8+ semantics);
+//! VerifyCA (chain checked, not the name); VerifyFull (chain and name). Roots: the system store
+//! plus `Root Certificate` when that file exists where elsadoctor runs. Everything is bounded by
+//! `--timeout`. The session never writes: it runs `SELECT`s only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+
+use crate::domain::npgsql::{ConnString, SslMode};
+use crate::facts::{DbError, DbErrorKind, DbFacts, DbObservation, DbTarget, Probe, TableRights};
+use crate::redact::Secret;
+
+/// Where the database probes run from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vantage {
+    Here,
+    PortForward,
+}
+
+impl std::fmt::Display for Vantage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Vantage::Here => "here",
+            Vantage::PortForward => "port-forward",
+        })
+    }
+}
+
+/// What to connect to and how, derived from the effective configuration.
+pub struct Plan {
+    pub conn: ConnString,
+    /// The password as the app sends it (after the kubelet's expansion).
+    pub password: Option<Secret>,
+    pub tables: Vec<String>,
+}
+
+/// Connects and observes; never errors: every outcome is an observation or a probe state.
+pub async fn observe(
+    plan: Plan,
+    vantage: Vantage,
+    client: Option<Client>,
+    namespace: String,
+    known_services: Vec<Service>,
+    timeout: Duration,
+) -> (DbTarget, Probe<DbObservation>) {
+    let hosts = plan.conn.hosts();
+    let Some(first) = hosts.first() else {
+        return (
+            DbTarget::default(),
+            Probe::NotAttempted("the connection string names no host".into()),
+        );
+    };
+    let mut target = DbTarget {
+        host: first.host.clone(),
+        port: first.port,
+        database: plan.conn.database().map(str::to_owned),
+        user: plan.conn.username().map(str::to_owned),
+        ssl_mode: plan
+            .conn
+            .ssl_mode()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        vantage: vantage.to_string(),
+        via: None,
+        max_pool_size: plan.conn.max_pool_size().ok(),
+        password_is_reference: plan
+            .password
+            .as_ref()
+            .is_some_and(|p| p.expose().starts_with("$(") && p.expose().ends_with(')')),
+    };
+    let config = match pg_config(&plan, timeout) {
+        Ok(c) => c,
+        Err(why) => return (target, Probe::NotAttempted(why)),
+    };
+    let ssl = plan.conn.ssl_mode().unwrap_or(SslMode::Prefer);
+    let tls = match tls_connector(
+        ssl,
+        plan.conn
+            .get(crate::domain::npgsql::Keyword::RootCertificate),
+    ) {
+        Ok(t) => t,
+        Err(why) => return (target, Probe::NotAttempted(why)),
+    };
+    let result = match vantage {
+        Vantage::Here => tokio::time::timeout(timeout, connect_here(config, tls))
+            .await
+            .map_err(|_| DbError::timeout(timeout))
+            .and_then(|r| r),
+        Vantage::PortForward => {
+            let Some(client) = client else {
+                return (target, Probe::NotAttempted("no cluster client".into()));
+            };
+            match forward(
+                client,
+                namespace,
+                known_services,
+                target.host.clone(),
+                target.port,
+                timeout,
+            )
+            .await
+            {
+                Err(probe) => return (target, probe),
+                Ok((pod, stream, errors)) => {
+                    target.via = Some(format!("pod/{pod}"));
+                    let connected = tokio::time::timeout(
+                        timeout,
+                        connect_forwarded(config, stream, tls, target.host.clone()),
+                    )
+                    .await
+                    .map_err(|_| DbError::timeout(timeout))
+                    .and_then(|r| r);
+                    match connected {
+                        // The stream ended without a server error: the kubelet's reason, if
+                        // it sent one, says why (nothing listens on the port, typically).
+                        Err(e) if e.sqlstate.is_none() && e.kind != DbErrorKind::Timeout => {
+                            match tokio::time::timeout(Duration::from_millis(500), errors).await {
+                                Ok(Some(msg)) => Err(DbError {
+                                    kind: if msg.contains("connection refused") {
+                                        DbErrorKind::Refused
+                                    } else {
+                                        DbErrorKind::Other
+                                    },
+                                    sqlstate: None,
+                                    message: crate::redact::text(&msg),
+                                }),
+                                _ => Err(e),
+                            }
+                        }
+                        other => other,
+                    }
+                }
+            }
+        }
+    };
+    let client = match result {
+        Ok(c) => c,
+        Err(e) => return (target, Probe::Observed(DbObservation::Refused(e))),
+    };
+    let facts = tokio::time::timeout(timeout, queries(client, plan.tables)).await;
+    let probe = match facts {
+        Ok(Ok(f)) => Probe::Observed(DbObservation::Connected(f)),
+        Ok(Err(e)) => Probe::failed(
+            None,
+            format!("a query failed: {}", DbError::from_pg(&e).message),
+        ),
+        Err(_) => Probe::failed(
+            None,
+            format!(
+                "the queries took longer than --timeout {}",
+                crate::runner::humanize(timeout)
+            ),
+        ),
+    };
+    (target, probe)
+}
+
+/// Connects directly. Owns its inputs so the future is `Send` for `tokio::spawn`.
+async fn connect_here(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+) -> Result<tokio_postgres::Client, DbError> {
+    let (client, conn) = config
+        .connect(tls)
+        .await
+        .map_err(|e| DbError::from_pg(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Connects over a port-forwarded stream.
+async fn connect_forwarded(
+    config: tokio_postgres::Config,
+    stream: ForwardStream,
+    mut make: tokio_postgres_rustls::MakeRustlsConnect,
+    host: String,
+) -> Result<tokio_postgres::Client, DbError> {
+    let tls = MakeTlsConnect::<ForwardStream>::make_tls_connect(&mut make, &host)
+        .map_err(|e| DbError::other(e.to_string()))?;
+    let (client, conn) = config
+        .connect_raw(stream, tls)
+        .await
+        .map_err(|e| DbError::from_pg(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// tokio-postgres settings from the Npgsql string, bounded by `--timeout`.
+fn pg_config(plan: &Plan, timeout: Duration) -> Result<tokio_postgres::Config, String> {
+    let mut config = plan.conn.to_tokio_postgres()?;
+    if let Some(p) = &plan.password {
+        config.password(p.expose());
+    }
+    // Never wait longer than asked, whatever the string's Timeout says.
+    config.connect_timeout(
+        timeout
+            .min(plan.conn.timeout())
+            .max(Duration::from_millis(100)),
+    );
+    config.application_name("elsadoctor");
+    Ok(config)
+}
+
+/// The read-only queries, pipelined on the one connection.
+async fn queries(
+    c: tokio_postgres::Client,
+    tables: Vec<String>,
+) -> Result<DbFacts, tokio_postgres::Error> {
+    // The names are elsadoctor's own constants; quoted as SQL literals all the same.
+    let array = format!(
+        "ARRAY[{}]::text[]",
+        tables
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    // Privileges are tested by OID from pg_catalog: name-based functions raise errors (instead
+    // of answering false) when the user lacks USAGE on the schema.
+    let server = c.query_one(
+        "SELECT version(), current_user::text, current_database()::text, \
+         current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
+         (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int, \
+         n.oid IS NOT NULL, \
+         h.oid IS NOT NULL, \
+         has_database_privilege(current_database(), 'CREATE'), \
+         COALESCE(has_schema_privilege(n.oid, 'CREATE'), false), \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE'), false), \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(h.oid, 'SELECT'), false), \
+         host(inet_client_addr()) \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN pg_namespace n ON n.nspname = 'Elsa' \
+         LEFT JOIN pg_class h ON h.relnamespace = n.oid AND h.relname = '__EFMigrationsHistory'",
+        &[],
+    );
+    let present_sql = format!(
+        "SELECT t, c.oid IS NOT NULL, \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'), false), \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'INSERT'), false), \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'UPDATE'), false), \
+         COALESCE(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'DELETE'), false) \
+         FROM unnest({array}) AS t \
+         LEFT JOIN pg_namespace n ON n.nspname = 'Elsa' \
+         LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t AND c.relkind IN ('r', 'p')"
+    );
+    let present = c.query(present_sql.as_str(), &[]);
+    // Tables that look like Elsa's but live elsewhere: lower-case `elsa`, `public`, `Elsa_` names.
+    let elsewhere_sql = format!(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('elsa', 'public') \
+           AND (c.relname ILIKE 'elsa\\_%' OR lower(c.relname) = ANY(SELECT lower(x) FROM unnest({array}) x)) \
+         ORDER BY 1, 2 LIMIT 20"
+    );
+    let elsewhere = c.query(elsewhere_sql.as_str(), &[]);
+    let (server, present, elsewhere) = futures::join!(server, present, elsewhere);
+    let server = server?;
+    let history_exists: bool = server.get(7);
+    let history_readable: bool = server.get(11);
+    let history = if history_exists && history_readable {
+        Some(
+            c.query(
+                "SELECT \"MigrationId\"::text FROM \"Elsa\".\"__EFMigrationsHistory\" ORDER BY 1",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(DbFacts {
+        server_version: server.get::<_, String>(0),
+        current_user: server.get(1),
+        database: server.get(2),
+        max_connections: server.get(3),
+        reserved_connections: server.get(4),
+        current_connections: server.get(5),
+        schema_exists: server.get(6),
+        can_create_in_database: server.get(8),
+        can_create_in_schema: server.get(9),
+        schema_usage: server.get(10),
+        history_exists,
+        client_addr: server.get(12),
+        tables: present?
+            .iter()
+            .map(|r| TableRights {
+                name: r.get(0),
+                exists: r.get(1),
+                select: r.get(2),
+                insert: r.get(3),
+                update: r.get(4),
+                delete: r.get(5),
+            })
+            .collect(),
+        elsewhere: elsewhere?
+            .iter()
+            .map(|r| format!("{}.{}", r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect(),
+        history,
+    })
+}
+
+type ForwardStream = Box<dyn ForwardIo>;
+
+/// The port-forwarded byte stream, boxed.
+pub trait ForwardIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ForwardIo for T {}
+
+/// The Service a host names, in cluster-DNS terms: `svc`, `svc.ns`, `svc.ns.svc`,
+/// `svc.ns.svc.<domain>`. `None` for an IP or a name outside the cluster.
+pub fn service_of(host: &str, namespace: &str) -> Option<(String, String)> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let parts: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+    match parts.as_slice() {
+        [svc] => Some(((*svc).to_owned(), namespace.to_owned())),
+        [svc, ns] => Some(((*svc).to_owned(), (*ns).to_owned())),
+        [svc, ns, "svc", ..] => Some(((*svc).to_owned(), (*ns).to_owned())),
+        _ => None,
+    }
+}
+
+/// Opens a port-forward to a ready pod behind the Service `host` names.
+async fn forward(
+    client: Client,
+    namespace: String,
+    known_services: Vec<Service>,
+    host: String,
+    port: u16,
+    timeout: Duration,
+) -> Result<(String, ForwardStream, ForwardErrors), Probe<DbObservation>> {
+    let Some((svc, ns)) = service_of(&host, &namespace) else {
+        return Err(Probe::NotAttempted(format!(
+            "{host} is not a Service of this cluster: a port-forward can only reach pods (rerun with --vantage here)"
+        )));
+    };
+    // The namespace's Services were listed already: no second read for the same fact.
+    let listed = (ns == namespace)
+        .then(|| {
+            known_services
+                .into_iter()
+                .find(|s| s.metadata.name.as_deref() == Some(svc.as_str()))
+        })
+        .flatten();
+    let service = match listed {
+        Some(s) => s,
+        None if ns == namespace => {
+            return Err(Probe::NotAttempted(format!(
+                "no Service {svc} in namespace {ns} to forward to"
+            )));
+        }
+        None => {
+            let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+            match tokio::time::timeout(timeout, services.get_opt(&svc)).await {
+                Ok(Ok(Some(s))) => s,
+                Ok(Ok(None)) => {
+                    return Err(Probe::NotAttempted(format!(
+                        "no Service {svc} in namespace {ns} to forward to"
+                    )));
+                }
+                Ok(Err(e)) => return Err(crate::gather::kube::classify(&e, "get", "services")),
+                Err(_) => return Err(Probe::failed(None, "no answer within --timeout".to_owned())),
+            }
+        }
+    };
+    let spec = service.spec.unwrap_or_default();
+    let Some(selector) = spec.selector.filter(|s| !s.is_empty()) else {
+        return Err(Probe::NotAttempted(format!(
+            "Service {svc} has no selector: there is no pod to forward to"
+        )));
+    };
+    let target_port = spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.port == i32::from(port))
+        .and_then(|p| p.target_port.clone());
+    let label_query = selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let list = match tokio::time::timeout(
+        timeout,
+        pods.list(&ListParams::default().labels(&label_query)),
+    )
+    .await
+    {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return Err(crate::gather::kube::classify(&e, "list", "pods")),
+        Err(_) => return Err(Probe::failed(None, "no answer within --timeout".to_owned())),
+    };
+    let ready = list.items.into_iter().find(|p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.phase.as_deref() == Some("Running")
+                && s.conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    });
+    let Some(pod) = ready else {
+        return Err(Probe::Observed(DbObservation::Refused(DbError {
+            kind: DbErrorKind::Refused,
+            sqlstate: None,
+            message: format!("Service {svc} has no ready pod to forward to"),
+        })));
+    };
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let container_port = match target_port {
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
+            u16::try_from(n).ok()
+        }
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name)) => pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
+        None => Some(port),
+    };
+    let Some(container_port) = container_port else {
+        return Err(Probe::NotAttempted(format!(
+            "Service {svc} maps port {port} to a port its pods do not declare"
+        )));
+    };
+    let mut forwarder =
+        match tokio::time::timeout(timeout, pods.portforward(&pod_name, &[container_port])).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                // The websocket upgrade is a GET: Kubernetes authorises `get pods/portforward`
+                // (and, from 1.35, `create` as well).
+                return Err(
+                    match crate::gather::kube::classify(&e, "get", "pods/portforward") {
+                        Probe::Absent => Probe::failed(
+                            Some(404),
+                            format!("the API did not open a port-forward to pod {pod_name}"),
+                        ),
+                        other => other,
+                    },
+                );
+            }
+            Err(_) => {
+                return Err(Probe::failed(
+                    None,
+                    "the port-forward did not open within --timeout".to_owned(),
+                ));
+            }
+        };
+    let Some(stream) = forwarder.take_stream(container_port) else {
+        return Err(Probe::failed(
+            None,
+            "the port-forward gave no stream".to_owned(),
+        ));
+    };
+    // What the kubelet says when it cannot reach the port inside the pod arrives on the error
+    // channel, while the data stream just ends.
+    let errors: ForwardErrors = match forwarder.take_error(container_port) {
+        Some(f) => Box::pin(f),
+        None => Box::pin(std::future::ready(None)),
+    };
+    // Keep the forwarder alive for the life of the connection.
+    tokio::spawn(async move {
+        let _ = forwarder.join().await;
+    });
+    Ok((pod_name, Box::new(stream), errors))
+}
+
+/// The port-forward's error channel: at most one message.
+type ForwardErrors = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+
+/// The TLS connector for an SSL Mode.
+fn tls_connector(
+    mode: SslMode,
+    root_cert: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = match mode {
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            if let Some(path) = root_cert.filter(|p| std::path::Path::new(p).exists()) {
+                use rustls::pki_types::pem::PemObject;
+                for cert in CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("Root Certificate {path}: {e}"))?
+                {
+                    roots
+                        .add(cert.map_err(|e| format!("Root Certificate {path}: {e}"))?)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            let b = builder.dangerous();
+            if mode == SslMode::VerifyCa {
+                b.with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                    .with_no_client_auth()
+            } else {
+                b.with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            }
+        }
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Npgsql's Prefer/Require: encrypt, verify nothing.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// VerifyCA: the chain must lead to a trusted root; the host name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+impl DbError {
+    fn timeout(t: Duration) -> DbError {
+        DbError {
+            kind: DbErrorKind::Timeout,
+            sqlstate: None,
+            message: format!("no answer within --timeout {}", crate::runner::humanize(t)),
+        }
+    }
+
+    fn other(message: String) -> DbError {
+        DbError {
+            kind: DbErrorKind::Other,
+            sqlstate: None,
+            message: crate::redact::text(&message),
+        }
+    }
+
+    /// Classifies a tokio-postgres error: a server error keeps its SQLSTATE; otherwise the
+    /// cause chain says refused, timed out, or TLS.
+    fn from_pg(e: &tokio_postgres::Error) -> DbError {
+        if let Some(db) = e.as_db_error() {
+            return DbError {
+                kind: DbErrorKind::Server,
+                sqlstate: Some(db.code().code().to_owned()),
+                message: crate::redact::text(db.message()),
+            };
+        }
+        let chain = crate::gather::kube::error_chain(e);
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        return DbError {
+                            kind: DbErrorKind::Refused,
+                            sqlstate: None,
+                            message: chain,
+                        };
+                    }
+                    std::io::ErrorKind::TimedOut => {
+                        return DbError {
+                            kind: DbErrorKind::Timeout,
+                            sqlstate: None,
+                            message: chain,
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            src = s.source();
+        }
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("lookup address") || lower.contains("name or service not known") {
+            return DbError {
+                kind: DbErrorKind::Other,
+                sqlstate: None,
+                message: format!(
+                    "the host name does not resolve from where elsadoctor runs (a cluster-internal name? use --vantage port-forward): {chain}"
+                ),
+            };
+        }
+        let kind =
+            if lower.contains("tls") || lower.contains("certificate") || lower.contains("ssl") {
+                DbErrorKind::Tls
+            } else if lower.contains("timed out") || lower.contains("timeout") {
+                DbErrorKind::Timeout
+            } else if lower.contains("refused") {
+                DbErrorKind::Refused
+            } else {
+                DbErrorKind::Other
+            };
+        DbError {
+            kind,
+            sqlstate: None,
+            message: chain,
+        }
+    }
+}
+
+/// Maps Npgsql's SSL Mode onto what tokio-postgres negotiates; verification lives in the
+/// connector above.
+pub fn pg_ssl_mode(mode: SslMode) -> PgSslMode {
+    match mode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_map_to_services_like_cluster_dns() {
+        assert_eq!(
+            service_of("postgres", "elsa"),
+            Some(("postgres".into(), "elsa".into()))
+        );
+        assert_eq!(
+            service_of("pg.db", "elsa"),
+            Some(("pg".into(), "db".into()))
+        );
+        assert_eq!(
+            service_of("pg.db.svc.cluster.local", "elsa"),
+            Some(("pg".into(), "db".into()))
+        );
+        assert_eq!(service_of("10.0.0.5", "elsa"), None);
+        assert_eq!(
+            service_of("mydb.abc123.eu-west-1.rds.amazonaws.com", "elsa"),
+            None
+        );
+    }
+}

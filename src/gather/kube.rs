@@ -104,8 +104,11 @@ pub async fn connect(
     let server = redact::urls(&config.cluster_url.to_string());
     let mut config = config;
     config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
+    // Every read is bounded by `--timeout` where it is made; the client's own read timeout is
+    // only a backstop, a little later, so it never races those bounds (it also applies to the
+    // port-forward's websocket, where it would cut the stream at the same instant).
+    config.read_timeout = Some(timeout + Duration::from_secs(1));
+    config.write_timeout = Some(timeout + Duration::from_secs(1));
     config.reset_reader_on_write = true;
     // Retries are ours (bounded, logged, applied to 500 too), not the client's.
     config.default_retry = false;

@@ -105,6 +105,10 @@ pub struct DbSetup {
     pub role_password: Option<String>,
     /// `false`: no database `elsa`.
     pub create_database: Option<bool>,
+    /// Another role that owns Elsa's schema and tables (the app role then has no rights on them).
+    pub owner: Option<String>,
+    /// `false`: no role `elsa` at all.
+    pub create_role: Option<bool>,
 }
 
 /// One PostgreSQL with TLS on for this test binary: the scenarios' connection strings say
@@ -161,16 +165,31 @@ pub fn prepare(dir: &Path, setup: &DbSetup, pg: &pg::Postgres) -> (tempfile::Tem
         .clone()
         .or_else(|| secret_password(&manifests))
         .unwrap_or_else(|| "elsa".to_owned());
-    pg.create_role("elsa", &password);
+    if let Some(owner) = &setup.owner {
+        pg.psql(
+            "postgres",
+            &format!("DROP ROLE IF EXISTS {owner}; CREATE ROLE {owner};"),
+        );
+    }
+    if setup.create_role != Some(false) {
+        pg.create_role("elsa", &password);
+    }
     if setup.create_database != Some(false) {
-        pg.create_database("elsa", "elsa");
+        let db_owner = if setup.create_role == Some(false) {
+            "postgres"
+        } else {
+            "elsa"
+        };
+        pg.create_database("elsa", db_owner);
         match setup.schema.as_deref().unwrap_or("3.5") {
             "none" => {}
-            v => pg.load_elsa("elsa", "elsa", v),
+            v => pg.load_elsa("elsa", setup.owner.as_deref().unwrap_or(db_owner), v),
         }
     }
-    let ca = pg.ca_cert().expect("the shared server has TLS on");
-    let manifests = manifests.replace("/etc/ssl/postgres/ca.crt", &ca.display().to_string());
+    let manifests = match pg.ca_cert() {
+        Some(ca) => manifests.replace("/etc/ssl/postgres/ca.crt", &ca.display().to_string()),
+        None => manifests,
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     std::fs::write(tmp.path().join("manifests.yaml"), &manifests).expect("write");
     std::fs::write(tmp.path().join("sim.yaml"), &sim).expect("write");

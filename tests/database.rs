@@ -1,0 +1,266 @@
+//! The database checks against real PostgreSQL servers configured for each situation: TLS
+//! demanded or absent, a role or its rights missing, too few connections, a server that is down
+//! or a host that never answers, and the direct `--vantage here`. Also: the doctor's session only
+//! reads, and a run opens exactly one database connection.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pg::{PgOptions, Postgres, Tls};
+use common::{Cluster, DbSetup, database_lock, json, prepare, scenario_dir};
+use serde_json::Value;
+
+/// The healthy scenario with its manifests edited, served against `pg` (prepared per `setup`),
+/// optionally forwarding the postgres pod somewhere else. Returns the report and exit code.
+async fn run(
+    pg: &Postgres,
+    setup: DbSetup,
+    edit: impl Fn(String) -> String,
+    forward_to: Option<std::net::SocketAddr>,
+    args: &[&str],
+) -> (Value, i32, String) {
+    let src = scenario_dir("healthy");
+    let dir = tempfile::tempdir().expect("tmp");
+    let manifests = std::fs::read_to_string(src.join("manifests.yaml")).expect("manifests");
+    std::fs::write(dir.path().join("manifests.yaml"), edit(manifests)).expect("write");
+    std::fs::copy(src.join("sim.yaml"), dir.path().join("sim.yaml")).expect("copy");
+    let (_tmp, mut scenario) = prepare(dir.path(), &setup, pg);
+    if let Some(to) = forward_to {
+        scenario = scenario.with_port_forward("elsa", "postgres-5b8f4c9d7-tq2zl", 5432, to);
+    }
+    let cluster = Cluster::start_with(scenario).await;
+    let mut cmd = cluster.cmd();
+    cmd.arg("--json").args(args);
+    let before = pg.log().len();
+    let out = common::run(cmd).await;
+    let server_log = pg.log().get(before..).unwrap_or_default().to_owned();
+    (json(&out), out.status.code().unwrap_or(-1), server_log)
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+fn cause(report: &Value, id: &str) -> (String, String) {
+    let c = check(report, id);
+    (
+        c["status"].as_str().unwrap_or("").to_owned(),
+        c["cause"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+fn ssl(mode: &str) -> impl Fn(String) -> String {
+    let mode = mode.to_owned();
+    move |m: String| m.replace("SSL Mode=VerifyCA", &format!("SSL Mode={mode}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_session_only_reads_and_uses_one_connection() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let (report, code, log) = run(pg, DbSetup::default(), |m| m, None, &[]).await;
+    assert_eq!(code, 0, "{report}");
+    for id in [
+        "database.login",
+        "database.tables",
+        "database.migrations",
+        "database.privileges",
+        "production.pool",
+    ] {
+        assert_eq!(
+            check(&report, id)["status"],
+            "pass",
+            "{id}: {}",
+            check(&report, id)
+        );
+    }
+    // The server log (log_statement=all, log_connections=on) of the run.
+    let connections = log.matches("connection authorized: user=elsa").count();
+    assert_eq!(connections, 1, "one connection per run:\n{log}");
+    let statements: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            // `LOG:  statement: …` (simple protocol) or `LOG:  execute <name>: …` (extended).
+            l.split_once("LOG:  statement: ").or_else(|| {
+                l.split_once("LOG:  execute ")
+                    .and_then(|(_, rest)| rest.split_once(": "))
+            })
+        })
+        .map(|(_, s)| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(!statements.is_empty(), "{log}");
+    for s in &statements {
+        let upper = s.to_ascii_uppercase();
+        assert!(
+            upper.starts_with("SELECT"),
+            "a statement that is not a read: {s}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_missing_and_rights_missing() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    // PostgreSQL does not reveal whether a role exists: a missing role fails like a wrong password.
+    let setup = DbSetup {
+        create_role: Some(false),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("fail".into(), "wrong-password".into())
+    );
+
+    let setup = DbSetup {
+        owner: Some("elsa_owner".into()),
+        ..Default::default()
+    };
+    let (report, code, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(cause(&report, "database.login").0, "pass");
+    assert_eq!(cause(&report, "database.tables").0, "pass");
+    assert_eq!(
+        cause(&report, "database.privileges"),
+        ("fail".into(), "no-table-rights".into())
+    );
+    let ev = check(&report, "database.privileges")["evidence"].to_string();
+    assert!(
+        ev.contains("WorkflowDefinitions") && ev.contains("SELECT"),
+        "{ev}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_by_the_server_but_disabled_and_the_reverse() {
+    let _lock = database_lock().await;
+    let required = Postgres::start(PgOptions {
+        tls: Tls::Required,
+        ..Default::default()
+    });
+    let (report, _, _) = run(&required, DbSetup::default(), ssl("Disable"), None, &[]).await;
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("fail".into(), "tls-required".into())
+    );
+
+    let plain = Postgres::start(PgOptions::default());
+    let (report, _, _) = run(&plain, DbSetup::default(), ssl("Require"), None, &[]).await;
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("fail".into(), "tls-unavailable".into())
+    );
+    // Prefer falls back to plain text, as Npgsql does.
+    let (report, _, _) = run(&plain, DbSetup::default(), ssl("Prefer"), None, &[]).await;
+    assert_eq!(cause(&report, "database.login").0, "pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_larger_than_the_server_allows() {
+    let _lock = database_lock().await;
+    let small = Postgres::start(PgOptions {
+        tls: Tls::On,
+        max_connections: Some(20),
+        superuser_reserved: Some(3),
+    });
+    // 2 replicas × Maximum Pool Size 20 = 40 > 20 − 3.
+    let (report, code, _) = run(&small, DbSetup::default(), |m| m, None, &[]).await;
+    assert_eq!(
+        cause(&report, "production.pool"),
+        ("warn".into(), "exceeds".into())
+    );
+    assert_eq!(code, 0, "a warning alone does not fail the run");
+    let ev = check(&report, "production.pool")["evidence"].to_string();
+    assert!(
+        ev.contains("2 × 20 = 40") && ev.contains("20 − superuser_reserved_connections 3 = 17"),
+        "{ev}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_stopped_fails_fast() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    // A port nothing listens on, as after the server stopped.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let started = Instant::now();
+    let (report, code, _) = run(
+        pg,
+        DbSetup::default(),
+        |m| m,
+        Some(closed),
+        &["--timeout", "5s"],
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("fail".into(), "refused".into())
+    );
+    assert_eq!(check(&report, "database.tables")["status"], "skip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_never_answers_is_bounded_by_the_timeout() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let (addr, _guard) = common::pg::blackhole();
+    let started = Instant::now();
+    let (report, code, _) = run(
+        pg,
+        DbSetup::default(),
+        |m| m,
+        Some(addr),
+        &["--timeout", "2s"],
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2 + 3),
+        "bounded by --timeout, took {took:?}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("fail".into(), "timeout".into()),
+        "{}",
+        check(&report, "database.login")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vantage_here_connects_directly() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let host = format!("Host={};Port={}", pg.host(), pg.port());
+    let direct = move |m: String| m.replace("Host=postgres;Port=5432", &host);
+    let (report, _, _) = run(pg, DbSetup::default(), direct, None, &["--vantage", "here"]).await;
+    assert_eq!(report["vantage"], "here");
+    assert_eq!(
+        cause(&report, "database.login").0,
+        "pass",
+        "{}",
+        check(&report, "database.login")
+    );
+    // From inside the pod, 127.0.0.1 would be the pod itself: the config check says so.
+    assert_eq!(
+        cause(&report, "config.connection-string"),
+        ("fail".into(), "localhost".into())
+    );
+    let vantage = check(&report, "database.login")["evidence"].to_string();
+    assert!(vantage.contains("\"here\""), "{vantage}");
+}

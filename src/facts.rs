@@ -171,6 +171,15 @@ impl Serialize for ConfigMapData {
     }
 }
 
+impl From<k8s_openapi::api::core::v1::ConfigMap> for ConfigMapData {
+    fn from(cm: k8s_openapi::api::core::v1::ConfigMap) -> Self {
+        Self {
+            data: cm.data.unwrap_or_default(),
+            binary_keys: cm.binary_data.unwrap_or_default().into_keys().collect(),
+        }
+    }
+}
+
 /// A Secret's data, decoded. Values are [`Secret`]s: usable, never printable.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SecretData {
@@ -257,6 +266,23 @@ pub struct DbFacts {
 pub enum DbObservation {
     Connected(DbFacts),
     Refused(DbError),
+}
+
+impl From<k8s_openapi::api::core::v1::Secret> for SecretData {
+    /// `data` decoded; `stringData` too, which a manifest (lint) may carry although a server
+    /// never returns it.
+    fn from(s: k8s_openapi::api::core::v1::Secret) -> Self {
+        let mut data: BTreeMap<String, Secret> = s
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Secret::new(String::from_utf8_lossy(&v.0).into_owned())))
+            .collect();
+        for (k, v) in s.string_data.unwrap_or_default() {
+            data.insert(k, Secret::new(v));
+        }
+        Self { data }
+    }
 }
 
 /// Where the namespace came from, for messages.

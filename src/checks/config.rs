@@ -1,7 +1,7 @@
 //! Configuration checks: what the Elsa process will actually see, per flavour and version, and
 //! every gap between that and a working PostgreSQL setup. All read the shared [`View`].
 
-use super::view::{APP_DIR, FileContent, View, view};
+use super::view::{APP_DIR, FileContent, View, view, with_view};
 use super::{CheckImpl, Finding, Outcome};
 use crate::domain::dotnet_config::{self, Source};
 use crate::domain::elsa::{self, Flavor, ProviderRule};
@@ -115,17 +115,6 @@ pub const SIGNING_KEY: CheckImpl = CheckImpl {
     causes: &["missing", "too-short", "sample-value"],
     run: signing_key,
 };
-
-/// Runs `f` on the view, or returns the finding that says why there is none.
-fn with_view(facts: &Facts, f: impl FnOnce(&View<'_>) -> Finding) -> Finding {
-    match view(facts) {
-        Ok(v) => {
-            let container = v.container.name.clone();
-            f(&v).var("container", container)
-        }
-        Err(finding) => finding,
-    }
-}
 
 fn source_evidence(label: &str, s: &dotnet_config::Setting) -> Evidence {
     Evidence::new(label, s.value.display()).from(s.source.to_string())

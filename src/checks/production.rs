@@ -2,7 +2,7 @@
 //! cross-node locking, resources, database TLS, and passwords written in plain text.
 
 use super::config::connection_name;
-use super::view::{View, view};
+use super::view::{View, with_view};
 use super::{CheckImpl, Finding};
 use crate::domain::dotnet_config::{self, Source};
 use crate::domain::elsa::{self, Flavor, ProviderRule};
@@ -48,13 +48,6 @@ pub const INLINE_SECRETS: CheckImpl = CheckImpl {
     causes: &["env-literal", "configmap"],
     run: inline_secrets,
 };
-
-fn with_view(facts: &Facts, f: impl FnOnce(&View<'_>) -> Finding) -> Finding {
-    match view(facts) {
-        Ok(v) => f(&v),
-        Err(finding) => finding,
-    }
-}
 
 /// Whether the image ends up on SQLite, as far as configuration shows. `None`: cannot tell.
 fn uses_sqlite(v: &View<'_>) -> Option<bool> {

@@ -383,6 +383,18 @@ fn add_file(config: &mut EffectiveConfig, file: &MountedFile) {
     }
 }
 
+/// Runs a check on the view, or returns the finding that says why there is none. The Elsa
+/// container's name is a template value of every finding made this way.
+pub fn with_view(facts: &Facts, f: impl FnOnce(&View<'_>) -> Finding) -> Finding {
+    match view(facts) {
+        Ok(v) => {
+            let container = v.container.name.clone();
+            f(&v).var("container", container)
+        }
+        Err(finding) => finding,
+    }
+}
+
 /// A volume mount's display: `volume → /app/appsettings.Production.json (subPath …)`.
 pub fn describe_mount(m: &VolumeMount) -> String {
     match m.sub_path.as_deref().filter(|s| !s.is_empty()) {

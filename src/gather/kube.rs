@@ -28,7 +28,7 @@ use crate::facts::{
     AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
     ResourceRule, Scope, SecretData, ServerVersion,
 };
-use crate::redact::{self, Secret};
+use crate::redact;
 
 /// Attempts per read: the first try plus two retries.
 const ATTEMPTS: u32 = 3;
@@ -370,35 +370,18 @@ pub async fn gather(
             read("statefulsets", "list", "statefulsets", timeout, || sts_api
                 .list(&lp)),
         );
-        let mut literals = redact::Literals::new();
-        let deployments = deployments.map(|l| {
-            l.items
-                .into_iter()
-                .map(|mut d| {
-                    let prefix =
-                        format!("deployment/{}", d.metadata.name.clone().unwrap_or_default());
-                    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                        redact::pod_spec_keeping(spec, &prefix, &mut literals);
-                    }
-                    d
-                })
-                .collect::<Vec<_>>()
-        });
-        let statefulsets = statefulsets.map(|l| {
-            l.items
-                .into_iter()
-                .map(|mut s| {
-                    let prefix = format!(
-                        "statefulset/{}",
-                        s.metadata.name.clone().unwrap_or_default()
-                    );
-                    if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                        redact::pod_spec_keeping(spec, &prefix, &mut literals);
-                    }
-                    s
-                })
-                .collect::<Vec<_>>()
-        });
+        let mut deployments = deployments.map(|l| l.items);
+        let mut statefulsets = statefulsets.map(|l| l.items);
+        let literals = super::scrub_workloads(
+            match &mut deployments {
+                Probe::Observed(d) => d.as_mut_slice(),
+                _ => &mut [],
+            },
+            match &mut statefulsets {
+                Probe::Observed(s) => s.as_mut_slice(),
+                _ => &mut [],
+            },
+        );
         let target = select(&deployments, &statefulsets, scope.workload_hint.as_deref());
         let workloads_seen = (deployments.clone(), statefulsets.clone(), literals.clone());
         send(FactUpdate::Workloads {
@@ -602,10 +585,7 @@ async fn config_sources(
                 async move { api.get(&name).await }
             })
             .await;
-            let p = p.map(|cm| ConfigMapData {
-                data: cm.data.unwrap_or_default(),
-                binary_keys: cm.binary_data.unwrap_or_default().into_keys().collect(),
-            });
+            let p = p.map(ConfigMapData::from);
             (name, p)
         }
     }));
@@ -617,19 +597,7 @@ async fn config_sources(
                 async move { api.get(&name).await }
             })
             .await;
-            let p = p.map(|s| {
-                let mut data: BTreeMap<String, Secret> = s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, Secret::new(String::from_utf8_lossy(&v.0).into_owned())))
-                    .collect();
-                // stringData is write-only on a real server; a manifest (lint) may carry it.
-                for (k, v) in s.string_data.unwrap_or_default() {
-                    data.insert(k, Secret::new(v));
-                }
-                SecretData { data }
-            });
+            let p = p.map(SecretData::from);
             (name, p)
         }
     }));

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
 use crate::facts::{ConfigMapData, FactUpdate, Probe, SecretData};
-use crate::redact::{self, Secret};
+use crate::redact;
 
 /// Why the manifests could not be read (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -218,22 +218,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
             _ => {}
         }
     }
-    let mut literals = redact::Literals::new();
-    for d in deployments.iter_mut() {
-        let prefix = format!("deployment/{}", d.metadata.name.clone().unwrap_or_default());
-        if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            redact::pod_spec_keeping(spec, &prefix, &mut literals);
-        }
-    }
-    for s in statefulsets.iter_mut() {
-        let prefix = format!(
-            "statefulset/{}",
-            s.metadata.name.clone().unwrap_or_default()
-        );
-        if let Some(spec) = s.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            redact::pod_spec_keeping(spec, &prefix, &mut literals);
-        }
-    }
+    let literals = super::scrub_workloads(&mut deployments, &mut statefulsets);
     // Only what the selected workload references, as a cluster run would fetch.
     let all = Workload::all(&deployments, &statefulsets);
     let (cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {
@@ -248,10 +233,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
         .into_iter()
         .map(|n| {
             let p = match config_maps.remove(&n) {
-                Some(cm) => Probe::Observed(ConfigMapData {
-                    data: cm.data.unwrap_or_default(),
-                    binary_keys: cm.binary_data.unwrap_or_default().into_keys().collect(),
-                }),
+                Some(cm) => Probe::Observed(ConfigMapData::from(cm)),
                 None => Probe::Absent,
             };
             (n, p)
@@ -261,18 +243,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
         .into_iter()
         .map(|n| {
             let p = match secrets.remove(&n) {
-                Some(s) => {
-                    let mut data: BTreeMap<String, Secret> = s
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, Secret::new(String::from_utf8_lossy(&v.0).into_owned())))
-                        .collect();
-                    for (k, v) in s.string_data.unwrap_or_default() {
-                        data.insert(k, Secret::new(v));
-                    }
-                    Probe::Observed(SecretData { data })
-                }
+                Some(s) => Probe::Observed(SecretData::from(s)),
                 None => Probe::Absent,
             };
             (n, p)

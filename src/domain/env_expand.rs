@@ -409,6 +409,12 @@ fn paren_ref_at(raw: &str, pos: usize) -> Option<(&str, usize)> {
 /// and `string(input[0])`, i.e. the first *byte* of the character converted to a rune, and then
 /// copies the remaining bytes: `"$é"` becomes `"$Ã\xa9"`, invalid UTF-8. Here the character is
 /// kept whole.
+/// The largest value elsadoctor builds by expansion. Chained references can double a value at
+/// every step (the kubelet would happily build gigabytes, and the kernel would then refuse to
+/// start the process: the whole environment must fit in ARG_MAX, 2 MiB on Linux); a reference
+/// that would grow a value past this stays unexpanded, like a value known only at runtime.
+pub const MAX_EXPANDED_BYTES: usize = 128 * 1024;
+
 fn expand_raw<'b>(raw: &str, resolve: impl Fn(&str) -> Resolve<'b>) -> Expanded {
     let bytes = raw.as_bytes();
     let mut value = String::with_capacity(raw.len());
@@ -435,7 +441,11 @@ fn expand_raw<'b>(raw: &str, resolve: impl Fn(&str) -> Resolve<'b>) -> Expanded 
                 b'(' => match paren_ref_at(raw, cursor + 1) {
                     Some((name, end)) => {
                         let state = match resolve(name) {
-                            Resolve::Value(b) if b.known => {
+                            Resolve::Value(b)
+                                if b.known
+                                    && value.len().saturating_add(b.value.len())
+                                        <= MAX_EXPANDED_BYTES =>
+                            {
                                 let start = value.len();
                                 value.push_str(&b.value);
                                 for s in &b.secret_spans {
@@ -1192,6 +1202,30 @@ pub fn expand(input: &Input<'_>) -> Expansion {
         command,
         args,
         problems,
+    }
+}
+
+#[cfg(test)]
+mod growth_tests {
+    use super::*;
+
+    #[test]
+    fn chained_doubling_is_bounded() {
+        // V0 = "xx…", Vn = $(Vn-1)$(Vn-1): 2^40 bytes if expanded without a bound.
+        let mut vars = BTreeMap::new();
+        vars.insert("V0".to_owned(), "x".repeat(64));
+        let mut last = Expanded::literal("");
+        for n in 1..40 {
+            let raw = format!("$(V{p})$(V{p})", p = n - 1);
+            last = expand_str(&raw, &vars);
+            vars.insert(format!("V{n}"), last.expose().to_owned());
+        }
+        assert!(
+            last.expose().len() <= MAX_EXPANDED_BYTES,
+            "{}",
+            last.expose().len()
+        );
+        assert!(last.has_unresolved() || last.expose().contains("$("));
     }
 }
 

@@ -335,7 +335,7 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
     )
     .expect("copy");
     let sim =
-        std::fs::read_to_string(src.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 20\n";
+        std::fs::read_to_string(src.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 200\n";
     std::fs::write(dir.path().join("sim.yaml"), sim).expect("write");
     let db = Cluster::start_with_database_from(dir.path(), |s| s).await;
     let cluster = &db.cluster;

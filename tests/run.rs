@@ -334,6 +334,8 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         dir.path().join("manifests.yaml"),
     )
     .expect("copy");
+    // Latency far above scheduling jitter on a loaded machine, so requests issued together
+    // always overlap and only real sequencing lengthens the chain.
     let sim =
         std::fs::read_to_string(src.join("sim.yaml")).expect("sim.yaml") + "\nlatencyMs: 200\n";
     std::fs::write(dir.path().join("sim.yaml"), sim).expect("write");

@@ -264,3 +264,116 @@ async fn vantage_here_connects_directly() {
     let vantage = check(&report, "database.login")["evidence"].to_string();
     assert!(vantage.contains("\"here\""), "{vantage}");
 }
+
+/// The same situations from `--vantage here`: a direct connection to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_findings_from_vantage_here() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let host = format!("Host={};Port={}", pg.host(), pg.port());
+    let direct = move |m: String| m.replace("Host=postgres;Port=5432", &host);
+    let here = ["--vantage", "here"];
+    let cases: Vec<(DbSetup, &str, (&str, &str))> = vec![
+        (
+            DbSetup {
+                role_password: Some("not-the-secret".into()),
+                ..Default::default()
+            },
+            "database.login",
+            ("fail", "wrong-password"),
+        ),
+        (
+            DbSetup {
+                create_database: Some(false),
+                ..Default::default()
+            },
+            "database.login",
+            ("fail", "database-missing"),
+        ),
+        (
+            DbSetup {
+                schema: Some("none".into()),
+                ..Default::default()
+            },
+            "database.tables",
+            ("fail", "schema-missing"),
+        ),
+        (
+            DbSetup {
+                schema: Some("3.8".into()),
+                ..Default::default()
+            },
+            "database.migrations",
+            ("fail", "ahead"),
+        ),
+    ];
+    for (setup, id, (status, why)) in cases {
+        let (report, _, _) = run(pg, setup, &direct, None, &here).await;
+        assert_eq!(report["vantage"], "here");
+        assert_eq!(
+            cause(&report, id),
+            (status.to_owned(), why.to_owned()),
+            "{}",
+            check(&report, id)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_in_the_wrong_schema_and_history_missing() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    // The guide's picture: Elsa_* tables in public, no schema "Elsa".
+    let setup = DbSetup {
+        schema: Some("none".into()),
+        extra_sql: Some(
+            "CREATE TABLE public.\"Elsa_WorkflowDefinitions\" (id int); \
+             CREATE TABLE public.\"Elsa_WorkflowInstances\" (id int);"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(
+        cause(&report, "database.tables"),
+        ("fail".into(), "wrong-schema".into())
+    );
+    let ev = check(&report, "database.tables")["evidence"].to_string();
+    assert!(ev.contains("public.Elsa_WorkflowDefinitions"), "{ev}");
+
+    // Tables present, history table gone: created outside migrations.
+    let setup = DbSetup {
+        extra_sql: Some("DROP TABLE \"Elsa\".\"__EFMigrationsHistory\";".into()),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(cause(&report, "database.tables").0, "pass");
+    assert_eq!(
+        cause(&report, "database.migrations"),
+        ("fail".into(), "history-missing".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_host_cannot_be_reached_through_a_port_forward() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let external = |m: String| {
+        m.replace(
+            "Host=postgres",
+            "Host=elsa.abc123.eu-west-1.rds.amazonaws.com",
+        )
+    };
+    let (report, code, _) = run(pg, DbSetup::default(), external, None, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        cause(&report, "database.login"),
+        ("unknown".into(), "external-host".into())
+    );
+    assert!(
+        check(&report, "database.login")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--vantage here")
+    );
+}

@@ -109,6 +109,8 @@ pub struct DbSetup {
     pub owner: Option<String>,
     /// `false`: no role `elsa` at all.
     pub create_role: Option<bool>,
+    /// SQL run as superuser in database `elsa` after the schema is loaded.
+    pub extra_sql: Option<String>,
 }
 
 /// One PostgreSQL with TLS on for this test binary: the scenarios' connection strings say
@@ -184,6 +186,9 @@ pub fn prepare(dir: &Path, setup: &DbSetup, pg: &pg::Postgres) -> (tempfile::Tem
         match setup.schema.as_deref().unwrap_or("3.5") {
             "none" => {}
             v => pg.load_elsa("elsa", setup.owner.as_deref().unwrap_or(db_owner), v),
+        }
+        if let Some(sql) = &setup.extra_sql {
+            pg.psql("elsa", sql);
         }
     }
     let manifests = match pg.ca_cert() {

@@ -432,3 +432,140 @@ fn pool(f: &Facts) -> Finding {
     ))
     .with_all(ev)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::checks::test_support::empty;
+    use crate::facts::{DbError, DbTarget};
+
+    fn refused(kind: DbErrorKind, sqlstate: Option<&str>, message: &str, reference: bool) -> Facts {
+        let mut f = empty();
+        f.db_target = Some(DbTarget {
+            host: "postgres".into(),
+            port: 5432,
+            password_is_reference: reference,
+            ..Default::default()
+        });
+        f.database = Probe::Observed(DbObservation::Refused(DbError {
+            kind,
+            sqlstate: sqlstate.map(str::to_owned),
+            message: message.into(),
+        }));
+        f
+    }
+
+    #[test]
+    fn each_sqlstate_and_transport_failure_has_its_cause() {
+        let cases = [
+            (
+                DbErrorKind::Server,
+                Some("28P01"),
+                "password authentication failed",
+                false,
+                "wrong-password",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("28P01"),
+                "password authentication failed",
+                true,
+                "unexpanded-password",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("28000"),
+                "no pg_hba.conf entry for host \"10.0.0.1\", user \"elsa\", database \"elsa\", no encryption",
+                false,
+                "tls-required",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("28000"),
+                "no pg_hba.conf entry for host \"10.0.0.1\", user \"elsa\", database \"elsa\", SSL encryption",
+                false,
+                "no-access",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("3D000"),
+                "database \"elsa\" does not exist",
+                false,
+                "database-missing",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("53300"),
+                "sorry, too many clients already",
+                false,
+                "too-many-connections",
+            ),
+            (
+                DbErrorKind::Server,
+                Some("57P03"),
+                "the database system is starting up",
+                false,
+                "starting-up",
+            ),
+            (
+                DbErrorKind::Tls,
+                None,
+                "server does not support TLS",
+                false,
+                "tls-unavailable",
+            ),
+            (
+                DbErrorKind::Refused,
+                None,
+                "connection refused",
+                false,
+                "refused",
+            ),
+            (
+                DbErrorKind::Timeout,
+                None,
+                "no answer within --timeout 5s",
+                false,
+                "timeout",
+            ),
+        ];
+        for (kind, code, msg, reference, cause) in cases {
+            let found = login(&refused(kind, code, msg, reference));
+            assert_eq!(
+                (found.outcome, found.cause),
+                (Outcome::Problem, Some(cause)),
+                "{code:?} {msg}"
+            );
+            assert_eq!(
+                found.vars.0.get("db_host").map(String::as_str),
+                Some("postgres")
+            );
+        }
+    }
+
+    #[test]
+    fn no_plan_skips_and_an_external_host_is_unknown() {
+        let mut f = empty();
+        f.database = Probe::NotAttempted("Elsa does not use PostgreSQL here".into());
+        assert_eq!(login(&f).outcome, Outcome::Skip);
+        f.database =
+            Probe::NotAttempted("db.example.com is not a Service of this cluster: …".into());
+        let found = login(&f);
+        assert_eq!(
+            (found.outcome, found.cause),
+            (Outcome::Unknown, Some("external-host"))
+        );
+        f.database = Probe::Forbidden {
+            verb: "get".into(),
+            resource: "pods/portforward".into(),
+        };
+        let found = login(&f);
+        assert_eq!(found.outcome, Outcome::Unknown);
+        assert!(
+            found.message.contains("get pods/portforward"),
+            "{}",
+            found.message
+        );
+    }
+}

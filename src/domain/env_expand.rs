@@ -1227,6 +1227,47 @@ mod growth_tests {
         );
         assert!(last.has_unresolved() || last.expose().contains("$("));
     }
+
+    struct NoSources;
+    impl Sources for NoSources {
+        fn config_map(&self, _: &str) -> Lookup<&BTreeMap<String, String>> {
+            Lookup::Missing
+        }
+        fn secret(&self, _: &str) -> Lookup<&BTreeMap<String, Secret>> {
+            Lookup::Missing
+        }
+    }
+
+    #[test]
+    fn the_fuzzers_self_reference_stays_bounded() {
+        // The fuzzer's input: 7 entries `A` = "$(A)" x 16, each expanding the previous one
+        // 16-fold (1 GiB unbounded).
+        let env: Vec<EnvVar> = (0..7)
+            .map(|_| EnvVar {
+                name: "A".into(),
+                value: Some("$(A)".repeat(16)),
+                value_from: None,
+            })
+            .collect();
+        let container = Container {
+            name: "c".into(),
+            env: Some(env),
+            ..Default::default()
+        };
+        let x = expand(&Input {
+            container: &container,
+            enable_service_links: false,
+            services: &[],
+            master: None,
+            sources: &NoSources,
+        });
+        let a = x.get("A").and_then(|e| e.value.expanded()).expect("A");
+        assert!(
+            a.expose().len() <= MAX_EXPANDED_BYTES,
+            "{}",
+            a.expose().len()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Diagnose Elsa Workflows Server on Kubernetes with PostgreSQL.
 ///
 /// Runs an ordered list of checks against the cluster your kubeconfig points at and, for every
-/// failure, prints the documented fix with your real names filled in. Read-only: it only gets,
-/// lists and asks for a rules review.
+/// failure, prints the documented fix with your real names filled in. Read-only: it gets and
+/// lists objects, asks for one rules review, and logs in to the database Elsa uses (through a
+/// port-forward, or directly with --vantage here) to run SELECTs. It never writes anything.
 ///
 /// Examples:
 ///   elsadoctor demo                         try it against a built-in simulated cluster

@@ -21,8 +21,6 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::redact::MASK;
-
 /// A configuration value: the real text (for using) and what may be shown.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfigValue {
@@ -70,11 +68,6 @@ impl ConfigValue {
     /// What may be shown: secrets masked.
     pub fn display(&self) -> &str {
         &self.display
-    }
-
-    /// True when part of the value was masked for display.
-    pub fn has_secret(&self) -> bool {
-        self.display != crate::redact::text(&self.value) || self.display.contains(MASK)
     }
 }
 

@@ -20,7 +20,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::domain::npgsql::{ConnString, SslMode};
@@ -711,16 +710,6 @@ impl DbError {
             sqlstate: None,
             message: chain,
         }
-    }
-}
-
-/// Maps Npgsql's SSL Mode onto what tokio-postgres negotiates; verification lives in the
-/// connector above.
-pub fn pg_ssl_mode(mode: SslMode) -> PgSslMode {
-    match mode {
-        SslMode::Disable => PgSslMode::Disable,
-        SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     }
 }
 

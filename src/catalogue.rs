@@ -32,6 +32,8 @@ pub const TEMPLATE_VARS: &[&str] = &[
     "db_port",
     "database",
     "db_user",
+    "db_namespace",
+    "fqdn",
 ];
 
 /// The files under `checks/`, in name order (which is run order).
@@ -105,6 +107,10 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/029-config.signing-key.toml"),
     ),
     (
+        "030-network.service.toml",
+        include_str!("../checks/030-network.service.toml"),
+    ),
+    (
         "040-database.login.toml",
         include_str!("../checks/040-database.login.toml"),
     ),
@@ -119,6 +125,10 @@ static FILES: &[(&str, &str)] = &[
     (
         "043-database.privileges.toml",
         include_str!("../checks/043-database.privileges.toml"),
+    ),
+    (
+        "050-runtime.sqlite-file.toml",
+        include_str!("../checks/050-runtime.sqlite-file.toml"),
     ),
     (
         "060-production.replicas.toml",

@@ -15,7 +15,9 @@ use crate::report::Evidence;
 pub mod cluster;
 pub mod config;
 pub mod database;
+pub mod network;
 pub mod production;
+pub mod sqlite_file;
 pub mod view;
 pub mod workload;
 
@@ -124,10 +126,12 @@ pub static REGISTRY: &[CheckImpl] = &[
     config::CONNECTION_STRING,
     config::PROBES,
     config::SIGNING_KEY,
+    network::SERVICE,
     database::LOGIN,
     database::TABLES,
     database::MIGRATIONS,
     database::PRIVILEGES,
+    sqlite_file::SQLITE_FILE,
     production::REPLICAS,
     production::LOCKING,
     production::RESOURCES,

@@ -736,6 +736,102 @@ pub fn sqlite_paths(
     }
 }
 
+/// Every SQLite path any flavour uses, so one listing serves whatever the flavour turns out
+/// to be.
+pub const ALL_SQLITE_PATHS: &[&str] = &[
+    "/app/App_Data/elsa.sqlite.db",
+    "/app/elsa.sqlite.db",
+    "/app/elsa_workflows.db",
+];
+
+/// SQLite's companion files: the write-ahead log and its shared-memory index.
+pub const SQLITE_COMPANIONS: &[&str] = &["-wal", "-shm"];
+
+/// The marker line the listing ends with, carrying `ls`'s exit status.
+const LISTING_MARKER: &str = "elsadoctor:ls=";
+
+/// The read-only command run in the Elsa container: `ls` of the host's assemblies and of every
+/// SQLite path with its companions. `sh` expands the glob (every Elsa image has `sh`); missing
+/// paths are expected, so `ls`'s complaints are dropped and its status is printed instead.
+pub fn listing_command() -> Vec<String> {
+    let mut paths = vec!["/app/*.dll".to_owned()];
+    for p in ALL_SQLITE_PATHS {
+        paths.push((*p).to_owned());
+        for c in SQLITE_COMPANIONS {
+            paths.push(format!("{p}{c}"));
+        }
+    }
+    vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "ls -1d -- {} 2>/dev/null; echo \"{LISTING_MARKER}$?\"",
+            paths.join(" ")
+        ),
+    ]
+}
+
+/// The paths the listing shows to exist. `ls` exits 1 (busybox) or 2 (GNU) when some path is
+/// missing, which is the normal case; 126/127 mean there is no usable `ls`.
+pub fn parse_listing(stdout: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for line in stdout.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(status) = line.strip_prefix(LISTING_MARKER) {
+            return match status.trim().parse::<i32>() {
+                Ok(0..=2) => Ok(paths),
+                Ok(code) => Err(format!("ls failed in the container (exit status {code})")),
+                Err(_) => Err(format!("unexpected listing status {status:?}")),
+            };
+        }
+        // A glob that matched nothing is passed on literally and, being missing, not printed.
+        if line.starts_with('/') && !line.contains('*') {
+            paths.push(line.to_owned());
+        }
+    }
+    Err("the listing ended without its status line".to_owned())
+}
+
+/// What the assemblies in `/app` say about the host and its PostgreSQL support.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assemblies {
+    /// The host application's assembly and the flavour it belongs to.
+    pub host: Option<(&'static str, Flavor)>,
+    /// The PostgreSQL provider assembly, and the versions that name belongs to.
+    pub postgres: Option<(&'static str, &'static str)>,
+    pub count: usize,
+}
+
+const HOST_ASSEMBLIES: &[(&str, Flavor)] = &[
+    ("Elsa.Server.Web.dll", Flavor::ServerWeb),
+    ("Elsa.ServerAndStudio.Web.dll", Flavor::ServerAndStudio),
+    ("Elsa.ModularServer.Web.dll", Flavor::ModularServer),
+];
+
+const POSTGRES_ASSEMBLIES: &[(&str, &str)] = &[
+    ("Elsa.EntityFrameworkCore.PostgreSql.dll", "3.0–3.5"),
+    ("Elsa.Persistence.EFCore.PostgreSql.dll", "3.6+"),
+];
+
+/// Reads the assembly names of a listing (file names under `/app`).
+pub fn assemblies<'a>(dlls: impl IntoIterator<Item = &'a str>) -> Assemblies {
+    let mut out = Assemblies {
+        host: None,
+        postgres: None,
+        count: 0,
+    };
+    for name in dlls {
+        out.count += 1;
+        if let Some(h) = HOST_ASSEMBLIES.iter().find(|(n, _)| *n == name) {
+            out.host = Some(*h);
+        }
+        if let Some(p) = POSTGRES_ASSEMBLIES.iter().find(|(n, _)| *n == name) {
+            out.postgres = Some(*p);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod db_tests {
     use super::*;
@@ -753,6 +849,24 @@ mod db_tests {
             expected_migrations(ElsaVersion::new(3, 8)).count(),
             MIGRATIONS.len()
         );
+    }
+
+    #[test]
+    fn listing_command_and_its_output() {
+        let cmd = listing_command();
+        assert_eq!(&cmd[..2], &["sh", "-c"]);
+        assert!(cmd[2].contains("/app/*.dll /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"));
+        assert!(cmd[2].ends_with("echo \"elsadoctor:ls=$?\""));
+        let out = "/app/Elsa.Server.Web.dll\n/app/Elsa.EntityFrameworkCore.PostgreSql.dll\n/app/App_Data/elsa.sqlite.db\nelsadoctor:ls=2\n";
+        let paths = parse_listing(out).expect("listing");
+        assert_eq!(paths.len(), 3);
+        assert_eq!(parse_listing("elsadoctor:ls=0\n"), Ok(vec![]));
+        assert!(parse_listing("sh: 1: ls: not found\nelsadoctor:ls=127\n").is_err());
+        assert!(parse_listing("/app/x.dll\n").is_err(), "no status line");
+        let a = assemblies(["Elsa.Server.Web.dll", "Elsa.dll", "Elsa.Persistence.EFCore.PostgreSql.dll"]);
+        assert_eq!(a.host, Some(("Elsa.Server.Web.dll", Flavor::ServerWeb)));
+        assert_eq!(a.postgres.map(|p| p.1), Some("3.6+"));
+        assert_eq!(a.count, 3);
     }
 
     #[test]

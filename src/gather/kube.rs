@@ -239,7 +239,7 @@ fn retryable(e: &kube::Error) -> bool {
 }
 
 /// One read: bounded by `timeout`, retried on transient failures, classified into a probe.
-async fn read<T, F, Fut>(
+pub(crate) async fn read<T, F, Fut>(
     what: &'static str,
     verb: &'static str,
     resource: &'static str,
@@ -399,6 +399,8 @@ pub async fn gather(
                     secrets: BTreeMap::new(),
                 });
                 send(FactUpdate::Services(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Database {
                     target: None,
                     observation: Probe::NotAttempted(why),
@@ -412,6 +414,7 @@ pub async fn gather(
             FactKey::ConfigSources,
             FactKey::Services,
             FactKey::Database,
+            FactKey::DbService,
         ]));
         let sources_then_database = sources_and_database(
             client.clone(),
@@ -510,25 +513,50 @@ async fn sources_and_database(
     let _ = tx.send(sources);
     let _ = tx.send(FactUpdate::Services(services));
     let known_services = known.services.observed().cloned().unwrap_or_default();
-    let (target, observation) = match crate::checks::config::database_plan(&known) {
-        Ok(plan) => {
-            let (t, o) = crate::gather::db::observe(
-                plan,
-                vantage,
-                Some(client),
-                ns,
-                known_services,
-                timeout,
-            )
-            .await;
-            (Some(t), o)
+    let plan = match crate::checks::config::database_plan(&known) {
+        Ok(plan) => plan,
+        Err(why) => {
+            let _ = tx.send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
+            let _ = tx.send(FactUpdate::Database {
+                target: None,
+                observation: Probe::NotAttempted(why),
+            });
+            return;
         }
-        Err(why) => (None, Probe::NotAttempted(why)),
     };
-    let _ = tx.send(FactUpdate::Database {
-        target,
-        observation,
-    });
+    let host = plan.conn.hosts().into_iter().next();
+    let service = async {
+        let p = match &host {
+            Some(h) => {
+                crate::gather::network::db_service(
+                    client.clone(),
+                    ns.clone(),
+                    known.services.clone(),
+                    h.host.clone(),
+                    timeout,
+                )
+                .await
+            }
+            None => Probe::NotAttempted("the connection string names no host".to_owned()),
+        };
+        let _ = tx.send(FactUpdate::DbService(p));
+    };
+    let database = async {
+        let (t, o) = crate::gather::db::observe(
+            plan,
+            vantage,
+            Some(client.clone()),
+            ns.clone(),
+            known_services,
+            timeout,
+        )
+        .await;
+        let _ = tx.send(FactUpdate::Database {
+            target: Some(t),
+            observation: o,
+        });
+    };
+    futures::join!(service, database);
 }
 
 /// Names of the ConfigMaps and Secrets a pod template references.

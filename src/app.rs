@@ -27,6 +27,14 @@ pub enum AppError {
     Output(io::Error),
     #[error("{0}")]
     Scenario(String),
+    #[error("cleanup: {0}")]
+    Cleanup(String),
+    #[error("interrupted by {signal}{cleanup}")]
+    Interrupted {
+        signal: &'static str,
+        /// What could not be cleaned up, if anything.
+        cleanup: String,
+    },
 }
 
 /// What a run produced.
@@ -57,25 +65,124 @@ pub async fn run_against(
     // the way into the cluster network.
     let vantage = settings.vantage.unwrap_or(
         if scope.namespace_source == crate::facts::NamespaceSource::InCluster {
-            crate::gather::db::Vantage::Here
+            crate::gather::Vantage::Here
         } else {
-            crate::gather::db::Vantage::PortForward
+            crate::gather::Vantage::PortForward
         },
     );
-    let gathering = gather(client, scope.clone(), settings.timeout, vantage, tx);
+    let janitor = crate::gather::debug_pod::Janitor::default();
+    let options = crate::gather::Options {
+        timeout: settings.timeout,
+        vantage,
+        probe_image: settings.probe_image.clone(),
+        resolv_conf: settings.resolv_conf.clone(),
+        janitor: janitor.clone(),
+    };
+    let gathering = gather(client.clone(), scope.clone(), options, tx);
 
     let vantage = vantage.to_string();
     let rendering = render(settings, &catalogue, scope, &vantage, rx, out);
     // Gathering and the runner share this task. The runner ends when gathering is done or the
     // deadline passes; whatever gathering still waits for is then dropped, which cancels it.
-    tokio::pin!(gathering, rendering);
+    // Ctrl-C and SIGTERM drop both as well; then every pod the run created is deleted.
+    let interrupted = shutdown_signal();
+    tokio::pin!(gathering, rendering, interrupted);
     let mut gathered = false;
-    loop {
+    let outcome = loop {
         tokio::select! {
-            outcome = &mut rendering => return outcome,
+            outcome = &mut rendering => break outcome,
             () = &mut gathering, if !gathered => gathered = true,
+            signal = &mut interrupted => break Err(AppError::Interrupted { signal, cleanup: String::new() }),
+        }
+    };
+    let leftovers = janitor.sweep(&client, settings.timeout).await;
+    match outcome {
+        Err(AppError::Interrupted { signal, .. }) => Err(AppError::Interrupted {
+            signal,
+            cleanup: if leftovers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; could not delete {} (run `elsadoctor cleanup`)",
+                    leftovers.join(", ")
+                )
+            },
+        }),
+        other => {
+            for l in &leftovers {
+                tracing::warn!(pod = %l, "could not delete a probe pod; `elsadoctor cleanup` removes it");
+            }
+            other
         }
     }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name. Never resolves when the
+/// handlers cannot be installed (the default action then still ends the process).
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "SIGINT",
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+                "SIGTERM"
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&'static str>();
+    tokio::select! {
+        s = ctrl_c => s,
+        s = term => s,
+    }
+}
+
+/// `elsadoctor cleanup`: deletes leftover probe pods in the namespace.
+pub async fn cleanup(
+    settings: &Settings,
+    min_age: std::time::Duration,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    let (client, scope) = connect(&settings.target, settings.timeout).await?;
+    let (deleted, failed) = crate::gather::debug_pod::cleanup(
+        client,
+        scope.namespace.clone(),
+        min_age,
+        settings.timeout,
+    )
+    .await
+    .map_err(AppError::Cleanup)?;
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(AppError::Output);
+    if deleted.is_empty() && failed.is_empty() {
+        w(
+            out,
+            format!(
+                "no leftover probe pods in namespace {} (older than {})",
+                scope.namespace,
+                crate::runner::humanize(min_age)
+            ),
+        )?;
+    }
+    for name in &deleted {
+        w(
+            out,
+            format!("deleted pod/{name} in namespace {}", scope.namespace),
+        )?;
+    }
+    if !failed.is_empty() {
+        return Err(AppError::Cleanup(format!(
+            "could not delete {}",
+            failed.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Runs the catalogue over the facts arriving on `rx` and renders the one requested output.

@@ -79,11 +79,29 @@ pub struct OutputArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
     pub deadline: Duration,
 
-    /// Where database probes run from: `here` (this machine; the default inside a pod),
-    /// `port-forward` (through the API to a pod behind the database Service; the default
-    /// outside the cluster, read-only), or `auto`.
+    /// Where the network, database and file probes run from. `auto`: `here` inside a pod,
+    /// `port-forward` outside. `here`: this machine (DNS with --resolv-conf, TCP, the
+    /// database). `port-forward`: the database through the API to a pod behind its Service;
+    /// DNS and TCP are skipped (read-only). `debug-pod`: also runs DNS and TCP probes from a
+    /// short-lived pod in the namespace (creates and deletes one pod; needs --probe-image
+    /// pullable by the cluster). `ephemeral`: runs them from an ephemeral container added to one
+    /// Elsa pod, which stays in that pod's spec until the pod is replaced.
     #[arg(long, value_enum, default_value_t = VantageArg::Auto, global = true)]
     pub vantage: VantageArg,
+
+    /// Image for the debug pod and the ephemeral container: an elsadoctor image (see
+    /// deploy/Dockerfile) that the cluster can pull.
+    #[arg(long, value_name = "IMAGE", global = true, default_value = crate::gather::debug_pod::DEFAULT_PROBE_IMAGE)]
+    pub probe_image: String,
+
+    /// resolv.conf used for DNS probes with --vantage here.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
 
     /// Exit 1 on warnings too, not only on failures.
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "LEVEL", global = true)]
@@ -107,6 +125,8 @@ pub enum VantageArg {
     Auto,
     Here,
     PortForward,
+    DebugPod,
+    Ephemeral,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +154,16 @@ pub enum Command {
         /// Manifest files or directories; `-` for standard input.
         #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
+    },
+    /// Delete leftover probe pods (label app.kubernetes.io/managed-by=elsadoctor).
+    ///
+    /// A run deletes its debug pod on every exit it gets to handle (success, failure, Ctrl-C,
+    /// SIGTERM); this removes the pods of runs that were killed outright. Pods younger than
+    /// --min-age are left alone, so a run in progress keeps its pod.
+    Cleanup {
+        /// Only delete pods at least this old.
+        #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+        min_age: Duration,
     },
     /// Run every check against a built-in simulated cluster (no cluster needed).
     ///

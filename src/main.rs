@@ -29,6 +29,10 @@ fn main() -> ExitCode {
         Some(Command::Lint { files }) => {
             runtime().and_then(|rt| rt.block_on(app::lint(&settings, files, &mut out)).map(Some))
         }
+        Some(Command::Cleanup { min_age }) => runtime().and_then(|rt| {
+            rt.block_on(app::cleanup(&settings, *min_age, &mut out))
+                .map(|()| None)
+        }),
         Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
                 .map(Some)
@@ -46,6 +50,11 @@ fn main() -> ExitCode {
         }
         Ok(Some(_)) => ExitCode::SUCCESS,
         Err(AppError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e @ AppError::Interrupted { signal, .. }) => {
+            eprintln!("elsadoctor: {e}");
+            // The shell convention: 128 + the signal number.
+            ExitCode::from(if signal == "SIGTERM" { 143 } else { 130 })
+        }
         Err(e) => {
             eprintln!("elsadoctor: {e}");
             ExitCode::from(EXIT_CANNOT_START)

@@ -27,7 +27,9 @@ pub struct Settings {
     pub verbosity: u8,
     pub style: Style,
     /// `None`: decide from where elsadoctor runs (here inside a pod, port-forward outside).
-    pub vantage: Option<crate::gather::db::Vantage>,
+    pub vantage: Option<crate::gather::Vantage>,
+    pub probe_image: String,
+    pub resolv_conf: std::path::PathBuf,
 }
 
 /// The environment facts settings depend on, gathered once so resolution stays testable.
@@ -81,9 +83,13 @@ impl Settings {
             verbosity: cli.output.verbose,
             vantage: match cli.output.vantage {
                 VantageArg::Auto => None,
-                VantageArg::Here => Some(crate::gather::db::Vantage::Here),
-                VantageArg::PortForward => Some(crate::gather::db::Vantage::PortForward),
+                VantageArg::Here => Some(crate::gather::Vantage::Here),
+                VantageArg::PortForward => Some(crate::gather::Vantage::PortForward),
+                VantageArg::DebugPod => Some(crate::gather::Vantage::DebugPod),
+                VantageArg::Ephemeral => Some(crate::gather::Vantage::Ephemeral),
             },
+            probe_image: cli.output.probe_image.clone(),
+            resolv_conf: cli.output.resolv_conf.clone(),
             style: Style {
                 color: env.stdout_is_tty && !env.no_color,
                 unicode: env.utf8_locale,

@@ -46,7 +46,9 @@ fn service(f: &Facts) -> Finding {
     };
     let base = |finding: Finding| {
         finding
-            .with(Evidence::new("database host", format!("{host}:{port}")).from("connection string"))
+            .with(
+                Evidence::new("database host", format!("{host}:{port}")).from("connection string"),
+            )
             .var("db_host", &host)
             .var("db_port", port.to_string())
     };
@@ -149,14 +151,23 @@ fn judge(svc: &Service, found: &DbService, name: &str, port: u16) -> Finding {
         .map(describe_port)
         .collect::<Vec<_>>()
         .join(", ");
-    let ports_evidence = Evidence::new("ports", if listed.is_empty() { "none".into() } else { listed })
-        .from(format!("Service {name}"));
+    let ports_evidence = Evidence::new(
+        "ports",
+        if listed.is_empty() {
+            "none".into()
+        } else {
+            listed
+        },
+    )
+    .from(format!("Service {name}"));
     let Some(sp) = ports.iter().find(|p| p.port == i32::from(port)) else {
         // A headless Service without ports still resolves to pod IPs; any port then works.
         if !(headless && ports.is_empty()) {
             return Finding::problem(
                 "port-missing",
-                format!("Service {name} does not expose port {port}, the one in the connection string"),
+                format!(
+                    "Service {name} does not expose port {port}, the one in the connection string"
+                ),
             )
             .with(ports_evidence);
         }
@@ -184,11 +195,8 @@ fn ready_endpoints(
     } else {
         "Service"
     };
-    let evidence = Evidence::new(
-        "endpoints",
-        format!("{ready} ready, {not_ready} not ready"),
-    )
-    .from("EndpointSlices");
+    let evidence = Evidence::new("endpoints", format!("{ready} ready, {not_ready} not ready"))
+        .from("EndpointSlices");
     if ready > 0 {
         return Finding::pass(format!(
             "{shape} {name} exposes the port and has {ready} ready endpoint{}",
@@ -228,9 +236,9 @@ fn count_endpoints(slices: &[EndpointSlice], port: Option<&ServicePort>) -> (usi
             None => true,
             Some(sp) => slice.ports.as_ref().is_none_or(|ports| {
                 ports.is_empty()
-                    || ports
-                        .iter()
-                        .any(|p| p.name.as_deref().unwrap_or("") == sp.name.as_deref().unwrap_or(""))
+                    || ports.iter().any(|p| {
+                        p.name.as_deref().unwrap_or("") == sp.name.as_deref().unwrap_or("")
+                    })
             }),
         };
         if !carries {
@@ -309,35 +317,69 @@ mod tests {
 
     #[test]
     fn ready_endpoints_pass() {
-        let f = judge(&pg(5432, true), &found(None, slices(&[true])), "postgres", 5432);
+        let f = judge(
+            &pg(5432, true),
+            &found(None, slices(&[true])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.outcome, Outcome::Pass, "{}", f.message);
     }
 
     #[test]
     fn wrong_port_and_no_ready_pod() {
-        let f = judge(&pg(5433, true), &found(None, slices(&[true])), "postgres", 5432);
+        let f = judge(
+            &pg(5433, true),
+            &found(None, slices(&[true])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.cause, Some("port-missing"));
-        let f = judge(&pg(5432, true), &found(None, slices(&[false, false])), "postgres", 5432);
+        let f = judge(
+            &pg(5432, true),
+            &found(None, slices(&[false, false])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.cause, Some("no-ready-endpoints"));
         assert!(f.message.contains("2 not ready"), "{}", f.message);
-        let f = judge(&pg(5432, true), &found(None, Probe::Observed(vec![])), "postgres", 5432);
+        let f = judge(
+            &pg(5432, true),
+            &found(None, Probe::Observed(vec![])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.cause, Some("no-ready-endpoints"));
         assert!(f.message.contains("matches no pod"), "{}", f.message);
     }
 
     #[test]
     fn selectorless_without_endpoints() {
-        let f = judge(&pg(5432, false), &found(None, Probe::Observed(vec![])), "postgres", 5432);
+        let f = judge(
+            &pg(5432, false),
+            &found(None, Probe::Observed(vec![])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.cause, Some("no-selector"));
     }
 
     #[test]
     fn external_name_and_headless() {
-        let ext = svc(serde_json::json!({"metadata": {"name": "postgres"}, "spec": {"type": "ExternalName", "externalName": "db.example.com"}}));
-        let f = judge(&ext, &found(None, Probe::Observed(vec![])), "postgres", 5432);
+        let ext = svc(
+            serde_json::json!({"metadata": {"name": "postgres"}, "spec": {"type": "ExternalName", "externalName": "db.example.com"}}),
+        );
+        let f = judge(
+            &ext,
+            &found(None, Probe::Observed(vec![])),
+            "postgres",
+            5432,
+        );
         assert_eq!(f.outcome, Outcome::Pass);
         assert!(f.message.contains("db.example.com"));
-        let headless = svc(serde_json::json!({"metadata": {"name": "postgres"}, "spec": {"clusterIP": "None", "selector": {"app": "pg"}, "ports": [{"port": 5432}]}}));
+        let headless = svc(
+            serde_json::json!({"metadata": {"name": "postgres"}, "spec": {"clusterIP": "None", "selector": {"app": "pg"}, "ports": [{"port": 5432}]}}),
+        );
         let f = judge(&headless, &found(None, slices(&[true])), "postgres", 5432);
         assert_eq!(f.outcome, Outcome::Pass);
         assert!(f.message.contains("headless"));
@@ -349,7 +391,11 @@ mod tests {
         d.elsewhere = Probe::Observed(vec!["db".into()]);
         let f = missing(&d, "postgres", "elsa", Form::Short);
         assert_eq!(f.cause, Some("wrong-namespace"));
-        assert!(f.message.contains("postgres.db.svc.cluster.local"), "{}", f.message);
+        assert!(
+            f.message.contains("postgres.db.svc.cluster.local"),
+            "{}",
+            f.message
+        );
         d.elsewhere = Probe::Forbidden {
             verb: "list".into(),
             resource: "services".into(),

@@ -58,7 +58,10 @@ fn sqlite_file(f: &Facts) -> Finding {
         other => return not_observed(other, "the Elsa container's files"),
     };
     let found = sqlite_files(listing);
-    let source = format!("exec ls in pod {} container {}", listing.pod, listing.container);
+    let source = format!(
+        "exec ls in pod {} container {}",
+        listing.pod, listing.container
+    );
     let paths = elsa::sqlite_paths(id.flavor, id.version);
     let base = |finding: Finding| {
         finding
@@ -76,10 +79,7 @@ fn sqlite_file(f: &Facts) -> Finding {
             .var("pod", &listing.pod)
             .var("container", &listing.container)
     };
-    let version = id
-        .version
-        .map(|v| format!(" {v}"))
-        .unwrap_or_default();
+    let version = id.version.map(|v| format!(" {v}")).unwrap_or_default();
     if let Some((path, _)) = paths
         .iter()
         .find(|(p, proves)| *proves && found.contains(p))

@@ -246,7 +246,8 @@ fn assemblies_evidence(
     let a = elsa::assemblies(l.dlls());
     let source = format!("exec ls /app/*.dll in pod {}", l.pod);
     if a.count == 0 {
-        return Evidence::new("assemblies", "no .dll in /app: not an Elsa host layout").from(source);
+        return Evidence::new("assemblies", "no .dll in /app: not an Elsa host layout")
+            .from(source);
     }
     let host = match a.host {
         Some((name, f)) if f == flavor || flavor == Flavor::Custom => name.to_owned(),
@@ -255,8 +256,8 @@ fn assemblies_evidence(
     };
     let pg = match a.postgres {
         Some((name, band)) => {
-            let stock_without = flavor == Flavor::ServerWeb
-                && version.is_some_and(|v| v.mm() >= (3, 6));
+            let stock_without =
+                flavor == Flavor::ServerWeb && version.is_some_and(|v| v.mm() >= (3, 6));
             format!(
                 "PostgreSQL provider {name} (named so in {band}){}",
                 if stock_without {

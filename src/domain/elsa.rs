@@ -855,7 +855,11 @@ mod db_tests {
     fn listing_command_and_its_output() {
         let cmd = listing_command();
         assert_eq!(&cmd[..2], &["sh", "-c"]);
-        assert!(cmd[2].contains("/app/*.dll /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"));
+        assert!(
+            cmd[2].contains(
+                "/app/*.dll /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"
+            )
+        );
         assert!(cmd[2].ends_with("echo \"elsadoctor:ls=$?\""));
         let out = "/app/Elsa.Server.Web.dll\n/app/Elsa.EntityFrameworkCore.PostgreSql.dll\n/app/App_Data/elsa.sqlite.db\nelsadoctor:ls=2\n";
         let paths = parse_listing(out).expect("listing");
@@ -863,7 +867,11 @@ mod db_tests {
         assert_eq!(parse_listing("elsadoctor:ls=0\n"), Ok(vec![]));
         assert!(parse_listing("sh: 1: ls: not found\nelsadoctor:ls=127\n").is_err());
         assert!(parse_listing("/app/x.dll\n").is_err(), "no status line");
-        let a = assemblies(["Elsa.Server.Web.dll", "Elsa.dll", "Elsa.Persistence.EFCore.PostgreSql.dll"]);
+        let a = assemblies([
+            "Elsa.Server.Web.dll",
+            "Elsa.dll",
+            "Elsa.Persistence.EFCore.PostgreSql.dll",
+        ]);
         assert_eq!(a.host, Some(("Elsa.Server.Web.dll", Flavor::ServerWeb)));
         assert_eq!(a.postgres.map(|p| p.1), Some("3.6+"));
         assert_eq!(a.count, 3);

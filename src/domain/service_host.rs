@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn cluster_forms() {
-        assert_eq!(classify("postgres", "elsa"), svc("postgres", "elsa", Form::Short));
+        assert_eq!(
+            classify("postgres", "elsa"),
+            svc("postgres", "elsa", Form::Short)
+        );
         assert_eq!(
             classify("postgres.db", "elsa"),
             svc("postgres", "db", Form::WithNamespace)

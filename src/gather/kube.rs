@@ -286,10 +286,10 @@ where
 pub async fn gather(
     client: Client,
     scope: Scope,
-    timeout: Duration,
-    vantage: crate::gather::db::Vantage,
+    options: crate::gather::Options,
     tx: UnboundedSender<FactUpdate>,
 ) {
+    let timeout = options.timeout;
     let send = |u: FactUpdate| {
         // The runner stopped listening (deadline or shutdown): nothing left to do with it.
         let _ = tx.send(u);
@@ -421,8 +421,7 @@ pub async fn gather(
             scope.clone(),
             (config_map_names, secret_names),
             workloads_seen,
-            timeout,
-            vantage,
+            options.clone(),
             tx.clone(),
         );
         let pods_then_events = async {
@@ -473,10 +472,11 @@ async fn sources_and_database(
         Probe<Vec<StatefulSet>>,
         redact::Literals,
     ),
-    timeout: Duration,
-    vantage: crate::gather::db::Vantage,
+    options: crate::gather::Options,
     tx: UnboundedSender<FactUpdate>,
 ) {
+    let timeout = options.timeout;
+    let vantage = options.vantage.database();
     let ns = scope.namespace.clone();
     let service_api: Api<Service> = Api::namespaced(client.clone(), &ns);
     let lp = ListParams::default();

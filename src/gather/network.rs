@@ -81,4 +81,3 @@ pub async fn db_service(
         elsewhere,
     })
 }
-

@@ -5,4 +5,5 @@ pub mod dotnet_config;
 pub mod elsa;
 pub mod env_expand;
 pub mod npgsql;
+pub mod resolv;
 pub mod workload;

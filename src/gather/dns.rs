@@ -5,12 +5,19 @@
 //! hickory-resolver does the wire work only: it gets one absolute name at a time (ndots 0, no
 //! search list, no hosts file, no cache), so the order of attempts is ours and visible.
 //!
+//! Each name is asked of the nameservers as glibc's `res_send` does: `attempts` rounds over them
+//! in file order, `timeout` per query; an answer (addresses, NXDOMAIN, NODATA) ends the round,
+//! a timeout, SERVFAIL or REFUSED moves on to the next server.
+//!
 //! What continues the search follows glibc's `res_search` (resolv/res_query.c):
 //! - NXDOMAIN and NODATA (NOERROR, no address): next name;
 //! - SERVFAIL: next name too (glibc's `got_servfail`); if no later name resolves the overall
 //!   outcome is `servFail` (glibc reports TRY_AGAIN, "temporary failure in name resolution");
 //! - a timeout, REFUSED, FORMERR or any other error ends the search with that outcome (glibc's
 //!   `done`): getaddrinfo gives up there too, which is why one dead nameserver fails every name.
+//!
+//! Unlike glibc, a nameserver port where nothing listens reads as a timeout, not as "connection
+//! refused": hickory sends from unconnected UDP sockets, which never see the ICMP error.
 //!
 //! A name that parses as an IP address is "resolved" without a query. The whole resolution is
 //! bounded by the caller's timeout; an attempt cut short by it is recorded as `timeout`.
@@ -20,7 +27,6 @@ use std::time::Duration;
 
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-    ServerOrderingStrategy,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -78,6 +84,9 @@ pub struct DnsAttempt {
     /// The response code when a nameserver answered: `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// The nameserver whose answer this is (the last one asked, when none answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nameserver: Option<SocketAddr>,
     pub elapsed_ms: u64,
 }
 
@@ -130,28 +139,36 @@ pub async fn resolve(name: &str, conf: &ResolvConf, timeout: Duration) -> DnsRes
         };
         return result;
     }
-    let resolver = match build_resolver(conf, timeout) {
-        Ok(r) => r,
-        Err(reason) => {
-            result.outcome = DnsOutcome::Error { reason };
-            return result;
+    let mut resolvers = Vec::with_capacity(conf.nameservers.len());
+    for ns in &conf.nameservers {
+        match build_resolver(*ns, conf.timeout.min(timeout)) {
+            Ok(r) => resolvers.push((*ns, r)),
+            Err(reason) => {
+                result.outcome = DnsOutcome::Error { reason };
+                return result;
+            }
         }
-    };
+    }
     let mut servfail = false;
     for candidate in names {
         let t0 = Instant::now();
-        let attempt = match tokio::time::timeout_at(deadline, query(&resolver, &candidate)).await {
+        let asked =
+            tokio::time::timeout_at(deadline, ask_servers(&resolvers, &candidate, conf.attempts))
+                .await;
+        let attempt = match asked {
             Ok(a) => a,
             Err(_) => Answer {
                 outcome: DnsOutcome::Timeout,
                 rcode: None,
                 addresses: Vec::new(),
+                nameserver: None,
             },
         };
         result.attempts.push(DnsAttempt {
             name: candidate.clone(),
             outcome: attempt.outcome.clone(),
             rcode: attempt.rcode,
+            nameserver: attempt.nameserver,
             elapsed_ms: millis(t0.elapsed()),
         });
         if attempt.outcome == DnsOutcome::Resolved {
@@ -179,31 +196,56 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A resolver that asks exactly the names it is given, in the resolv.conf's nameserver order.
-fn build_resolver(conf: &ResolvConf, timeout: Duration) -> Result<TokioResolver, String> {
-    let servers = conf
-        .nameservers
-        .iter()
-        .map(|addr| {
-            let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                .into_iter()
-                .map(|mut c| {
-                    c.port = addr.port();
-                    c
-                })
-                .collect();
-            NameServerConfig::new(addr.ip(), true, connections)
+/// glibc's `res_send` loop: `attempts` rounds over the nameservers in order, each query
+/// waiting `timeout` (resolv.conf `options timeout`). NXDOMAIN, NODATA and addresses are
+/// definitive; a timeout, SERVFAIL, REFUSED or a transport error moves on to the next server, and
+/// the last answer that is not a timeout is what remains when every server failed.
+async fn ask_servers(resolvers: &[(SocketAddr, TokioResolver)], name: &str, rounds: u8) -> Answer {
+    let mut last: Option<Answer> = None;
+    for _ in 0..rounds.max(1) {
+        for (ns, resolver) in resolvers {
+            let mut answer = query(resolver, name).await;
+            answer.nameserver = Some(*ns);
+            match answer.outcome {
+                DnsOutcome::Resolved | DnsOutcome::NxDomain => return answer,
+                DnsOutcome::Timeout => {
+                    if last.is_none() {
+                        last = Some(answer);
+                    }
+                }
+                DnsOutcome::ServFail | DnsOutcome::Error { .. } => last = Some(answer),
+            }
+        }
+    }
+    last.unwrap_or(Answer {
+        outcome: DnsOutcome::Error {
+            reason: "no nameserver to ask".into(),
+        },
+        rcode: None,
+        addresses: Vec::new(),
+        nameserver: None,
+    })
+}
+
+/// A resolver for one nameserver that asks exactly the names it is given, once (the rounds and
+/// the server order are [`ask_servers`]'s).
+fn build_resolver(ns: SocketAddr, timeout: Duration) -> Result<TokioResolver, String> {
+    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+        .into_iter()
+        .map(|mut c| {
+            c.port = ns.port();
+            c
         })
         .collect();
+    let servers = vec![NameServerConfig::new(ns.ip(), true, connections)];
     let config = ResolverConfig::from_parts(None, Vec::new(), servers);
     let mut opts = ResolverOpts::default();
     opts.ndots = 0;
-    opts.timeout = conf.timeout.min(timeout);
-    opts.attempts = usize::from(conf.attempts);
+    opts.timeout = timeout;
+    opts.attempts = 0;
     opts.cache_size = 0;
     opts.use_hosts_file = ResolveHosts::Never;
     opts.num_concurrent_reqs = 1;
-    opts.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
     opts.edns0 = false;
     // A UDP server that never answers must read as a timeout, not as "TCP refused".
     opts.try_tcp_on_error = false;
@@ -217,6 +259,7 @@ struct Answer {
     outcome: DnsOutcome,
     rcode: Option<String>,
     addresses: Vec<IpAddr>,
+    nameserver: Option<SocketAddr>,
 }
 
 /// A and AAAA for one absolute name, asked together (as getaddrinfo does).
@@ -237,6 +280,7 @@ async fn query(resolver: &TokioResolver, name: &str) -> Answer {
             outcome: DnsOutcome::Resolved,
             rcode: Some("NOERROR".into()),
             addresses,
+            nameserver: None,
         };
     }
     let (outcome, rcode) = match (a, aaaa) {
@@ -257,6 +301,7 @@ async fn query(resolver: &TokioResolver, name: &str) -> Answer {
         outcome,
         rcode: rcode.map(|c| rcode_name(c).to_owned()),
         addresses: Vec::new(),
+        nameserver: None,
     }
 }
 

@@ -175,6 +175,130 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         scenario: Option<PathBuf>,
     },
+    /// The in-pod agent: DNS, TCP, file and database probes from where it runs; prints JSON.
+    ///
+    /// This is what `--vantage debug-pod` runs inside the cluster, and you can run it yourself
+    /// from any pod (or your machine). Names resolve the way the pod's resolver does: the
+    /// resolv.conf's search list and ndots, every name tried listed in the output. TCP targets
+    /// resolve the same way. All probes run at once; the run takes at most --timeout (plus a
+    /// moment). The database connection string is read from an environment variable, never from
+    /// the command line, and its password is never printed.
+    ///
+    /// Examples:
+    ///   elsadoctor probe --dns postgres --tcp postgres:5432
+    ///   elsadoctor probe --dns postgres.elsa.svc.cluster.local. --timeout 2s
+    ///   elsadoctor probe --files '/app/*.dll' --files '/app/*.db*'
+    ///   ConnectionStrings__PostgreSql='Host=postgres;…' \
+    ///     elsadoctor probe --db --db-env ConnectionStrings__PostgreSql --db-table Workflows
+    ///
+    /// Output: one JSON document on one line of stdout (schemaVersion 1): resolvConf, dns[],
+    /// tcp[], files[], db. Exit codes: 0 every probe succeeded (a name resolved, a port
+    /// connected, a pattern listed, the database login worked); 1 any did not; 2 bad flags.
+    #[command(verbatim_doc_comment)]
+    Probe(ProbeArgs),
+}
+
+/// What `elsadoctor probe` probes. `timeout` comes from the global `--timeout`.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeArgs {
+    /// Resolve NAME with the resolv.conf's rules (repeatable). A trailing dot makes it absolute.
+    #[arg(long = "dns", value_name = "NAME")]
+    pub dns: Vec<String>,
+
+    /// Connect to HOST:PORT over TCP (repeatable); HOST resolves as --dns does.
+    /// IPv6: [fd00::1]:5432.
+    #[arg(long = "tcp", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub tcp: Vec<HostPort>,
+
+    /// List the paths matching GLOB (a container path, e.g. '/app/*.dll'; repeatable).
+    #[arg(long = "files", value_name = "GLOB")]
+    pub files: Vec<String>,
+
+    /// The resolv.conf to resolve with.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ELSADOCTOR_PROBE_RESOLV_CONF",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+
+    /// The directory that stands for the container's / when listing --files.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "ELSADOCTOR_PROBE_ROOT",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+
+    /// Log in to PostgreSQL with the Npgsql connection string in the environment variable
+    /// ELSADOCTOR_DB_CONNECTION (or --db-env); read-only queries only.
+    #[arg(long)]
+    pub db: bool,
+
+    /// The environment variable holding the connection string, e.g.
+    /// ConnectionStrings__PostgreSql.
+    #[arg(
+        long,
+        value_name = "VAR",
+        default_value = "ELSADOCTOR_DB_CONNECTION",
+        requires = "db"
+    )]
+    pub db_env: String,
+
+    /// A table to look for in schema "Elsa" with --db (repeatable), e.g. WorkflowDefinitions.
+    #[arg(long = "db-table", value_name = "NAME", requires = "db")]
+    pub db_tables: Vec<String>,
+
+    /// Set from the global --timeout: each probe's limit.
+    #[arg(skip = std::time::Duration::from_secs(5))]
+    pub timeout: Duration,
+}
+
+/// `HOST:PORT` of `--tcp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `postgres:5432`, `10.0.0.5:5432`, `[fd00::1]:5432`.
+pub fn parse_host_port(s: &str) -> Result<HostPort, String> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| format!("{s:?} is not [IPV6]:PORT"))?;
+        (host, port)
+    } else {
+        s.rsplit_once(':')
+            .ok_or_else(|| format!("{s:?} is not HOST:PORT (example: postgres:5432)"))?
+    };
+    if host.is_empty() || host.contains(':') && !s.starts_with('[') {
+        return Err(format!(
+            "{s:?} is not HOST:PORT (write IPv6 addresses as [fd00::1]:5432)"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{port:?} in {s:?} is not a port (1-65535)"))?;
+    Ok(HostPort {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 /// Parses `5s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
@@ -223,5 +347,27 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn host_ports() {
+        let hp = |h: &str, p| HostPort {
+            host: h.to_owned(),
+            port: p,
+        };
+        assert_eq!(parse_host_port("postgres:5432"), Ok(hp("postgres", 5432)));
+        assert_eq!(parse_host_port("[fd00::1]:5432"), Ok(hp("fd00::1", 5432)));
+        assert_eq!(hp("fd00::1", 5432).to_string(), "[fd00::1]:5432");
+        for bad in [
+            "postgres",
+            ":5432",
+            "postgres:",
+            "postgres:0",
+            "postgres:99999",
+            "fd00::1:5432",
+            "[fd00::1]",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
     }
 }

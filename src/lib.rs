@@ -12,6 +12,7 @@ pub mod cli;
 pub mod domain;
 pub mod facts;
 pub mod gather;
+pub mod probe;
 pub mod redact;
 pub mod render;
 pub mod report;

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let settings = Settings::resolve(&cli, &Env::current());
+    if let Some(Command::Probe(args)) = &cli.command {
+        return probe(args.clone(), &settings);
+    }
     init_tracing(settings.verbosity);
 
     let stdout = io::stdout();
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
                 .map(Some)
         }),
+        Some(Command::Probe(_)) => Ok(None),
         None => runtime().and_then(|rt| rt.block_on(app::run(&settings, &mut out)).map(Some)),
     };
     drop(out);
@@ -59,6 +63,44 @@ fn main() -> ExitCode {
             eprintln!("elsadoctor: {e}");
             ExitCode::from(EXIT_CANNOT_START)
         }
+    }
+}
+
+/// `elsadoctor probe`: one line of JSON on stdout; exit 0 all probes succeeded, 1 any did not,
+/// 2 nothing to probe. Only elsadoctor's own warnings reach stderr unless -v asks for more: a
+/// debug pod's log mixes stderr into the stdout the doctor reads back.
+fn probe(mut args: elsadoctor::cli::ProbeArgs, settings: &Settings) -> ExitCode {
+    init_tracing(match settings.verbosity {
+        0 => None,
+        v => Some(v),
+    });
+    if let Err(e) = elsadoctor::probe::check_args(&args) {
+        eprintln!("elsadoctor: {e}");
+        return ExitCode::from(EXIT_CANNOT_START);
+    }
+    args.timeout = settings.timeout;
+    let report = match runtime() {
+        Ok(rt) => rt.block_on(elsadoctor::probe::run(args)),
+        Err(e) => {
+            eprintln!("elsadoctor: {e}");
+            return ExitCode::from(EXIT_CANNOT_START);
+        }
+    };
+    let code = elsadoctor::probe::exit_code(&report);
+    let line = match serde_json::to_string(&report) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("elsadoctor: cannot write the probe report: {e}");
+            return ExitCode::from(EXIT_CANNOT_START);
+        }
+    };
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("elsadoctor: cannot write output: {e}");
+            ExitCode::from(EXIT_CANNOT_START)
+        }
+        _ => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILED)),
     }
 }
 
@@ -100,13 +142,15 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; -v info, -vv debug (kube-rs at info), -vvv trace everywhere.
-fn init_tracing(verbosity: u8) {
-    let filter = match verbosity {
-        0 => "warn",
-        1 => "elsadoctor=info,warn",
-        2 => "elsadoctor=debug,kube=info,info",
-        _ => "trace",
+/// Logs go to stderr; -v info, -vv debug (kube-rs at info), -vvv trace everywhere. `None`:
+/// elsadoctor's own warnings only (the probe).
+fn init_tracing(verbosity: impl Into<Option<u8>>) {
+    let filter = match verbosity.into() {
+        None => "elsadoctor=warn,off",
+        Some(0) => "warn",
+        Some(1) => "elsadoctor=info,warn",
+        Some(2) => "elsadoctor=debug,kube=info,info",
+        Some(_) => "trace",
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -5,5 +5,6 @@ pub mod dotnet_config;
 pub mod elsa;
 pub mod env_expand;
 pub mod npgsql;
+pub mod resolv;
 pub mod service_host;
 pub mod workload;

@@ -1,12 +1,16 @@
 //! Gathering: the only module that performs IO (the cluster, or manifest files for `lint`). It turns what it sees into
 //! owned [`crate::facts::FactUpdate`]s sent over a channel, each a `Probe`, secrets already
-//! masked. Nothing outside this module uses kube-rs.
+//! masked. Nothing outside this module uses kube-rs or hickory. `dns`, `tcp` and `files` are the
+//! probes `elsadoctor probe` runs from inside a pod.
 
 pub mod db;
 pub mod debug_pod;
+pub mod dns;
+pub mod files;
 pub mod kube;
 pub mod manifests;
 pub mod network;
+pub mod tcp;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 

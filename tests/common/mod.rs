@@ -2,6 +2,7 @@
 //! simulated cluster per test.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod pg;
 
 use std::path::{Path, PathBuf};

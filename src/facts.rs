@@ -332,6 +332,16 @@ impl PodListing {
     }
 }
 
+/// The DNS and TCP probes towards the database host, from an in-cluster vantage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkObservation {
+    /// `here`, `debug-pod` or `ephemeral`.
+    pub vantage: String,
+    /// The pod (and container) the probes ran in; `None` for `here`.
+    pub via: Option<String>,
+    pub report: crate::probe::ProbeReport,
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -397,6 +407,9 @@ pub struct Facts {
     pub db_service: Probe<DbService>,
     /// The exec listing of one running Elsa pod.
     pub pod_files: Probe<PodListing>,
+    /// DNS and TCP towards the database host from the vantage (not attempted through a
+    /// port-forward).
+    pub network: Probe<NetworkObservation>,
 }
 
 impl Facts {
@@ -421,6 +434,7 @@ impl Facts {
             database: Probe::NotAttempted(na()),
             db_service: Probe::NotAttempted(na()),
             pod_files: Probe::NotAttempted(na()),
+            network: Probe::NotAttempted(na()),
         }
     }
 }
@@ -457,6 +471,7 @@ impl Facts {
             FactKey::Database => self.database = state(why),
             FactKey::DbService => self.db_service = state(why),
             FactKey::PodFiles => self.pod_files = state(why),
+            FactKey::Network => self.network = state(why),
         }
     }
 }
@@ -476,6 +491,7 @@ pub enum FactKey {
     Database,
     DbService,
     PodFiles,
+    Network,
 }
 
 impl FactKey {
@@ -492,6 +508,7 @@ impl FactKey {
         FactKey::Database,
         FactKey::DbService,
         FactKey::PodFiles,
+        FactKey::Network,
     ];
 }
 
@@ -524,6 +541,7 @@ pub enum FactUpdate {
     },
     DbService(Probe<DbService>),
     PodFiles(Probe<PodListing>),
+    Network(Probe<NetworkObservation>),
 }
 
 impl FactUpdate {
@@ -542,6 +560,7 @@ impl FactUpdate {
             FactUpdate::Database { .. } => FactKey::Database,
             FactUpdate::DbService(_) => FactKey::DbService,
             FactUpdate::PodFiles(_) => FactKey::PodFiles,
+            FactUpdate::Network(_) => FactKey::Network,
         })
     }
 
@@ -580,6 +599,7 @@ impl FactUpdate {
             }
             FactUpdate::DbService(p) => facts.db_service = p,
             FactUpdate::PodFiles(p) => facts.pod_files = p,
+            FactUpdate::Network(p) => facts.network = p,
         }
     }
 }

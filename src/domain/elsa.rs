@@ -754,13 +754,7 @@ const LISTING_MARKER: &str = "elsadoctor:ls=";
 /// SQLite path with its companions. `sh` expands the glob (every Elsa image has `sh`); missing
 /// paths are expected, so `ls`'s complaints are dropped and its status is printed instead.
 pub fn listing_command() -> Vec<String> {
-    let mut paths = vec!["/app/*.dll".to_owned()];
-    for p in ALL_SQLITE_PATHS {
-        paths.push((*p).to_owned());
-        for c in SQLITE_COMPANIONS {
-            paths.push(format!("{p}{c}"));
-        }
-    }
+    let paths = listing_globs();
     vec![
         "sh".to_owned(),
         "-c".to_owned(),
@@ -769,6 +763,18 @@ pub fn listing_command() -> Vec<String> {
             paths.join(" ")
         ),
     ]
+}
+
+/// What the listing looks for: the host's assemblies and every SQLite path with its companions.
+pub fn listing_globs() -> Vec<String> {
+    let mut paths = vec!["/app/*.dll".to_owned()];
+    for p in ALL_SQLITE_PATHS {
+        paths.push((*p).to_owned());
+        for c in SQLITE_COMPANIONS {
+            paths.push(format!("{p}{c}"));
+        }
+    }
+    paths
 }
 
 /// The paths the listing shows to exist. `ls` exits 1 (busybox) or 2 (GNU) when some path is

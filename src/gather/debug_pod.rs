@@ -348,6 +348,113 @@ fn ended(pod: &Pod) -> Option<End> {
     }
 }
 
+/// Adds an ephemeral container running the probe to `pod`, targeting `target` (it shares that
+/// container's process namespace, so `/proc/1/root` is the Elsa container's filesystem), waits
+/// for it to finish and reads its output. Ephemeral containers cannot be removed: it stays in
+/// the pod's spec until the pod is replaced.
+pub async fn ephemeral(
+    client: Client,
+    namespace: String,
+    pod: String,
+    target: String,
+    spec: ProbeSpec,
+    timeout: Duration,
+) -> Probe<Ran> {
+    let name = pod_name().replacen("elsadoctor-probe-", "elsadoctor-", 1);
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut args = vec!["probe".to_owned()];
+    args.extend(spec.args.iter().cloned());
+    let patch = serde_json::json!({
+        "spec": {"ephemeralContainers": [{
+            "name": name,
+            "image": spec.image,
+            "command": ["elsadoctor"],
+            "args": args,
+            "targetContainerName": target,
+            "env": [{"name": "ELSADOCTOR_PROBE_ROOT", "value": "/proc/1/root"}],
+        }]}
+    });
+    tracing::warn!(
+        pod = %pod,
+        container = %name,
+        "adding an ephemeral container (--vantage ephemeral): it stays in the pod's spec until the pod is replaced"
+    );
+    let pp = kube::api::PatchParams::default();
+    match tokio::time::timeout(
+        timeout,
+        api.patch_subresource("ephemeralcontainers", &pod, &pp, &kube::api::Patch::Strategic(patch)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return classify(&e, "patch", "pods/ephemeralcontainers"),
+        Err(_) => return Probe::failed(None, "adding the ephemeral container took longer than --timeout"),
+    }
+    let limit = Duration::from_secs(spec.deadline_seconds.unsigned_abs());
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={pod}"))
+        .timeout(u32::try_from(limit.as_secs().max(1)).unwrap_or(u32::MAX).min(290));
+    let wait = async {
+        let mut stream = match api.watch(&wp, "0").await {
+            Ok(s) => s.boxed(),
+            Err(e) => return Err(classify(&e, "watch", "pods")),
+        };
+        while let Some(event) = stream.next().await {
+            let p = match event {
+                Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
+                Ok(WatchEvent::Deleted(_)) => {
+                    return Err(Probe::failed(None, format!("pod {pod} was deleted while the probe ran")));
+                }
+                Ok(WatchEvent::Bookmark(_)) => continue,
+                Ok(WatchEvent::Error(e)) => return Err(Probe::failed(Some(e.code), e.message)),
+                Err(e) => return Err(classify(&e, "watch", "pods")),
+            };
+            let state = p
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|all| all.iter().find(|c| c.name == name))
+                .and_then(|c| c.state.clone());
+            if let Some(t) = state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                return Ok(Some(t.exit_code));
+            }
+            if let Some(reason) = state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .filter(|r| r.contains("ImagePull") || r == "ErrImagePull" || r == "InvalidImageName")
+            {
+                return Err(Probe::failed(
+                    None,
+                    format!("ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"),
+                ));
+            }
+        }
+        Err(Probe::failed(None, "the watch on the pod ended before the ephemeral container finished"))
+    };
+    let exit_code = match tokio::time::timeout(limit, wait).await {
+        Ok(Ok(code)) => code,
+        Ok(Err(p)) => return p,
+        Err(_) => {
+            return Probe::failed(None, format!("the ephemeral container did not finish within {}s", limit.as_secs()));
+        }
+    };
+    let lp = LogParams {
+        container: Some(name.clone()),
+        limit_bytes: Some(MAX_LOG_BYTES),
+        ..Default::default()
+    };
+    match tokio::time::timeout(timeout, api.logs(&pod, &lp)).await {
+        Ok(Ok(output)) => Probe::Observed(Ran {
+            pod: format!("{pod}/{name}"),
+            output,
+            exit_code,
+        }),
+        Ok(Err(e)) => classify(&e, "get", "pods/log"),
+        Err(_) => Probe::failed(None, "reading the ephemeral container's log took longer than --timeout"),
+    }
+}
+
 /// Deletes one pod, immediately; a pod that is already gone counts as deleted.
 pub async fn delete(
     client: &Client,

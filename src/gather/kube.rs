@@ -389,7 +389,7 @@ pub async fn gather(
             statefulsets,
             literals,
         });
-        let (name, selector, (config_map_names, secret_names)) = match target {
+        let (name, selector, container, (config_map_names, secret_names)) = match target {
             Ok(t) => t,
             Err(why) => {
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
@@ -401,6 +401,7 @@ pub async fn gather(
                 send(FactUpdate::Services(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Network(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Database {
                     target: None,
                     observation: Probe::NotAttempted(why),
@@ -415,13 +416,17 @@ pub async fn gather(
             FactKey::Services,
             FactKey::Database,
             FactKey::DbService,
+            FactKey::Network,
+            FactKey::PodFiles,
         ]));
+        let (running_tx, running_rx) = tokio::sync::oneshot::channel();
         let sources_then_database = sources_and_database(
             client.clone(),
             scope.clone(),
             (config_map_names, secret_names),
             workloads_seen,
             options.clone(),
+            running_rx,
             tx.clone(),
         );
         let pods_then_events = async {
@@ -434,9 +439,27 @@ pub async fn gather(
             if let Probe::Observed(list) = &pods {
                 objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
             }
+            let running = running_pod(&pods, container.as_deref());
+            let _ = running_tx.send(running.clone());
             send(FactUpdate::Pods(pods));
-            let events = events_for(&client, ns, &objects, timeout).await;
-            send(FactUpdate::Events(events));
+            let events = async {
+                let events = events_for(&client, ns, &objects, timeout).await;
+                send(FactUpdate::Events(events));
+            };
+            let listing = async {
+                let p = match running {
+                    // The ephemeral container lists the files itself (see the network probe).
+                    _ if options.vantage == crate::gather::Vantage::Ephemeral => return,
+                    Some((pod, container)) => {
+                        list_pod_files(client.clone(), ns.to_owned(), pod, container, timeout).await
+                    }
+                    None => Probe::NotAttempted(
+                        "no running Elsa pod to look into — see workload.pods".to_owned(),
+                    ),
+                };
+                send(FactUpdate::PodFiles(p));
+            };
+            futures::join!(events, listing);
         };
         futures::join!(sources_then_database, pods_then_events);
     };
@@ -473,6 +496,7 @@ async fn sources_and_database(
         redact::Literals,
     ),
     options: crate::gather::Options,
+    running: tokio::sync::oneshot::Receiver<Option<(String, String)>>,
     tx: UnboundedSender<FactUpdate>,
 ) {
     let timeout = options.timeout;
@@ -516,6 +540,10 @@ async fn sources_and_database(
     let plan = match crate::checks::config::database_plan(&known) {
         Ok(plan) => plan,
         Err(why) => {
+            let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(why.clone())));
+            if options.vantage == crate::gather::Vantage::Ephemeral {
+                let _ = tx.send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
+            }
             let _ = tx.send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
             let _ = tx.send(FactUpdate::Database {
                 target: None,
@@ -556,7 +584,109 @@ async fn sources_and_database(
             observation: o,
         });
     };
-    futures::join!(service, database);
+    let network = async {
+        let Some(h) = &host else {
+            let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(
+                "the connection string names no host".to_owned(),
+            )));
+            return;
+        };
+        let ephemeral = options.vantage == crate::gather::Vantage::Ephemeral;
+        // Only the ephemeral container needs the running pod; the others start at once.
+        let target = if ephemeral {
+            running.await.ok().flatten()
+        } else {
+            None
+        };
+        let p = crate::gather::network::probe(
+            client.clone(),
+            ns.clone(),
+            options.clone(),
+            h.host.clone(),
+            h.port,
+            target.clone(),
+        )
+        .await;
+        if ephemeral {
+            let listing = match (&p, target) {
+                (Probe::Observed(obs), Some((pod, container))) => {
+                    Probe::Observed(listing_from_files(&obs.report, pod, container))
+                }
+                (other, _) => match other.clone().into_result::<crate::facts::PodListing>() {
+                    Err(why) => why,
+                    Ok(_) => Probe::NotAttempted(
+                        "no running Elsa pod to add an ephemeral container to".to_owned(),
+                    ),
+                },
+            };
+            let _ = tx.send(FactUpdate::PodFiles(listing));
+        }
+        let _ = tx.send(FactUpdate::Network(p));
+    };
+    futures::join!(service, database, network);
+}
+
+/// The first running pod with the Elsa container, for the exec listing and the ephemeral
+/// container.
+fn running_pod(pods: &Probe<Vec<Pod>>, container: Option<&str>) -> Option<(String, String)> {
+    let container = container?;
+    pods.observed()?.iter().find_map(|p| {
+        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+        let has = p
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .any(|c| c.name == container);
+        (running && has).then(|| (p.metadata.name.clone()?, container.to_owned()))
+    })
+}
+
+/// The exec listing: one `ls` through `sh` in the Elsa container (read-only).
+async fn list_pod_files(
+    client: Client,
+    ns: String,
+    pod: String,
+    container: String,
+    timeout: Duration,
+) -> Probe<crate::facts::PodListing> {
+    crate::gather::pod::exec(
+        client,
+        ns,
+        pod.clone(),
+        container.clone(),
+        elsa::listing_command(),
+        timeout,
+    )
+    .await
+    .and_then(|out| match elsa::parse_listing(&out.stdout) {
+        Ok(paths) => Probe::Observed(crate::facts::PodListing {
+            pod,
+            container,
+            paths,
+        }),
+        Err(why) => Probe::failed(None, why),
+    })
+}
+
+/// The ephemeral container's `--files` results as a listing.
+fn listing_from_files(
+    report: &crate::probe::ProbeReport,
+    pod: String,
+    container: String,
+) -> crate::facts::PodListing {
+    let mut paths: Vec<String> = report
+        .files
+        .iter()
+        .flat_map(|l| l.entries.iter().map(|e| e.path.clone()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    crate::facts::PodListing {
+        pod,
+        container,
+        paths,
+    }
 }
 
 /// Names of the ConfigMaps and Secrets a pod template references.
@@ -568,7 +698,7 @@ fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
     hint: Option<&str>,
-) -> Result<(String, String, SourceNames), String> {
+) -> Result<(String, String, Option<String>, SourceNames), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
     let all = Workload::all(
@@ -583,7 +713,8 @@ fn select(
                 .ok_or_else(|| format!("{} has no selector", w.reference()))?;
             let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
             let sources = w.pod_spec().map(referenced_sources).unwrap_or_default();
-            Ok((w.name().to_owned(), query, sources))
+            let container = elsa::identify(w).map(|id| id.container);
+            Ok((w.name().to_owned(), query, container, sources))
         }
         _ => Err("no Elsa workload identified: see workload.found".to_owned()),
     }

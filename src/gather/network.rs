@@ -81,3 +81,155 @@ pub async fn db_service(
         elsewhere,
     })
 }
+
+/// Why DNS and TCP are not probed through a port-forward.
+pub const NEEDS_IN_CLUSTER: &str = "DNS and TCP are tested from inside the cluster only: rerun with --vantage debug-pod (or --vantage here from a pod)";
+
+/// The probe arguments for the database host: DNS (unless it is an IP address) and TCP.
+pub fn probe_args(host: &str, port: u16, timeout: Duration) -> Vec<String> {
+    let mut args = Vec::new();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_err() {
+        args.extend(["--dns".to_owned(), host.to_owned()]);
+    }
+    let target = if bare.contains(':') {
+        format!("[{bare}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    args.extend([
+        "--tcp".to_owned(),
+        target,
+        "--timeout".to_owned(),
+        format!("{}ms", timeout.as_millis()),
+    ]);
+    args
+}
+
+/// DNS and TCP towards the database host from the chosen vantage. `ephemeral_target` is the
+/// Elsa pod and container an ephemeral container would join.
+pub async fn probe(
+    client: Client,
+    namespace: String,
+    options: crate::gather::Options,
+    host: String,
+    port: u16,
+    ephemeral_target: Option<(String, String)>,
+) -> Probe<crate::facts::NetworkObservation> {
+    use crate::gather::Vantage;
+    let timeout = options.timeout;
+    match options.vantage {
+        Vantage::PortForward => Probe::NotAttempted(NEEDS_IN_CLUSTER.to_owned()),
+        Vantage::Here => {
+            let args = crate::cli::ProbeArgs {
+                dns: Vec::new(),
+                tcp: Vec::new(),
+                files: Vec::new(),
+                resolv_conf: options.resolv_conf.clone(),
+                root: "/".into(),
+                db: false,
+                db_env: String::new(),
+                db_tables: Vec::new(),
+                timeout,
+            };
+            let args = match with_targets(args, &host, port, timeout) {
+                Ok(a) => a,
+                Err(why) => return Probe::NotAttempted(why),
+            };
+            Probe::Observed(crate::facts::NetworkObservation {
+                vantage: "here".to_owned(),
+                via: None,
+                report: crate::probe::run(args).await,
+            })
+        }
+        Vantage::DebugPod => {
+            let spec = crate::gather::debug_pod::ProbeSpec {
+                image: options.probe_image.clone(),
+                args: probe_args(&host, port, timeout),
+                env: Vec::new(),
+                deadline_seconds: deadline_seconds(timeout),
+            };
+            crate::gather::debug_pod::run(client, namespace, spec, options.janitor.clone(), timeout)
+                .await
+                .and_then(|ran| parse_report(&ran.output, &ran.pod).map(|report| {
+                    crate::facts::NetworkObservation {
+                        vantage: "debug-pod".to_owned(),
+                        via: Some(ran.pod),
+                        report,
+                    }
+                }))
+        }
+        Vantage::Ephemeral => {
+            let Some((pod, container)) = ephemeral_target else {
+                return Probe::NotAttempted(
+                    "no running Elsa pod to add an ephemeral container to — see workload.pods".to_owned(),
+                );
+            };
+            let mut args = probe_args(&host, port, timeout);
+            for pattern in crate::domain::elsa::listing_globs() {
+                args.extend(["--files".to_owned(), pattern]);
+            }
+            let spec = crate::gather::debug_pod::ProbeSpec {
+                image: options.probe_image.clone(),
+                args,
+                env: Vec::new(),
+                deadline_seconds: deadline_seconds(timeout),
+            };
+            crate::gather::debug_pod::ephemeral(client, namespace, pod, container, spec, timeout)
+                .await
+                .and_then(|ran| parse_report(&ran.output, &ran.pod).map(|report| {
+                    crate::facts::NetworkObservation {
+                        vantage: "ephemeral".to_owned(),
+                        via: Some(ran.pod),
+                        report,
+                    }
+                }))
+        }
+    }
+}
+
+/// Parses the same arguments the probe pod gets into [`crate::cli::ProbeArgs`].
+fn with_targets(
+    mut args: crate::cli::ProbeArgs,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<crate::cli::ProbeArgs, String> {
+    let list = probe_args(host, port, timeout);
+    let mut it = list.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().cloned().unwrap_or_default();
+        match flag.as_str() {
+            "--dns" => args.dns.push(value),
+            "--tcp" => args.tcp.push(crate::cli::parse_host_port(&value)?),
+            _ => {}
+        }
+    }
+    Ok(args)
+}
+
+/// The probe pod must outlive the probes (each bounded by `timeout`) plus scheduling and an
+/// image pull; the kubelet kills it after this many seconds whatever happens to the doctor.
+fn deadline_seconds(timeout: Duration) -> i64 {
+    i64::try_from(timeout.as_secs()).unwrap_or(60).saturating_mul(2) + 120
+}
+
+/// The probe's JSON report from its log. Anything else in the log (a crash, an image without
+/// the probe) is reported with its first line.
+pub fn parse_report(output: &str, pod: &str) -> Probe<crate::probe::ProbeReport> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    match serde_json::from_str(line) {
+        Ok(r) => Probe::Observed(r),
+        Err(e) => Probe::failed(
+            None,
+            format!(
+                "the probe in {pod} printed no report ({e}); its log begins: {:?}",
+                crate::redact::text(output.lines().next().unwrap_or("").chars().take(200).collect::<String>().as_str())
+            ),
+        ),
+    }
+}

@@ -11,11 +11,14 @@
 //! [`Scenario::with_port_forward`]).
 
 pub mod config;
+mod exec;
+mod fs;
 mod portforward;
 mod rbac;
 mod resources;
 pub mod selectors;
 mod server;
+mod shell;
 mod store;
 mod util;
 
@@ -507,7 +510,10 @@ impl SimServer {
         let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
-            store: scenario.store.clone(),
+            store: std::sync::RwLock::new((*scenario.store).clone()),
+            changes: tokio::sync::broadcast::channel(1024).0,
+            log_tick: tokio::sync::watch::channel(0).0,
+            images: cfg.images.clone(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),
             faults: cfg.faults.clone(),

@@ -9,8 +9,9 @@
 //! server's `RequestInfoFactory` splits paths, so odd paths get the same
 //! answers a real cluster gives instead of a framework's default 404.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -20,20 +21,29 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::RecordedRequest;
-use super::config::FaultConfig;
+use super::config::{FaultConfig, ImageConfig};
+use super::exec;
+use super::fs;
+use super::shell;
 use super::portforward::{self, PodRuntime, PortPlan, Tunnel};
 use super::rbac::{Attributes, Rbac};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{Store, str_of};
+use super::store::{Change, Store, str_of};
 use super::util::{base64_decode, base64_encode, parse_query};
 
 /// Shared state of a running server.
 pub struct ServerState {
     /// When the server started: request times are measured from here.
     pub epoch: std::time::Instant,
-    /// Objects.
-    pub store: Arc<Store>,
+    /// Objects (changed by pod create/delete and the kubelet stand-in).
+    pub store: RwLock<Store>,
+    /// Every change to the store, for open watches.
+    pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// Bumped whenever a container's logs grow (for `follow=true`).
+    pub log_tick: tokio::sync::watch::Sender<u64>,
+    /// `images:` of `sim.yaml`: what `pods/exec` finds in a container.
+    pub images: BTreeMap<String, ImageConfig>,
     /// Expected bearer token.
     pub token: String,
     /// Authorization.
@@ -57,6 +67,25 @@ pub struct ServerState {
     pub connect_requires_create: bool,
     /// Set to `true` on shutdown: open port-forward tunnels end.
     pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl ServerState {
+    /// Read access to the objects.
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access to the objects.
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record a change: it is already in the store; open watches get it now.
+    pub fn publish(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
 }
 
 /// A request split like the API server's `RequestInfo`.
@@ -334,7 +363,7 @@ fn forbidden(user: &str, info: &Info, def_qualified: &str) -> Response {
 // ---------------------------------------------------------------------------
 
 /// The single entry point: every request goes through here.
-pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+pub async fn handle(State(state): State<std::sync::Arc<ServerState>>, req: Request) -> Response {
     let received = state.epoch.elapsed();
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
@@ -488,6 +517,9 @@ async fn process(
     if def.plural == "pods" && info.subresource.as_deref() == Some("portforward") {
         return portforward(state, info, def, headers, anonymous, &user, upgrade);
     }
+    if def.plural == "pods" && info.subresource.as_deref() == Some("exec") {
+        return exec_request(state, info, def, headers, anonymous, upgrade);
+    }
     match info.verb.as_str() {
         "get" => get(state, info, def),
         "list" => list(state, info, def),
@@ -577,12 +609,17 @@ fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
         // `/api/v1/pods/x` is not a valid path.
         return not_found_generic();
     }
-    let Some(entry) = state.store.entry(def, &ns, &name) else {
+    let store = state.store();
+    let Some(entry) = store.entry(def, &ns, &name) else {
         return not_found(def, &name);
     };
     match info.subresource.as_deref() {
         None | Some("status") => raw_json_response(StatusCode::OK, entry.full_json(def)),
-        Some("log") if def.plural == "pods" => pod_log(state, info, &entry.value(def)),
+        Some("log") if def.plural == "pods" => {
+            let pod = entry.value(def);
+            drop(store);
+            pod_log(state, info, &pod)
+        }
         Some("scale") if def.subresources.iter().any(|(s, ..)| *s == "scale") => {
             let obj = &entry.value(def);
             let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
@@ -660,7 +697,7 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
     let previous = matches!(info.param("previous"), Some("true" | "1"));
     let text: String = if previous {
         let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
-        match state.store.log(ns, pod_name, &container, true) {
+        match state.store().log(ns, pod_name, &container, true) {
             Some(t) => t.to_string(),
             None if has_last => String::new(),
             None => {
@@ -672,10 +709,10 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
     } else {
         let waiting = cs.and_then(|c| c.pointer("/state/waiting"));
         let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
-        match (state.store.log(ns, pod_name, &container, false), waiting) {
+        let store = state.store();
+        match (store.log(ns, pod_name, &container, false), waiting) {
             (Some(t), _) => t.to_string(),
-            (None, Some(_)) if has_last => state
-                .store
+            (None, Some(_)) if has_last => store
                 .log(ns, pod_name, &container, true)
                 .unwrap_or_default()
                 .to_string(),
@@ -835,10 +872,9 @@ fn portforward(
             );
         }
     }
-    let Some(entry) = state.store.entry(def, ns, name) else {
+    let Some(pod) = state.store().get(def, ns, name) else {
         return not_found(def, name);
     };
-    let pod = entry.value(def);
     if str_of(&pod, &["spec", "nodeName"]).is_none_or(str::is_empty) {
         return bad_request(&format!("pod {name} does not have a host assigned"));
     }
@@ -952,6 +988,198 @@ fn portforward(
     r
 }
 
+/// Names of a pod's containers (`spec.containers`, then `spec.ephemeralContainers`), with
+/// their images.
+fn pod_containers(pod: &Value, ephemeral: bool) -> Vec<(String, String)> {
+    let keys: &[&str] = if ephemeral {
+        &["containers", "ephemeralContainers"]
+    } else {
+        &["containers"]
+    };
+    keys.iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                str_of(c, &["name"])?.to_string(),
+                str_of(c, &["image"]).unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade.
+fn switching_protocols(key: &str, protocol: &'static str) -> Response {
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if !protocol.is_empty() {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
+    r
+}
+
+/// `pods/exec`: the API server's checks (options, RBAC `create` from 1.35, pod, container,
+/// phase), the upgrade, then the container's answer from its simulated filesystem.
+fn exec_request(
+    state: &ServerState,
+    info: &Info,
+    def: &ResourceDef,
+    headers: &axum::http::HeaderMap,
+    anonymous: bool,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response {
+    if !matches!(info.method.as_str(), "GET" | "POST") {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        );
+    }
+    let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
+        return not_found_generic();
+    };
+    let argv: Vec<String> = info
+        .params
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let flag = |k: &str| matches!(info.param(k), Some("true" | "1"));
+    let (stdin, stdout, stderr) = (flag("stdin"), flag("stdout"), flag("stderr"));
+    if state.connect_requires_create && info.verb != "create" {
+        let allowed = !anonymous
+            && state.rbac.allows(&Attributes {
+                verb: "create",
+                group: &info.group,
+                resource: &info.resource,
+                subresource: info.subresource.as_deref(),
+                namespace: ns,
+                name: Some(name),
+            });
+        if !allowed {
+            return status(
+                403,
+                "Forbidden",
+                &format!("pods \"{name}\" is forbidden: "),
+                Some(json!({"name": name, "kind": "pods"})),
+            );
+        }
+    }
+    if argv.is_empty() {
+        return bad_request("you must specify at least 1 command");
+    }
+    if !stdin && !stdout && !stderr {
+        return bad_request("you must specify at least one of stdin, stdout, stderr");
+    }
+    let Some(pod) = state.store().get(def, ns, name) else {
+        return not_found(def, name);
+    };
+    let containers = pod_containers(&pod, true);
+    let container = match info.param("container").filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None => match pod_containers(&pod, false).as_slice() {
+            [(only, _)] => only.clone(),
+            all => {
+                let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+                return bad_request(&format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    names.join(" ")
+                ));
+            }
+        },
+    };
+    let Some(image) = containers
+        .iter()
+        .find(|(n, _)| *n == container)
+        .map(|(_, i)| i.clone())
+    else {
+        return bad_request(&format!("container {container} is not valid for pod {name}"));
+    };
+    let phase = str_of(&pod, &["status", "phase"]).unwrap_or("Pending");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return bad_request(&format!(
+            "cannot exec into a container in a completed pod; current phase is {phase}"
+        ));
+    }
+    if str_of(&pod, &["spec", "nodeName"]).is_none_or(str::is_empty) {
+        return bad_request(&format!("pod {name} does not have a host assigned"));
+    }
+    let connection = header_str(headers, header::CONNECTION).to_ascii_lowercase();
+    if !connection.contains("upgrade")
+        || !header_str(headers, header::UPGRADE).eq_ignore_ascii_case("websocket")
+    {
+        return bad_request("Upgrade request required");
+    }
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let protocol = match exec::negotiate(offered) {
+        Ok(p) => p,
+        Err(offered) => {
+            return bad_request(&format!(
+                "unable to upgrade connection: requested protocol(s) are not supported: [{}]; supports [{} {}]",
+                offered.join(" "),
+                exec::V5,
+                exec::V4
+            ));
+        }
+    };
+    // The kubelet: the container must be running.
+    let running = ["containerStatuses", "ephemeralContainerStatuses"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .flatten()
+        .find(|cs| str_of(cs, &["name"]) == Some(container.as_str()))
+        .is_some_and(|cs| cs.pointer("/state/running").is_some());
+    if !running {
+        return kubelet_text(
+            StatusCode::NOT_FOUND,
+            &format!("unable to upgrade connection: container not found (\"{container}\")"),
+        );
+    }
+    let key = header_str(headers, header::SEC_WEBSOCKET_KEY).to_string();
+    if key.is_empty() || header_str(headers, header::SEC_WEBSOCKET_VERSION) != "13" {
+        return bad_request("websocket: not a websocket handshake: bad Sec-WebSocket-Key or version");
+    }
+    let Some(on_upgrade) = upgrade else {
+        return bad_request("Upgrade request required");
+    };
+    let first = pod_containers(&pod, false)
+        .first()
+        .is_some_and(|(n, _)| *n == container);
+    let (files, shell_override) = match state.store().pod_files(ns, name) {
+        Some((files, shell)) if first => (files.clone(), *shell),
+        _ => (Vec::new(), None),
+    };
+    let cfs = fs::container_fs(&state.images, &image, &files, shell_override);
+    let outcome = shell::exec(&argv, &cfs.fs, cfs.shell);
+    let container_id = super::util::hex_id(&["exec", ns, name, &container, &argv.join(" ")], 64);
+    let status_v = exec::status_json(&outcome.exit, &argv, &container_id);
+    exec::spawn(
+        on_upgrade,
+        exec::Session {
+            protocol,
+            outcome,
+            status: status_v,
+            stdout,
+            stderr,
+            closing: state.closing.subscribe(),
+        },
+    );
+    switching_protocols(&key, protocol)
+}
+
 struct Filters {
     labels: LabelSelector,
     fields: FieldSelector,
@@ -987,7 +1215,8 @@ fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
         None
     };
     let namespaced_list = ns_scope.is_some();
-    let rv = state.store.resource_version();
+    let store = state.store();
+    let rv = store.resource_version();
     let limit = info
         .param("limit")
         .and_then(|l| l.parse::<i64>().ok())
@@ -1004,7 +1233,7 @@ fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     let mut last_key: Option<String> = None;
     let mut more = false;
     let mut remaining = 0usize;
-    for (key, entry) in state.store.list(def, ns_scope) {
+    for (key, entry) in store.list(def, ns_scope) {
         // Filter first: the key string is only needed for paging and for matched items.
         if !f.labels.matches_labels(entry.labels()) || !f.fields.matches_with(|n| entry.field(n)) {
             continue;
@@ -1076,55 +1305,92 @@ fn decode_continue(token: &str) -> Result<String, String> {
     Ok(start.to_string())
 }
 
-fn watch(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+fn watch(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
     let f = match filters(info, def) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let ns_scope = if def.namespaced {
-        info.namespace.as_deref()
+    let ns_scope: Option<String> = if def.namespaced {
+        info.namespace.clone()
     } else {
         None
     };
     let rv = info.param("resourceVersion").unwrap_or_default();
     let send_initial = matches!(info.param("sendInitialEvents"), Some("true" | "1"));
     let initial = send_initial || rv.is_empty() || rv == "0";
+    let in_scope = move |c: &Change, f: &Filters, ns: &Option<String>| {
+        c.res == (def.group, def.plural)
+            && ns.as_deref().is_none_or(|n| n == c.namespace)
+            && f.labels.matches_labels(c.labels.as_ref())
+            && f.fields.matches_with(|n| c.field(n))
+    };
+    let event = |kind: &str, object: &str| {
+        Ok::<Bytes, Infallible>(Bytes::from(format!(
+            "{{\"type\":\"{kind}\",\"object\":{object}}}\n"
+        )))
+    };
     let mut lines: Vec<Result<Bytes, Infallible>> = Vec::new();
-    if initial {
-        for (_, entry) in state.store.list(def, ns_scope) {
-            if f.labels.matches_labels(entry.labels()) && f.fields.matches_with(|n| entry.field(n))
-            {
-                let line = format!(
-                    "{{\"type\":\"ADDED\",\"object\":{}}}\n",
-                    entry.full_json(def)
-                );
-                lines.push(Ok(Bytes::from(line)));
+    // Snapshot, replay and subscription under one lock: no change is lost or doubled.
+    let (seen_rv, rx) = {
+        let store = state.store();
+        if initial {
+            for (_, entry) in store.list(def, ns_scope.as_deref()) {
+                if f.labels.matches_labels(entry.labels())
+                    && f.fields.matches_with(|n| entry.field(n))
+                {
+                    lines.push(event("ADDED", &entry.full_json(def)));
+                }
+            }
+        } else if let Ok(from) = rv.parse::<u64>() {
+            for c in store.changes.iter().filter(|c| c.rv > from) {
+                if in_scope(c, &f, &ns_scope) {
+                    lines.push(event(c.kind, &c.object));
+                }
             }
         }
-    }
-    if send_initial || matches!(info.param("allowWatchBookmarks"), Some("true" | "1")) {
-        let mut meta = json!({"resourceVersion": state.store.resource_version().to_string()});
-        if send_initial && let Some(m) = meta.as_object_mut() {
-            m.insert(
-                "annotations".into(),
-                json!({"k8s.io/initial-events-end": "true"}),
+        if send_initial || matches!(info.param("allowWatchBookmarks"), Some("true" | "1")) {
+            let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
+            if send_initial && let Some(m) = meta.as_object_mut() {
+                m.insert(
+                    "annotations".into(),
+                    json!({"k8s.io/initial-events-end": "true"}),
+                );
+            }
+            let line = format!(
+                "{}\n",
+                json!({"type": "BOOKMARK", "object": {"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}})
             );
+            lines.push(Ok(Bytes::from(line)));
         }
-        let line = format!(
-            "{}\n",
-            json!({"type": "BOOKMARK", "object": {"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}})
-        );
-        lines.push(Ok(Bytes::from(line)));
-    }
+        (store.resource_version(), state.changes.subscribe())
+    };
     let timeout = info
         .param("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let tail = futures::stream::once(async move {
-        tokio::time::sleep(Duration::from_secs(timeout)).await;
-        Ok::<Bytes, Infallible>(Bytes::new())
-    });
-    let stream = futures::StreamExt::chain(futures::stream::iter(lines), tail);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let closing = state.closing.subscribe();
+    let live = futures::stream::unfold(
+        (rx, closing, f, ns_scope),
+        move |(mut rx, mut closing, f, ns)| async move {
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    () = tokio::time::sleep_until(deadline) => return None,
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                match next {
+                    Ok(c) if c.rv > seen_rv && in_scope(&c, &f, &ns) => {
+                        let line = event(c.kind, &c.object);
+                        return Some((line, (rx, closing, f, ns)));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let stream = futures::StreamExt::chain(futures::stream::iter(lines), live);
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,7 @@
 pub mod db;
 pub mod kube;
 pub mod manifests;
+pub mod pod;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 

@@ -13,6 +13,7 @@
 pub mod config;
 mod exec;
 mod fs;
+mod kubelet;
 mod portforward;
 mod rbac;
 mod resources;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use config::{PortForwardConfig, SimConfig};
+pub use kubelet::KubeletConfig;
 use store::{Manifest, Store};
 
 /// Errors loading a scenario or starting the server. Messages are one line
@@ -136,6 +138,7 @@ pub struct Scenario {
     objects: Vec<Value>,
     config: SimConfig,
     store: Arc<Store>,
+    kubelet: Option<KubeletConfig>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -307,6 +310,7 @@ impl Scenario {
             objects: manifests.into_iter().map(|m| m.value).collect(),
             config,
             store: Arc::new(store),
+            kubelet: None,
         })
     }
 
@@ -325,6 +329,7 @@ impl Scenario {
                     objects: Vec::new(),
                     config: SimConfig::default(),
                     store: Arc::new(Store::default()),
+                    kubelet: None,
                 }
             }
         }
@@ -348,6 +353,14 @@ impl Scenario {
     /// `sim.yaml` `namespace`, default `"default"`.
     pub fn default_namespace(&self) -> &str {
         self.config.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// Enable the kubelet stand-in: pods created through the API (`POST pods`) and ephemeral
+    /// containers added to a pod run, `elsadoctor` commands as real child processes of
+    /// `kubelet.exe` (see [`KubeletConfig`]). Without it, created pods stay Pending.
+    pub fn with_kubelet(mut self, kubelet: KubeletConfig) -> Scenario {
+        self.kubelet = Some(kubelet);
+        self
     }
 
     /// Tunnel `pods/portforward` connections to `port` of pod `namespace/pod` to `to`
@@ -514,6 +527,8 @@ impl SimServer {
             changes: tokio::sync::broadcast::channel(1024).0,
             log_tick: tokio::sync::watch::channel(0).0,
             images: cfg.images.clone(),
+            kubelet: scenario.kubelet.clone(),
+            processes: kubelet::Processes::default(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),
             faults: cfg.faults.clone(),
@@ -583,6 +598,7 @@ impl SimServer {
     /// tunnels end.
     pub async fn shutdown(mut self) {
         self.state.closing.send_replace(true);
+        self.state.processes.kill_all();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -599,6 +615,7 @@ impl SimServer {
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.state.closing.send_replace(true);
+        self.state.processes.kill_all();
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::RecordedRequest;
 use super::config::{FaultConfig, ImageConfig};
 use super::exec;
+use super::kubelet::{self, KubeletConfig, Processes};
 use super::fs;
 use super::shell;
 use super::portforward::{self, PodRuntime, PortPlan, Tunnel};
@@ -44,6 +45,10 @@ pub struct ServerState {
     pub log_tick: tokio::sync::watch::Sender<u64>,
     /// `images:` of `sim.yaml`: what `pods/exec` finds in a container.
     pub images: BTreeMap<String, ImageConfig>,
+    /// The kubelet stand-in, when enabled: runs created pods.
+    pub kubelet: Option<KubeletConfig>,
+    /// Processes the stand-in runs.
+    pub processes: Processes,
     /// Expected bearer token.
     pub token: String,
     /// Authorization.
@@ -426,7 +431,7 @@ fn take_fault(state: &ServerState, info: &Info) -> Option<FaultConfig> {
 }
 
 async fn process(
-    state: &ServerState,
+    state: &std::sync::Arc<ServerState>,
     info: &Info,
     headers: &axum::http::HeaderMap,
     body: &Bytes,
@@ -522,6 +527,17 @@ async fn process(
     }
     match info.verb.as_str() {
         "get" => get(state, info, def),
+        "create" if def.plural == "pods" && info.name.is_none() => create_pod(state, info, def, body),
+        "delete" if def.plural == "pods" && info.subresource.is_none() => {
+            delete_pod(state, info, def)
+        }
+        "deletecollection" if def.plural == "pods" => delete_pods(state, info, def),
+        "patch"
+            if def.plural == "pods"
+                && info.subresource.as_deref() == Some("ephemeralcontainers") =>
+        {
+            patch_ephemeral(state, info, def, headers, body)
+        }
         "list" => list(state, info, def),
         "watch" => watch(state, info, def),
         other => method_not_allowed(other),
@@ -598,7 +614,7 @@ fn non_resource(state: &ServerState, info: &Info, headers: &axum::http::HeaderMa
 }
 
 /// The object as a GET returns it (the store keeps kind/apiVersion).
-fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+fn get(state: &std::sync::Arc<ServerState>, info: &Info, def: &ResourceDef) -> Response {
     let name = info.name.clone().unwrap_or_default();
     let ns = if def.namespaced {
         info.namespace.clone().unwrap_or_default()
@@ -615,6 +631,9 @@ fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     };
     match info.subresource.as_deref() {
         None | Some("status") => raw_json_response(StatusCode::OK, entry.full_json(def)),
+        Some("ephemeralcontainers") if def.plural == "pods" => {
+            raw_json_response(StatusCode::OK, entry.full_json(def))
+        }
         Some("log") if def.plural == "pods" => {
             let pod = entry.value(def);
             drop(store);
@@ -660,21 +679,20 @@ fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     }
 }
 
-fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
+fn pod_log(state: &std::sync::Arc<ServerState>, info: &Info, pod: &Value) -> Response {
     let pod_name = str_of(pod, &["metadata", "name"]).unwrap_or_default();
     let ns = str_of(pod, &["metadata", "namespace"]).unwrap_or_default();
-    let containers: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| str_of(c, &["name"]).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let regular: Vec<String> = pod_containers(pod, false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let containers: Vec<String> = pod_containers(pod, true)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let container = match info.param("container").filter(|c| !c.is_empty()) {
         Some(c) => c.to_string(),
-        None if containers.len() == 1 => containers[0].clone(),
+        None if regular.len() == 1 => regular[0].clone(),
         None => {
             return bad_request(&format!(
                 "a container name must be specified for pod {pod_name}, choose one of: [{}]",
@@ -687,14 +705,16 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
             "container {container} is not valid for pod {pod_name}"
         ));
     }
-    let cs = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter()
-                .find(|c| str_of(c, &["name"]) == Some(container.as_str()))
-        });
+    let cs = ["containerStatuses", "ephemeralContainerStatuses"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .flatten()
+        .find(|c| str_of(c, &["name"]) == Some(container.as_str()));
     let previous = matches!(info.param("previous"), Some("true" | "1"));
+    let follow = matches!(info.param("follow"), Some("true" | "1"));
+    if follow && !previous && cs.is_some_and(|c| c.pointer("/state/running").is_some()) {
+        return follow_log(state, ns, pod_name, &container);
+    }
     let text: String = if previous {
         let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
         match state.store().log(ns, pod_name, &container, true) {
@@ -762,6 +782,77 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
         out.truncate(cut);
     }
     let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// `pods/log?follow=true` of a running container: what is there, then what is appended, until
+/// the container stops running (or the pod goes away, or the server stops).
+fn follow_log(
+    state: &std::sync::Arc<ServerState>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Response {
+    let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+    let tick = state.log_tick.subscribe();
+    let closing = state.closing.subscribe();
+    let st = state.clone();
+    let stream = futures::stream::unfold(
+        (st, tick, closing, 0usize, false),
+        move |(st, mut tick, mut closing, offset, done)| {
+            let (ns, pod, container) = (ns.clone(), pod.clone(), container.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    tick.borrow_and_update();
+                    let (text, running) = {
+                        let store = st.store();
+                        let text = store
+                            .log(&ns, &pod, &container, false)
+                            .unwrap_or_default()
+                            .to_string();
+                        let running = resources::find("", "v1", "pods")
+                            .and_then(|def| store.get(def, &ns, &pod))
+                            .is_some_and(|p| {
+                                ["containerStatuses", "ephemeralContainerStatuses"]
+                                    .iter()
+                                    .filter_map(|k| {
+                                        p.pointer(&format!("/status/{k}"))
+                                            .and_then(Value::as_array)
+                                            .cloned()
+                                    })
+                                    .flatten()
+                                    .any(|c| {
+                                        str_of(&c, &["name"]) == Some(container.as_str())
+                                            && c.pointer("/state/running").is_some()
+                                    })
+                            });
+                        (text, running)
+                    };
+                    if text.len() > offset {
+                        let chunk = Bytes::from(text[offset..].to_string());
+                        let next = text.len();
+                        return Some((
+                            Ok::<Bytes, Infallible>(chunk),
+                            (st, tick, closing, next, !running),
+                        ));
+                    }
+                    if !running {
+                        return None;
+                    }
+                    tokio::select! {
+                        r = tick.changed() => if r.is_err() { return None; },
+                        _ = closing.wait_for(|c| *c) => return None,
+                    }
+                }
+            }
+        },
+    );
+    let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
@@ -1178,6 +1269,397 @@ fn exec_request(
         },
     );
     switching_protocols(&key, protocol)
+}
+
+/// A `422 Invalid` Status: `Pod "x" is invalid: field: message` for each cause.
+fn invalid(name: &str, causes: &[(String, &str, String)]) -> Response {
+    let parts: Vec<String> = causes
+        .iter()
+        .map(|(field, _, message)| format!("{field}: {message}"))
+        .collect();
+    let what = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    };
+    let causes_v: Vec<Value> = causes
+        .iter()
+        .map(|(field, reason, message)| {
+            json!({"reason": reason, "message": message, "field": field})
+        })
+        .collect();
+    status(
+        422,
+        "Invalid",
+        &format!("Pod \"{name}\" is invalid: {what}"),
+        Some(json!({"name": name, "kind": "Pod", "causes": causes_v})),
+    )
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    super::util::format_rfc3339(secs)
+}
+
+/// Required-field causes of a list of containers (`spec.containers` or
+/// `spec.ephemeralContainers`), starting at index `from`.
+fn container_causes(list: &[Value], key: &str, from: usize) -> Vec<(String, &'static str, String)> {
+    let mut causes = Vec::new();
+    for (i, c) in list.iter().enumerate().skip(from) {
+        for field in ["name", "image"] {
+            if str_of(c, &[field]).is_none_or(str::is_empty) {
+                causes.push((
+                    format!("spec.{key}[{i}].{field}"),
+                    "FieldValueRequired",
+                    "Required value".to_string(),
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// `POST pods`: the API server's minimum validation and defaults, then the stand-in kubelet.
+fn create_pod(
+    state: &std::sync::Arc<ServerState>,
+    info: &Info,
+    def: &'static ResourceDef,
+    body: &Bytes,
+) -> Response {
+    let Some(ns) = info.namespace.clone() else {
+        return method_not_allowed("create");
+    };
+    let mut pod: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return bad_request("the object provided is unrecognized (must be of type Pod)"),
+        Err(e) => {
+            return bad_request(&format!(
+                "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {e}"
+            ));
+        }
+    };
+    if let Some(k) = pod.get("kind").and_then(Value::as_str)
+        && k != "Pod"
+    {
+        return bad_request(&format!(
+            "the object provided is unrecognized (must be of type Pod): kind {k:?}"
+        ));
+    }
+    let meta = super::store::child(&mut pod, "metadata");
+    if let Some(n) = str_of(meta, &["namespace"])
+        && !n.is_empty()
+        && n != ns
+    {
+        return bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
+    }
+    let given = str_of(meta, &["name"]).unwrap_or_default().to_string();
+    let generate = str_of(meta, &["generateName"]).unwrap_or_default().to_string();
+    let containers: Vec<Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    if given.is_empty() && generate.is_empty() {
+        causes.push((
+            "metadata.name".to_string(),
+            "FieldValueRequired",
+            "Required value: name or generateName is required".to_string(),
+        ));
+    }
+    if containers.is_empty() {
+        causes.push((
+            "spec.containers".to_string(),
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    causes.extend(container_causes(&containers, "containers", 0));
+    if !causes.is_empty() {
+        return invalid(&given, &causes);
+    }
+    let mut store = state.store_mut();
+    let name = if given.is_empty() {
+        let seed = store.resource_version().to_string();
+        format!(
+            "{generate}{}",
+            super::util::name_suffix(&[&ns, &generate, &seed], 5)
+        )
+    } else {
+        given
+    };
+    if store.entry(def, &ns, &name).is_some() {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": "pods"})),
+        );
+    }
+    let created = now_rfc3339();
+    let m = super::store::map_mut(super::store::child(&mut pod, "metadata"));
+    for k in ["resourceVersion", "managedFields", "deletionTimestamp", "selfLink"] {
+        m.remove(k);
+    }
+    m.insert("name".into(), json!(name));
+    m.insert("namespace".into(), json!(ns));
+    m.insert(
+        "uid".into(),
+        json!(super::util::uid(&["Pod", &ns, &name, &created, &store.resource_version().to_string()])),
+    );
+    m.insert("creationTimestamp".into(), json!(created));
+    let spec = super::store::child(&mut pod, "spec");
+    super::store::normalize_pod_spec(spec);
+    super::store::add_service_account_volume(spec, &name);
+    if str_of(spec, &["nodeName"]).is_none_or(str::is_empty) {
+        super::store::map_mut(spec).insert("nodeName".into(), json!("node-1"));
+    }
+    let qos = super::store::qos_class(spec);
+    let statuses: Vec<Value> = containers.iter().map(kubelet::creating_status).collect();
+    let pod_ip = format!(
+        "10.244.1.{}",
+        2 + super::util::hash_parts(&[&ns, &name]) % 250
+    );
+    super::store::map_mut(&mut pod).insert(
+        "status".into(),
+        json!({
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+                {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+                {"type": "Ready", "status": "False", "lastProbeTime": null, "lastTransitionTime": created, "reason": "ContainersNotReady"},
+                {"type": "ContainersReady", "status": "False", "lastProbeTime": null, "lastTransitionTime": created, "reason": "ContainersNotReady"}
+            ],
+            "hostIP": "10.0.0.11",
+            "hostIPs": [{"ip": "10.0.0.11"}],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
+            "startTime": created,
+            "qosClass": qos,
+            "containerStatuses": statuses
+        }),
+    );
+    let change = store.upsert(def, pod);
+    let body = store
+        .entry(def, &ns, &name)
+        .map(|e| e.full_json(def))
+        .unwrap_or_default();
+    let stored = store.get(def, &ns, &name);
+    drop(store);
+    state.publish(change);
+    if let (Some(cfg), Some(p)) = (&state.kubelet, stored) {
+        kubelet::start_pod(state, cfg, &p);
+    }
+    raw_json_response(StatusCode::CREATED, body)
+}
+
+/// Remove a pod, kill what the stand-in runs for it; the deleted object (with its
+/// `deletionTimestamp`) as JSON.
+fn remove_pod(state: &ServerState, def: &'static ResourceDef, ns: &str, name: &str) -> Option<Value> {
+    let change = {
+        let mut store = state.store_mut();
+        let change = store.remove(def, ns, name)?;
+        store.forget_pod(ns, name);
+        change
+    };
+    state.processes.kill_pod(ns, name);
+    let mut obj: Value = serde_json::from_str(&change.object).unwrap_or_default();
+    let m = super::store::map_mut(super::store::child(&mut obj, "metadata"));
+    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    state.publish(change);
+    state.log_tick.send_modify(|t| *t += 1);
+    Some(obj)
+}
+
+fn delete_pod(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
+    let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
+        return not_found_generic();
+    };
+    match remove_pod(state, def, ns, name) {
+        Some(obj) => json_response(StatusCode::OK, &obj),
+        None => not_found(def, name),
+    }
+}
+
+fn delete_pods(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
+    let f = match filters(info, def) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let ns = info.namespace.clone();
+    let names: Vec<(String, String)> = state
+        .store()
+        .list(def, ns.as_deref())
+        .filter(|(_, e)| f.labels.matches_labels(e.labels()) && f.fields.matches_with(|n| e.field(n)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let items: Vec<Value> = names
+        .iter()
+        .filter_map(|(n, p)| remove_pod(state, def, n, p))
+        .collect();
+    let rv = state.store().resource_version().to_string();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
+    )
+}
+
+/// `PATCH pods/{name}/ephemeralcontainers` (strategic merge or JSON merge patch): add
+/// ephemeral containers; existing ones can be neither changed nor removed.
+fn patch_ephemeral(
+    state: &std::sync::Arc<ServerState>,
+    info: &Info,
+    def: &'static ResourceDef,
+    headers: &axum::http::HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let (Some(ns), Some(name)) = (info.namespace.clone(), info.name.clone()) else {
+        return not_found_generic();
+    };
+    let content_type = header_str(headers, header::CONTENT_TYPE).to_ascii_lowercase();
+    let strategic = content_type.starts_with("application/strategic-merge-patch+json");
+    let merge = content_type.starts_with("application/merge-patch+json");
+    if !strategic && !merge {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (the simulated API server does not apply {content_type})"
+            ),
+            None,
+        );
+    }
+    let patch: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(&format!("error decoding patch: {e}")),
+    };
+    let mut store = state.store_mut();
+    let Some(mut pod) = store.get(def, &ns, &name) else {
+        return not_found(def, &name);
+    };
+    let existing: Vec<Value> = pod
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let patched: Option<Vec<Value>> = patch
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned();
+    let mut result = existing.clone();
+    if let Some(list) = patched {
+        if strategic {
+            for p in list {
+                let pname = str_of(&p, &["name"]).unwrap_or_default().to_string();
+                match result
+                    .iter_mut()
+                    .find(|c| !pname.is_empty() && str_of(c, &["name"]) == Some(pname.as_str()))
+                {
+                    Some(slot) => {
+                        if let (Some(dst), Some(src)) = (slot.as_object_mut(), p.as_object()) {
+                            for (k, v) in src {
+                                dst.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    None => result.push(p),
+                }
+            }
+        } else {
+            result = list;
+        }
+    }
+    // Existing ephemeral containers stay exactly as they are.
+    for old in &existing {
+        let oname = str_of(old, &["name"]).unwrap_or_default();
+        match result.iter().find(|c| str_of(c, &["name"]) == Some(oname)) {
+            None => {
+                return invalid(
+                    &name,
+                    &[(
+                        "spec.ephemeralContainers".into(),
+                        "FieldValueForbidden",
+                        format!("Forbidden: existing ephemeral containers \"{oname}\" may not be removed"),
+                    )],
+                );
+            }
+            Some(new) if new != old => {
+                return invalid(
+                    &name,
+                    &[(
+                        "spec.ephemeralContainers".into(),
+                        "FieldValueForbidden",
+                        format!("Forbidden: existing ephemeral containers \"{oname}\" may not be changed"),
+                    )],
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let mut causes = container_causes(&result, "ephemeralContainers", existing.len());
+    let mut seen: Vec<String> = pod_containers(&pod, false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for (i, c) in result.iter().enumerate() {
+        let n = str_of(c, &["name"]).unwrap_or_default().to_string();
+        if n.is_empty() {
+            continue;
+        }
+        if seen.contains(&n) {
+            causes.push((
+                format!("spec.ephemeralContainers[{i}].name"),
+                "FieldValueDuplicate",
+                format!("Duplicate value: \"{n}\""),
+            ));
+        }
+        seen.push(n);
+    }
+    if !causes.is_empty() {
+        return invalid(&name, &causes);
+    }
+    let mut added = Vec::new();
+    for c in result.iter_mut().skip(existing.len()) {
+        let mut tmp = json!({"containers": [c.clone()]});
+        super::store::normalize_pod_spec(&mut tmp);
+        if let Some(n) = tmp.pointer("/containers/0") {
+            *c = n.clone();
+        }
+        added.push(c.clone());
+    }
+    super::store::map_mut(super::store::child(&mut pod, "spec"))
+        .insert("ephemeralContainers".into(), json!(result));
+    if !added.is_empty() {
+        let status_v = super::store::child(&mut pod, "status");
+        let list = super::store::map_mut(status_v)
+            .entry("ephemeralContainerStatuses")
+            .or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.extend(added.iter().map(kubelet::creating_status));
+        }
+    }
+    if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    let change = store.upsert(def, pod);
+    let body = store
+        .entry(def, &ns, &name)
+        .map(|e| e.full_json(def))
+        .unwrap_or_default();
+    drop(store);
+    state.publish(change);
+    if let Some(cfg) = &state.kubelet {
+        for c in added {
+            kubelet::start_ephemeral(state, cfg, &ns, &name, c);
+        }
+    }
+    raw_json_response(StatusCode::OK, body)
 }
 
 struct Filters {

@@ -281,14 +281,6 @@ impl Store {
         Some(change)
     }
 
-    /// Set (replace) a container's logs.
-    pub fn set_log(&mut self, ns: &str, pod: &str, container: &str, previous: bool, text: String) {
-        self.logs.insert(
-            (ns.to_string(), pod.to_string(), container.to_string(), previous),
-            text,
-        );
-    }
-
     /// Append to a container's current logs.
     pub fn append_log(&mut self, ns: &str, pod: &str, container: &str, text: &str) {
         self.logs
@@ -2362,7 +2354,7 @@ fn max_unavailable(deploy: &Value, desired: u32) -> u32 {
     unavailable.min(desired)
 }
 
-fn qos_class(spec: &Value) -> &'static str {
+pub fn qos_class(spec: &Value) -> &'static str {
     let containers: Vec<&Value> = ["containers", "initContainers"]
         .iter()
         .filter_map(|k| spec.get(*k).and_then(Value::as_array))
@@ -2458,7 +2450,7 @@ fn normalize_container(c: &mut Value) {
     }
 }
 
-fn normalize_pod_spec(spec: &mut Value) {
+pub fn normalize_pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -2474,7 +2466,7 @@ fn normalize_pod_spec(spec: &mut Value) {
 }
 
 /// What admission adds to a pod: service account, token volume, tolerations.
-fn add_service_account_volume(spec: &mut Value, pod_name: &str) {
+pub fn add_service_account_volume(spec: &mut Value, pod_name: &str) {
     let sa = str_of(spec, &["serviceAccountName"])
         .or_else(|| str_of(spec, &["serviceAccount"]))
         .unwrap_or("default")

@@ -184,7 +184,15 @@ async fn an_image_without_a_shell() {
         other => panic!("expected a failure, got {other:?}"),
     }
     // The sidecar (no declaration: a minimal image) has one.
-    let out = observed(run(&server, "custom-0", "sidecar", &["sh", "-c", "ls -d /bin/sh"]).await);
+    let out = observed(
+        run(
+            &server,
+            "custom-0",
+            "sidecar",
+            &["sh", "-c", "ls -d /bin/sh"],
+        )
+        .await,
+    );
     assert_eq!(out.stdout, "/bin/sh\n");
 }
 
@@ -300,7 +308,10 @@ async fn v4_and_v5_frames() {
     assert_eq!(proto.as_deref(), Some("v4.channel.k8s.io"));
     let f = frames(ws).await;
     assert!(f.contains(&b"\x01hi\n".to_vec()), "{f:?}");
-    assert!(!f.iter().any(|m| m.first() == Some(&255)), "no close signal in v4");
+    assert!(
+        !f.iter().any(|m| m.first() == Some(&255)),
+        "no close signal in v4"
+    );
     let status = f.iter().find(|m| m.len() > 1 && m[0] == 3).expect("status");
     let v: serde_json::Value = serde_json::from_slice(&status[1..]).expect("json status");
     assert_eq!(v["reason"], "NonZeroExitCode");
@@ -369,7 +380,9 @@ async fn logs_current_and_missing_previous() {
 use elsadoctor::sim::KubeletConfig;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -476,9 +489,16 @@ async fn a_created_pod_runs_elsadoctor_to_completion() {
     assert_eq!(phase(&created), "Pending");
     let done = wait_for(&api, "probe-ok", |p| phase(p) == "Succeeded").await;
     assert_eq!(exit_code(&done), Some(0));
-    assert!(pod_logs(&server, "probe-ok", "probe").await.contains("elsadoctor 0.1.0"));
+    assert!(
+        pod_logs(&server, "probe-ok", "probe")
+            .await
+            .contains("elsadoctor 0.1.0")
+    );
     // Same name again: 409 AlreadyExists.
-    match api.create(&PostParams::default(), &pod("probe-ok", spec)).await {
+    match api
+        .create(&PostParams::default(), &pod("probe-ok", spec))
+        .await
+    {
         Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists")),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
@@ -513,17 +533,26 @@ async fn validation_like_the_api_server() {
     match api.create(&PostParams::default(), &no_containers).await {
         Err(kube::Error::Api(s)) => {
             assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
-            assert_eq!(s.message, "Pod \"x\" is invalid: spec.containers: Required value");
+            assert_eq!(
+                s.message,
+                "Pod \"x\" is invalid: spec.containers: Required value"
+            );
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
     let no_image = pod("x", serde_json::json!({"containers": [{"name": "a"}]}));
     match api.create(&PostParams::default(), &no_image).await {
-        Err(kube::Error::Api(s)) => assert!(s.message.contains("spec.containers[0].image: Required value")),
+        Err(kube::Error::Api(s)) => assert!(
+            s.message
+                .contains("spec.containers[0].image: Required value")
+        ),
         other => panic!("expected Invalid, got {other:?}"),
     }
     // generateName.
-    let mut generated = pod("", serde_json::json!({"containers": [{"name": "a", "image": "busybox"}]}));
+    let mut generated = pod(
+        "",
+        serde_json::json!({"containers": [{"name": "a", "image": "busybox"}]}),
+    );
     generated.metadata.name = None;
     generated.metadata.generate_name = Some("elsadoctor-probe-".into());
     let created = api
@@ -615,7 +644,11 @@ async fn deleting_a_pod_kills_its_process() {
         .delete("hang", &DeleteParams::default())
         .await
         .expect("deleted");
-    assert!(deleted.left().is_some_and(|p| p.metadata.deletion_timestamp.is_some()));
+    assert!(
+        deleted
+            .left()
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+    );
     closed(conn).await;
     assert!(api.get_opt("hang").await.expect("get").is_none());
 }
@@ -689,7 +722,10 @@ async fn delete_collection_and_rbac() {
     for n in ["a", "b"] {
         api.create(
             &PostParams::default(),
-            &pod(n, serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]})),
+            &pod(
+                n,
+                serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+            ),
         )
         .await
         .expect("created");
@@ -698,7 +734,8 @@ async fn delete_collection_and_rbac() {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
         other => panic!("expected Forbidden, got {other:?}"),
     }
-    let patch = serde_json::json!({"spec": {"ephemeralContainers": [{"name": "d", "image": "busybox"}]}});
+    let patch =
+        serde_json::json!({"spec": {"ephemeralContainers": [{"name": "d", "image": "busybox"}]}});
     match api
         .patch_ephemeral_containers("a", &PatchParams::default(), &Patch::Strategic(patch))
         .await
@@ -707,15 +744,29 @@ async fn delete_collection_and_rbac() {
         other => panic!("expected Forbidden, got {other:?}"),
     }
     let gone = api
-        .delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=probe"))
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=probe"),
+        )
         .await
         .expect("deletecollection");
     let names: Vec<String> = gone
         .left()
-        .map(|l| l.items.into_iter().filter_map(|p| p.metadata.name).collect())
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(names, ["a", "b"]);
-    assert!(api.list(&ListParams::default()).await.expect("list").items.is_empty());
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -726,7 +777,10 @@ async fn ephemeral_containers_run_and_stay() {
     let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
     api.create(
         &PostParams::default(),
-        &pod("app", serde_json::json!({"containers": [{"name": "app", "image": "busybox"}]})),
+        &pod(
+            "app",
+            serde_json::json!({"containers": [{"name": "app", "image": "busybox"}]}),
+        ),
     )
     .await
     .expect("created");
@@ -739,7 +793,11 @@ async fn ephemeral_containers_run_and_stay() {
         .await
         .expect("patched");
     assert_eq!(
-        patched.spec.as_ref().and_then(|s| s.ephemeral_containers.as_ref()).map(Vec::len),
+        patched
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .map(Vec::len),
         Some(1)
     );
     let done = wait_for(&api, "app", |p| {
@@ -752,7 +810,11 @@ async fn ephemeral_containers_run_and_stay() {
     })
     .await;
     assert_eq!(phase(&done), "Running");
-    assert!(pod_logs(&server, "app", "doctor").await.contains("elsadoctor 0.1.0"));
+    assert!(
+        pod_logs(&server, "app", "doctor")
+            .await
+            .contains("elsadoctor 0.1.0")
+    );
     // GET .../ephemeralcontainers returns the pod.
     let got = api.get_ephemeral_containers("app").await.expect("get");
     assert_eq!(got.metadata.name.as_deref(), Some("app"));
@@ -776,7 +838,11 @@ async fn ephemeral_containers_run_and_stay() {
         .await
         .expect("patched");
     assert_eq!(
-        patched.spec.as_ref().and_then(|s| s.ephemeral_containers.as_ref()).map(Vec::len),
+        patched
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .map(Vec::len),
         Some(2)
     );
     wait_for(&api, "app", |p| {
@@ -796,4 +862,51 @@ async fn ephemeral_containers_run_and_stay() {
         Probe::Failed(f) => assert!(f.reason.contains("container not found"), "{}", f.reason),
         other => panic!("expected a failure, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn following_a_running_containers_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (l, url) = blackhole().await;
+    let server = SimServer::start(stand_in(&hanging_config(dir.path(), &url), ""))
+        .await
+        .expect("server starts");
+    let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
+    let mut spec = hanging_spec(None);
+    if let Some(args) = spec
+        .pointer_mut("/containers/0/args")
+        .and_then(|a| a.as_array_mut())
+    {
+        args.push(serde_json::json!("-vv"));
+    }
+    api.create(&PostParams::default(), &pod("chatty", spec))
+        .await
+        .expect("created");
+    let conn = accept(&l).await;
+    wait_for(&api, "chatty", |p| phase(p) == "Running").await;
+    let lp = kube::api::LogParams {
+        follow: true,
+        ..kube::api::LogParams::default()
+    };
+    let stream = api.log_stream("chatty", &lp).await.expect("log stream");
+    use futures::AsyncBufReadExt;
+    let mut lines = stream.lines();
+    let first = tokio::time::timeout(WITHIN, lines.try_next())
+        .await
+        .expect("a line in time")
+        .expect("read");
+    assert!(
+        first.is_some_and(|l| l.contains("starting run")),
+        "verbose start line"
+    );
+    api.delete("chatty", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    closed(conn).await;
+    // The stream ends once the container is gone.
+    tokio::time::timeout(WITHIN, async {
+        while let Ok(Some(_)) = lines.try_next().await {}
+    })
+    .await
+    .expect("the follow stream ends");
 }

@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert_eq!(negotiate(Some("v5.channel.k8s.io, v4.channel.k8s.io")), Ok(V5));
+        assert_eq!(
+            negotiate(Some("v5.channel.k8s.io, v4.channel.k8s.io")),
+            Ok(V5)
+        );
         assert_eq!(negotiate(Some("v4.channel.k8s.io")), Ok(V4));
         assert_eq!(negotiate(Some("x, v4.channel.k8s.io")), Ok(V4));
         assert!(negotiate(Some("channel.k8s.io")).is_err());

@@ -236,7 +236,12 @@ mod tests {
                 .is_some()
         );
         assert!(v35.fs.lookup("/app/App_Data/elsa.sqlite.db").is_none());
-        let v36 = container_fs(&none, "elsaworkflows/elsa-server-v3-6-0-preview:3.6.0", &[], None);
+        let v36 = container_fs(
+            &none,
+            "elsaworkflows/elsa-server-v3-6-0-preview:3.6.0",
+            &[],
+            None,
+        );
         assert!(v36.fs.lookup("/app/elsa.sqlite.db").is_some());
         assert!(
             v36.fs
@@ -249,7 +254,12 @@ mod tests {
             &[],
             None,
         );
-        assert!(modular.fs.lookup("/app/Elsa.ModularServer.Web.dll").is_some());
+        assert!(
+            modular
+                .fs
+                .lookup("/app/Elsa.ModularServer.Web.dll")
+                .is_some()
+        );
         assert!(
             modular
                 .fs

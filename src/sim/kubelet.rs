@@ -186,7 +186,10 @@ fn recompute(pod: &mut Value) {
         .to_string();
     let terminated: Vec<i64> = statuses
         .iter()
-        .filter_map(|c| c.pointer("/state/terminated/exitCode").and_then(Value::as_i64))
+        .filter_map(|c| {
+            c.pointer("/state/terminated/exitCode")
+                .and_then(Value::as_i64)
+        })
         .collect();
     let running = statuses
         .iter()
@@ -271,7 +274,11 @@ pub fn creating_status(c: &Value) -> Value {
 
 /// The environment the kubelet gives container `c` of `pod`; `Err` is the
 /// `CreateContainerConfigError` message.
-fn resolve_env(state: &ServerState, ns: &str, c: &Value) -> Result<BTreeMap<String, String>, String> {
+fn resolve_env(
+    state: &ServerState,
+    ns: &str,
+    c: &Value,
+) -> Result<BTreeMap<String, String>, String> {
     let store = state.store();
     let secrets = resources::find("", "v1", "secrets");
     let configmaps = resources::find("", "v1", "configmaps");
@@ -370,7 +377,13 @@ fn argv_of(c: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 /// Append what `r` produces to the container's log, a line at a time.
-async fn pump<R: AsyncRead + Unpin>(state: &ServerState, ns: &str, pod: &str, container: &str, r: R) {
+async fn pump<R: AsyncRead + Unpin>(
+    state: &ServerState,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    r: R,
+) {
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
     let mut total = 0usize;
@@ -423,7 +436,10 @@ async fn run_container(
     if let Some(m) = running.as_object_mut() {
         m.insert("ready".into(), json!(!ephemeral));
         m.insert("started".into(), json!(true));
-        m.insert("state".into(), json!({"running": {"startedAt": started_at}}));
+        m.insert(
+            "state".into(),
+            json!({"running": {"startedAt": started_at}}),
+        );
     }
     let is_elsadoctor = argv
         .first()
@@ -522,8 +538,12 @@ async fn run_container(
 
 /// Start a created pod's containers, enforcing `activeDeadlineSeconds`.
 pub fn start_pod(state: &Arc<ServerState>, cfg: &KubeletConfig, pod: &Value) {
-    let ns = str_of(pod, &["metadata", "namespace"]).unwrap_or_default().to_string();
-    let name = str_of(pod, &["metadata", "name"]).unwrap_or_default().to_string();
+    let ns = str_of(pod, &["metadata", "namespace"])
+        .unwrap_or_default()
+        .to_string();
+    let name = str_of(pod, &["metadata", "name"])
+        .unwrap_or_default()
+        .to_string();
     let containers: Vec<Value> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -535,9 +555,10 @@ pub fn start_pod(state: &Arc<ServerState>, cfg: &KubeletConfig, pod: &Value) {
         .map(Duration::from_secs);
     let (st, c2, ns2, name2) = (state.clone(), cfg.clone(), ns.clone(), name.clone());
     let task = tokio::spawn(async move {
-        let all = futures::future::join_all(containers.into_iter().map(|c| {
-            run_container(st.clone(), c2.clone(), ns2.clone(), name2.clone(), c, false)
-        }));
+        let all =
+            futures::future::join_all(containers.into_iter().map(|c| {
+                run_container(st.clone(), c2.clone(), ns2.clone(), name2.clone(), c, false)
+            }));
         let Some(limit) = deadline else {
             all.await;
             return;
@@ -563,9 +584,12 @@ pub fn start_pod(state: &Arc<ServerState>, cfg: &KubeletConfig, pod: &Value) {
                 let m = map_mut(cs);
                 m.insert("ready".into(), json!(false));
                 m.insert("started".into(), json!(false));
-                m.insert("state".into(), json!({"terminated": {
+                m.insert(
+                    "state".into(),
+                    json!({"terminated": {
                     "exitCode": 137, "reason": "Error", "startedAt": started,
-                    "finishedAt": at, "containerID": id}}));
+                    "finishedAt": at, "containerID": id}}),
+                );
             }
             let s = map_mut(map_mut(p).entry("status").or_insert_with(|| json!({})));
             s.insert("phase".into(), json!("Failed"));
@@ -580,7 +604,13 @@ pub fn start_pod(state: &Arc<ServerState>, cfg: &KubeletConfig, pod: &Value) {
 }
 
 /// Start one ephemeral container of a pod.
-pub fn start_ephemeral(state: &Arc<ServerState>, cfg: &KubeletConfig, ns: &str, pod: &str, c: Value) {
+pub fn start_ephemeral(
+    state: &Arc<ServerState>,
+    cfg: &KubeletConfig,
+    ns: &str,
+    pod: &str,
+    c: Value,
+) {
     let task = tokio::spawn(run_container(
         state.clone(),
         cfg.clone(),

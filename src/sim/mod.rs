@@ -9,6 +9,20 @@
 //! `pods/portforward` speaks the real WebSocket protocol and tunnels each
 //! forwarded port to a real TCP address (`portForwards:` in `sim.yaml`, or
 //! [`Scenario::with_port_forward`]).
+//!
+//! `pods/exec` speaks the real WebSocket channel protocol (`v5.channel.k8s.io`,
+//! `v4.channel.k8s.io`) and answers from the container's simulated filesystem with a tiny
+//! `sh -c` interpreter (module `shell`): `images:` in `sim.yaml` declares what each image holds
+//! (`files:` paths or `{path, size}`, `shell: false` for images without `/bin/sh`), per-pod
+//! `files:` adds what the app created at run time, per-pod `shell:` overrides the image; stock
+//! Elsa images get their real layout from `domain::elsa` without any declaration.
+//!
+//! Pods can be created (`POST pods`), deleted (one, or a collection by selector) and given
+//! ephemeral containers (`PATCH pods/{name}/ephemeralcontainers`); watches see every change.
+//! With [`Scenario::with_kubelet`] a kubelet stand-in runs them: containers whose command starts
+//! with `elsadoctor` run as child processes of the configured binary, their output becoming the
+//! container's log (`follow=true` streams it), the pod moving Pending → Running →
+//! Succeeded/Failed.
 
 pub mod config;
 mod exec;

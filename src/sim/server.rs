@@ -23,13 +23,13 @@ use serde_json::{Map, Value, json};
 use super::RecordedRequest;
 use super::config::{FaultConfig, ImageConfig};
 use super::exec;
-use super::kubelet::{self, KubeletConfig, Processes};
 use super::fs;
-use super::shell;
+use super::kubelet::{self, KubeletConfig, Processes};
 use super::portforward::{self, PodRuntime, PortPlan, Tunnel};
 use super::rbac::{Attributes, Rbac};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::shell;
 use super::store::{Change, Store, str_of};
 use super::util::{base64_decode, base64_encode, parse_query};
 
@@ -77,7 +77,9 @@ pub struct ServerState {
 impl ServerState {
     /// Read access to the objects.
     pub fn store(&self) -> RwLockReadGuard<'_, Store> {
-        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Write access to the objects.
@@ -527,7 +529,9 @@ async fn process(
     }
     match info.verb.as_str() {
         "get" => get(state, info, def),
-        "create" if def.plural == "pods" && info.name.is_none() => create_pod(state, info, def, body),
+        "create" if def.plural == "pods" && info.name.is_none() => {
+            create_pod(state, info, def, body)
+        }
         "delete" if def.plural == "pods" && info.subresource.is_none() => {
             delete_pod(state, info, def)
         }
@@ -707,7 +711,10 @@ fn pod_log(state: &std::sync::Arc<ServerState>, info: &Info, pod: &Value) -> Res
     }
     let cs = ["containerStatuses", "ephemeralContainerStatuses"]
         .iter()
-        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .filter_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(Value::as_array)
+        })
         .flatten()
         .find(|c| str_of(c, &["name"]) == Some(container.as_str()));
     let previous = matches!(info.param("previous"), Some("true" | "1"));
@@ -1195,7 +1202,9 @@ fn exec_request(
         .find(|(n, _)| *n == container)
         .map(|(_, i)| i.clone())
     else {
-        return bad_request(&format!("container {container} is not valid for pod {name}"));
+        return bad_request(&format!(
+            "container {container} is not valid for pod {name}"
+        ));
     };
     let phase = str_of(&pod, &["status", "phase"]).unwrap_or("Pending");
     if matches!(phase, "Succeeded" | "Failed") {
@@ -1229,7 +1238,10 @@ fn exec_request(
     // The kubelet: the container must be running.
     let running = ["containerStatuses", "ephemeralContainerStatuses"]
         .iter()
-        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .filter_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(Value::as_array)
+        })
         .flatten()
         .find(|cs| str_of(cs, &["name"]) == Some(container.as_str()))
         .is_some_and(|cs| cs.pointer("/state/running").is_some());
@@ -1241,7 +1253,9 @@ fn exec_request(
     }
     let key = header_str(headers, header::SEC_WEBSOCKET_KEY).to_string();
     if key.is_empty() || header_str(headers, header::SEC_WEBSOCKET_VERSION) != "13" {
-        return bad_request("websocket: not a websocket handshake: bad Sec-WebSocket-Key or version");
+        return bad_request(
+            "websocket: not a websocket handshake: bad Sec-WebSocket-Key or version",
+        );
     }
     let Some(on_upgrade) = upgrade else {
         return bad_request("Upgrade request required");
@@ -1358,7 +1372,9 @@ fn create_pod(
         );
     }
     let given = str_of(meta, &["name"]).unwrap_or_default().to_string();
-    let generate = str_of(meta, &["generateName"]).unwrap_or_default().to_string();
+    let generate = str_of(meta, &["generateName"])
+        .unwrap_or_default()
+        .to_string();
     let containers: Vec<Value> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -1403,14 +1419,25 @@ fn create_pod(
     }
     let created = now_rfc3339();
     let m = super::store::map_mut(super::store::child(&mut pod, "metadata"));
-    for k in ["resourceVersion", "managedFields", "deletionTimestamp", "selfLink"] {
+    for k in [
+        "resourceVersion",
+        "managedFields",
+        "deletionTimestamp",
+        "selfLink",
+    ] {
         m.remove(k);
     }
     m.insert("name".into(), json!(name));
     m.insert("namespace".into(), json!(ns));
     m.insert(
         "uid".into(),
-        json!(super::util::uid(&["Pod", &ns, &name, &created, &store.resource_version().to_string()])),
+        json!(super::util::uid(&[
+            "Pod",
+            &ns,
+            &name,
+            &created,
+            &store.resource_version().to_string()
+        ])),
     );
     m.insert("creationTimestamp".into(), json!(created));
     let spec = super::store::child(&mut pod, "spec");
@@ -1460,7 +1487,12 @@ fn create_pod(
 
 /// Remove a pod, kill what the stand-in runs for it; the deleted object (with its
 /// `deletionTimestamp`) as JSON.
-fn remove_pod(state: &ServerState, def: &'static ResourceDef, ns: &str, name: &str) -> Option<Value> {
+fn remove_pod(
+    state: &ServerState,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+) -> Option<Value> {
     let change = {
         let mut store = state.store_mut();
         let change = store.remove(def, ns, name)?;
@@ -1496,7 +1528,9 @@ fn delete_pods(state: &ServerState, info: &Info, def: &'static ResourceDef) -> R
     let names: Vec<(String, String)> = state
         .store()
         .list(def, ns.as_deref())
-        .filter(|(_, e)| f.labels.matches_labels(e.labels()) && f.fields.matches_with(|n| e.field(n)))
+        .filter(|(_, e)| {
+            f.labels.matches_labels(e.labels()) && f.fields.matches_with(|n| e.field(n))
+        })
         .map(|(k, _)| k.clone())
         .collect();
     let items: Vec<Value> = names
@@ -1585,7 +1619,9 @@ fn patch_ephemeral(
                     &[(
                         "spec.ephemeralContainers".into(),
                         "FieldValueForbidden",
-                        format!("Forbidden: existing ephemeral containers \"{oname}\" may not be removed"),
+                        format!(
+                            "Forbidden: existing ephemeral containers \"{oname}\" may not be removed"
+                        ),
                     )],
                 );
             }
@@ -1595,7 +1631,9 @@ fn patch_ephemeral(
                     &[(
                         "spec.ephemeralContainers".into(),
                         "FieldValueForbidden",
-                        format!("Forbidden: existing ephemeral containers \"{oname}\" may not be changed"),
+                        format!(
+                            "Forbidden: existing ephemeral containers \"{oname}\" may not be changed"
+                        ),
                     )],
                 );
             }

@@ -204,11 +204,23 @@ fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
         let c = chars[i];
         match c {
             ' ' | '\t' => {
-                finish(&mut word, &mut in_word, &mut cur, &mut pending_redirect, line)?;
+                finish(
+                    &mut word,
+                    &mut in_word,
+                    &mut cur,
+                    &mut pending_redirect,
+                    line,
+                )?;
                 i += 1;
             }
             ';' | '\n' => {
-                finish(&mut word, &mut in_word, &mut cur, &mut pending_redirect, line)?;
+                finish(
+                    &mut word,
+                    &mut in_word,
+                    &mut cur,
+                    &mut pending_redirect,
+                    line,
+                )?;
                 if pending_redirect.is_some() {
                     return Err(unexpected(line, if c == ';' { ";" } else { "newline" }));
                 }
@@ -297,7 +309,13 @@ fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
                     [('2', false)] if in_word => 2,
                     [('1', false)] if in_word => 1,
                     _ => {
-                        finish(&mut word, &mut in_word, &mut cur, &mut pending_redirect, line)?;
+                        finish(
+                            &mut word,
+                            &mut in_word,
+                            &mut cur,
+                            &mut pending_redirect,
+                            line,
+                        )?;
                         1
                     }
                 };
@@ -330,7 +348,13 @@ fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
             }
         }
     }
-    finish(&mut word, &mut in_word, &mut cur, &mut pending_redirect, line)?;
+    finish(
+        &mut word,
+        &mut in_word,
+        &mut cur,
+        &mut pending_redirect,
+        line,
+    )?;
     if pending_redirect.is_some() {
         return Err(unexpected(line, "end of file"));
     }
@@ -354,7 +378,10 @@ fn dollar(
             word.push((STATUS_MARK, true));
             Ok(i + 2)
         }
-        Some(c) if c.is_ascii_alphanumeric() || matches!(c, '_' | '{' | '(' | '$' | '#' | '@' | '*' | '!' | '-') => {
+        Some(c)
+            if c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '{' | '(' | '$' | '#' | '@' | '*' | '!' | '-') =>
+        {
             Err(SyntaxError {
                 line,
                 message: format!(
@@ -684,7 +711,10 @@ mod tests {
     fn ls_semantics() {
         let (out, err, exit) = sh("ls /nope /app/Npgsql.dll");
         assert_eq!(out, "/app/Npgsql.dll\n");
-        assert_eq!(err, "ls: cannot access '/nope': No such file or directory\n");
+        assert_eq!(
+            err,
+            "ls: cannot access '/nope': No such file or directory\n"
+        );
         assert_eq!(exit, Exit::Code(2));
         let (out, _, exit) = sh("ls /app/App_Data");
         assert_eq!(out, "elsa.sqlite.db\nelsa.sqlite.db-wal\n");
@@ -706,7 +736,10 @@ mod tests {
 
     #[test]
     fn shell_grammar() {
-        assert_eq!(sh("echo 'a  b' \"c $?\"; false; echo $?").0, "a  b c 0\n1\n");
+        assert_eq!(
+            sh("echo 'a  b' \"c $?\"; false; echo $?").0,
+            "a  b c 0\n1\n"
+        );
         assert_eq!(sh("exit 3; echo no").2, Exit::Code(3));
         assert_eq!(sh("ls /nope >/dev/null 2> /dev/null").1, "");
         let (_, err, exit) = sh("curl x");

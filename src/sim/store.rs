@@ -266,8 +266,10 @@ impl Store {
             .remove(&(ns.to_string(), name.to_string()))?;
         self.resource_version += 1;
         let mut obj = entry.value(def);
-        map_mut(child(&mut obj, "metadata"))
-            .insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        map_mut(child(&mut obj, "metadata")).insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
         let change = Change {
             rv: self.resource_version,
             res: (def.group, def.plural),
@@ -284,7 +286,12 @@ impl Store {
     /// Append to a container's current logs.
     pub fn append_log(&mut self, ns: &str, pod: &str, container: &str, text: &str) {
         self.logs
-            .entry((ns.to_string(), pod.to_string(), container.to_string(), false))
+            .entry((
+                ns.to_string(),
+                pod.to_string(),
+                container.to_string(),
+                false,
+            ))
             .or_default()
             .push_str(text);
     }

@@ -895,3 +895,84 @@ mod db_tests {
         );
     }
 }
+
+// What an image holds (ELSA-FACTS §1, §4): for the simulated cluster's exec and for checks
+// that look at `/app`.
+// ---------------------------------------------------------------------------------------------
+
+/// The host assembly an official server image runs (`CMD ["dotnet", "<this>"]`).
+pub fn host_assembly(flavor: Flavor) -> Option<&'static str> {
+    match flavor {
+        Flavor::ServerWeb => Some("Elsa.Server.Web.dll"),
+        Flavor::ServerAndStudio => Some("Elsa.ServerAndStudio.Web.dll"),
+        Flavor::ModularServer => Some("Elsa.ModularServer.Web.dll"),
+        Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
+/// The EF Core persistence assembly of a provider (`PostgreSql`, `Sqlite`) for a version: the
+/// modules were renamed in 3.6 (`Elsa.EntityFrameworkCore.*` → `Elsa.Persistence.EFCore.*`).
+/// An unknown version counts as the older name.
+pub fn persistence_assembly(provider: &str, version: Option<ElsaVersion>) -> String {
+    if version.is_some_and(|v| v.mm() >= (3, 6)) {
+        format!("Elsa.Persistence.EFCore.{provider}.dll")
+    } else {
+        format!("Elsa.EntityFrameworkCore.{provider}.dll")
+    }
+}
+
+/// Whether the stock image ships the PostgreSQL provider: Elsa.Server.Web 3.6+ references only
+/// the SQLite one.
+pub fn image_ships_postgres(flavor: Flavor, version: Option<ElsaVersion>) -> bool {
+    match flavor {
+        Flavor::ServerWeb => version.is_none_or(|v| v.mm() < (3, 6)),
+        Flavor::ServerAndStudio | Flavor::ModularServer => true,
+        Flavor::Studio | Flavor::Custom => false,
+    }
+}
+
+/// The assemblies under `/app` of a stock server image that tell what it can do: the host, the
+/// SQLite provider, and the PostgreSQL provider with Npgsql when the image ships it.
+pub fn image_app_files(flavor: Flavor, version: Option<ElsaVersion>) -> Vec<String> {
+    let Some(host) = host_assembly(flavor) else {
+        return Vec::new();
+    };
+    let mut files = vec![
+        host.to_string(),
+        "Elsa.dll".to_string(),
+        "Elsa.Workflows.Core.dll".to_string(),
+        "Microsoft.Data.Sqlite.dll".to_string(),
+        persistence_assembly("Sqlite", version),
+    ];
+    if image_ships_postgres(flavor, version) {
+        files.push(persistence_assembly("PostgreSql", version));
+        files.push("Npgsql.dll".to_string());
+        files.push("Npgsql.EntityFrameworkCore.PostgreSQL.dll".to_string());
+    }
+    files
+}
+
+#[cfg(test)]
+mod image_file_tests {
+    use super::*;
+
+    #[test]
+    fn provider_assemblies_follow_the_rename() {
+        let v35 = Some(ElsaVersion::new(3, 5));
+        let v36 = Some(ElsaVersion::new(3, 6));
+        assert_eq!(
+            persistence_assembly("PostgreSql", v35),
+            "Elsa.EntityFrameworkCore.PostgreSql.dll"
+        );
+        assert_eq!(
+            persistence_assembly("PostgreSql", v36),
+            "Elsa.Persistence.EFCore.PostgreSql.dll"
+        );
+        let files = image_app_files(Flavor::ServerWeb, v36);
+        assert!(files.contains(&"Elsa.Server.Web.dll".to_string()));
+        assert!(!files.iter().any(|f| f.contains("PostgreSql")));
+        let files = image_app_files(Flavor::ServerAndStudio, v35);
+        assert!(files.contains(&"Elsa.EntityFrameworkCore.PostgreSql.dll".to_string()));
+        assert!(image_app_files(Flavor::Studio, v35).is_empty());
+    }
+}

@@ -638,7 +638,8 @@ fn running_pod(pods: &Probe<Vec<Pod>>, container: Option<&str>) -> Option<(Strin
             .containers
             .iter()
             .any(|c| c.name == container);
-        (running && has).then(|| (p.metadata.name.clone()?, container.to_owned()))
+        let name = p.metadata.name.clone()?;
+        (running && has).then(|| (name, container.to_owned()))
     })
 }
 

@@ -10,6 +10,7 @@ pub mod files;
 pub mod kube;
 pub mod manifests;
 pub mod network;
+pub mod pod;
 pub mod tcp;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};

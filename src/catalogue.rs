@@ -111,6 +111,14 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/030-network.service.toml"),
     ),
     (
+        "031-network.dns.toml",
+        include_str!("../checks/031-network.dns.toml"),
+    ),
+    (
+        "032-network.tcp.toml",
+        include_str!("../checks/032-network.tcp.toml"),
+    ),
+    (
         "040-database.login.toml",
         include_str!("../checks/040-database.login.toml"),
     ),

@@ -127,6 +127,8 @@ pub static REGISTRY: &[CheckImpl] = &[
     config::PROBES,
     config::SIGNING_KEY,
     network::SERVICE,
+    network::DNS,
+    network::TCP,
     database::LOGIN,
     database::TABLES,
     database::MIGRATIONS,

@@ -8,7 +8,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{CheckImpl, Finding, not_observed};
 use crate::domain::service_host::{self, DEFAULT_CLUSTER_DOMAIN, Form, Host};
-use crate::facts::{DbService, FactKey, Facts, Probe};
+use crate::facts::{DbService, FactKey, Facts, NetworkObservation, Probe};
+use crate::gather::dns::DnsOutcome;
+use crate::gather::tcp::TcpOutcome;
+use crate::probe::ResolvConfSummary;
 use crate::report::Evidence;
 
 pub const SERVICE: CheckImpl = CheckImpl {
@@ -27,6 +30,31 @@ pub const SERVICE: CheckImpl = CheckImpl {
         "no-ready-endpoints",
     ],
     run: service,
+};
+
+pub const DNS: CheckImpl = CheckImpl {
+    id: "network.dns",
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::DbService,
+        FactKey::Network,
+    ],
+    causes: &["nxdomain", "servfail", "timeout"],
+    run: dns,
+};
+
+pub const TCP: CheckImpl = CheckImpl {
+    id: "network.tcp",
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::Network,
+    ],
+    causes: &["refused", "timeout", "unreachable"],
+    run: tcp,
 };
 
 /// The host and port Elsa connects to, or the finding that says why they are not known.
@@ -255,6 +283,222 @@ fn count_endpoints(slices: &[EndpointSlice], port: Option<&ServicePort>) -> (usi
         }
     }
     (ready, not_ready)
+}
+
+/// The in-cluster probes, or the finding for why there are none.
+fn observation(f: &Facts) -> Result<&NetworkObservation, Finding> {
+    match &f.network {
+        Probe::Observed(o) => Ok(o),
+        // A vantage that does not reach into the cluster network: a choice, not a failure.
+        Probe::NotAttempted(why) => Err(Finding::skip(why.clone())),
+        other => Err(not_observed(other, "the in-cluster probes")),
+    }
+}
+
+/// Where the probes ran, for evidence.
+fn vantage_evidence(o: &NetworkObservation) -> Evidence {
+    let value = match (&o.vantage[..], &o.via) {
+        ("here", _) => "this machine (--vantage here)".to_owned(),
+        ("debug-pod", Some(pod)) => {
+            format!("debug pod {pod} in the namespace (deleted after the run)")
+        }
+        ("ephemeral", Some(c)) => format!(
+            "ephemeral container {c} (it stays in the pod's spec until the pod is replaced)"
+        ),
+        (v, via) => format!("{v} {}", via.as_deref().unwrap_or("")),
+    };
+    Evidence::new("probed from", value)
+}
+
+fn resolv_evidence(o: &NetworkObservation) -> Option<Evidence> {
+    match &o.report.resolv_conf {
+        ResolvConfSummary::Read {
+            path,
+            nameservers,
+            search,
+            ndots,
+            ..
+        } => Some(
+            Evidence::new(
+                "resolv.conf",
+                format!(
+                    "nameserver {}; search {}; ndots:{ndots}",
+                    nameservers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if search.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        search.join(" ")
+                    }
+                ),
+            )
+            .from(path.display().to_string()),
+        ),
+        ResolvConfSummary::Unreadable { path, error } => Some(
+            Evidence::new("resolv.conf", format!("unreadable: {error}"))
+                .from(path.display().to_string()),
+        ),
+    }
+}
+
+fn dns(f: &Facts) -> Finding {
+    let (host, port) = match db_endpoint(f) {
+        Ok(e) => e,
+        Err(skip) => return skip,
+    };
+    let o = match observation(f) {
+        Ok(o) => o,
+        Err(finding) => return finding.var("db_host", &host),
+    };
+    let base = |finding: Finding| {
+        let mut finding = finding
+            .with(vantage_evidence(o))
+            .var("db_host", &host)
+            .var("db_port", port.to_string());
+        if let Some(r) = resolv_evidence(o) {
+            finding = finding.with(r);
+        }
+        if let Some(pod) = &o.via {
+            finding = finding.var("pod", pod.split('/').next().unwrap_or(pod));
+        }
+        finding
+    };
+    if let Host::Ip(ip) = service_host::classify(&host, &f.scope.namespace) {
+        return base(Finding::skip(format!(
+            "{ip} is an IP address: there is nothing to resolve"
+        )));
+    }
+    let Some(d) = o.report.dns.first() else {
+        return base(Finding::unknown(None, "the probe returned no DNS result"));
+    };
+    let tried = d
+        .attempts
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.outcome))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tried = Evidence::new("names tried, in order", tried);
+    let finding = match &d.outcome {
+        DnsOutcome::Resolved => Finding::pass(format!(
+            "{host} resolves to {} (as {})",
+            d.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.answered_by.as_deref().unwrap_or(&host)
+        )),
+        DnsOutcome::NxDomain => {
+            let hint = elsewhere_hint(f);
+            let finding = Finding::problem(
+                "nxdomain",
+                format!(
+                    "{host} does not resolve: every name the search list produced is unknown to cluster DNS{}",
+                    hint.as_ref()
+                        .map(|(ns, fqdn)| format!(
+                            "; a Service of that name exists in namespace {ns}: use {fqdn}"
+                        ))
+                        .unwrap_or_default()
+                ),
+            );
+            match hint {
+                Some((_, fqdn)) => finding.var("fqdn", fqdn),
+                None => finding,
+            }
+        }
+        DnsOutcome::ServFail => Finding::problem(
+            "servfail",
+            format!("{host} could not be resolved: the nameserver answered SERVFAIL"),
+        ),
+        DnsOutcome::Timeout => Finding::problem(
+            "timeout",
+            format!("{host} could not be resolved: the nameserver did not answer in time"),
+        ),
+        DnsOutcome::Error { reason } => {
+            Finding::unknown(None, format!("{host} could not be resolved: {reason}"))
+        }
+    };
+    base(finding.with(tried))
+}
+
+/// A Service with the host's name in another namespace, as (namespace, full name).
+fn elsewhere_hint(f: &Facts) -> Option<(String, String)> {
+    let s = f.db_service.observed()?;
+    let ns = s.elsewhere.observed()?.first()?;
+    Some((
+        ns.clone(),
+        service_host::fqdn(&s.name, ns, DEFAULT_CLUSTER_DOMAIN),
+    ))
+}
+
+fn tcp(f: &Facts) -> Finding {
+    let (host, port) = match db_endpoint(f) {
+        Ok(e) => e,
+        Err(skip) => return skip,
+    };
+    let o = match observation(f) {
+        Ok(o) => o,
+        Err(finding) => return finding.var("db_host", &host),
+    };
+    let base = |finding: Finding| {
+        let mut finding = finding
+            .with(vantage_evidence(o))
+            .var("db_host", &host)
+            .var("db_port", port.to_string());
+        if let Some(pod) = &o.via {
+            finding = finding.var("pod", pod.split('/').next().unwrap_or(pod));
+        }
+        finding
+    };
+    let Some(t) = o.report.tcp.first() else {
+        return base(Finding::unknown(None, "the probe returned no TCP result"));
+    };
+    let attempts = t
+        .attempts
+        .iter()
+        .map(|a| format!("{} {} ({} ms)", a.address, a.outcome, a.elapsed_ms))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let evidence = Evidence::new(
+        "attempts",
+        if attempts.is_empty() {
+            "none".to_owned()
+        } else {
+            attempts
+        },
+    );
+    let finding = match &t.outcome {
+        TcpOutcome::Connected { address } => Finding::pass(format!(
+            "{host}:{port} accepts connections ({address}, {} ms)",
+            t.elapsed_ms
+        )),
+        TcpOutcome::Refused => Finding::problem(
+            "refused",
+            format!(
+                "{host}:{port} refused the connection: the address answers, but nothing listens on the port"
+            ),
+        ),
+        TcpOutcome::TimedOut => Finding::problem(
+            "timeout",
+            format!(
+                "{host}:{port} did not answer within --timeout: packets are dropped on the way"
+            ),
+        ),
+        TcpOutcome::Unreachable => Finding::problem(
+            "unreachable",
+            format!("{host}:{port} is unreachable: no route to the host or its network"),
+        ),
+        TcpOutcome::NameNotResolved { dns } => Finding::skip(format!(
+            "not attempted: {host} does not resolve ({dns}) — see network.dns"
+        )),
+        TcpOutcome::Error { reason } => {
+            Finding::unknown(None, format!("{host}:{port} could not be tried: {reason}"))
+        }
+    };
+    base(finding.with(evidence))
 }
 
 fn describe_port(p: &ServicePort) -> String {

@@ -382,18 +382,32 @@ pub async fn ephemeral(
     let pp = kube::api::PatchParams::default();
     match tokio::time::timeout(
         timeout,
-        api.patch_subresource("ephemeralcontainers", &pod, &pp, &kube::api::Patch::Strategic(patch)),
+        api.patch_subresource(
+            "ephemeralcontainers",
+            &pod,
+            &pp,
+            &kube::api::Patch::Strategic(patch),
+        ),
     )
     .await
     {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return classify(&e, "patch", "pods/ephemeralcontainers"),
-        Err(_) => return Probe::failed(None, "adding the ephemeral container took longer than --timeout"),
+        Err(_) => {
+            return Probe::failed(
+                None,
+                "adding the ephemeral container took longer than --timeout",
+            );
+        }
     }
     let limit = Duration::from_secs(spec.deadline_seconds.unsigned_abs());
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={pod}"))
-        .timeout(u32::try_from(limit.as_secs().max(1)).unwrap_or(u32::MAX).min(290));
+        .timeout(
+            u32::try_from(limit.as_secs().max(1))
+                .unwrap_or(u32::MAX)
+                .min(290),
+        );
     let wait = async {
         let mut stream = match api.watch(&wp, "0").await {
             Ok(s) => s.boxed(),
@@ -403,7 +417,10 @@ pub async fn ephemeral(
             let p = match event {
                 Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
                 Ok(WatchEvent::Deleted(_)) => {
-                    return Err(Probe::failed(None, format!("pod {pod} was deleted while the probe ran")));
+                    return Err(Probe::failed(
+                        None,
+                        format!("pod {pod} was deleted while the probe ran"),
+                    ));
                 }
                 Ok(WatchEvent::Bookmark(_)) => continue,
                 Ok(WatchEvent::Error(e)) => return Err(Probe::failed(Some(e.code), e.message)),
@@ -422,21 +439,34 @@ pub async fn ephemeral(
                 .as_ref()
                 .and_then(|s| s.waiting.as_ref())
                 .and_then(|w| w.reason.clone())
-                .filter(|r| r.contains("ImagePull") || r == "ErrImagePull" || r == "InvalidImageName")
+                .filter(|r| {
+                    r.contains("ImagePull") || r == "ErrImagePull" || r == "InvalidImageName"
+                })
             {
                 return Err(Probe::failed(
                     None,
-                    format!("ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"),
+                    format!(
+                        "ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"
+                    ),
                 ));
             }
         }
-        Err(Probe::failed(None, "the watch on the pod ended before the ephemeral container finished"))
+        Err(Probe::failed(
+            None,
+            "the watch on the pod ended before the ephemeral container finished",
+        ))
     };
     let exit_code = match tokio::time::timeout(limit, wait).await {
         Ok(Ok(code)) => code,
         Ok(Err(p)) => return p,
         Err(_) => {
-            return Probe::failed(None, format!("the ephemeral container did not finish within {}s", limit.as_secs()));
+            return Probe::failed(
+                None,
+                format!(
+                    "the ephemeral container did not finish within {}s",
+                    limit.as_secs()
+                ),
+            );
         }
     };
     let lp = LogParams {
@@ -451,7 +481,10 @@ pub async fn ephemeral(
             exit_code,
         }),
         Ok(Err(e)) => classify(&e, "get", "pods/log"),
-        Err(_) => Probe::failed(None, "reading the ephemeral container's log took longer than --timeout"),
+        Err(_) => Probe::failed(
+            None,
+            "reading the ephemeral container's log took longer than --timeout",
+        ),
     }
 }
 

@@ -151,18 +151,21 @@ pub async fn probe(
             };
             crate::gather::debug_pod::run(client, namespace, spec, options.janitor.clone(), timeout)
                 .await
-                .and_then(|ran| parse_report(&ran.output, &ran.pod).map(|report| {
-                    crate::facts::NetworkObservation {
-                        vantage: "debug-pod".to_owned(),
-                        via: Some(ran.pod),
-                        report,
-                    }
-                }))
+                .and_then(|ran| {
+                    parse_report(&ran.output, &ran.pod).map(|report| {
+                        crate::facts::NetworkObservation {
+                            vantage: "debug-pod".to_owned(),
+                            via: Some(ran.pod),
+                            report,
+                        }
+                    })
+                })
         }
         Vantage::Ephemeral => {
             let Some((pod, container)) = ephemeral_target else {
                 return Probe::NotAttempted(
-                    "no running Elsa pod to add an ephemeral container to — see workload.pods".to_owned(),
+                    "no running Elsa pod to add an ephemeral container to — see workload.pods"
+                        .to_owned(),
                 );
             };
             let mut args = probe_args(&host, port, timeout);
@@ -177,13 +180,15 @@ pub async fn probe(
             };
             crate::gather::debug_pod::ephemeral(client, namespace, pod, container, spec, timeout)
                 .await
-                .and_then(|ran| parse_report(&ran.output, &ran.pod).map(|report| {
-                    crate::facts::NetworkObservation {
-                        vantage: "ephemeral".to_owned(),
-                        via: Some(ran.pod),
-                        report,
-                    }
-                }))
+                .and_then(|ran| {
+                    parse_report(&ran.output, &ran.pod).map(|report| {
+                        crate::facts::NetworkObservation {
+                            vantage: "ephemeral".to_owned(),
+                            via: Some(ran.pod),
+                            report,
+                        }
+                    })
+                })
         }
     }
 }
@@ -211,7 +216,10 @@ fn with_targets(
 /// The probe pod must outlive the probes (each bounded by `timeout`) plus scheduling and an
 /// image pull; the kubelet kills it after this many seconds whatever happens to the doctor.
 fn deadline_seconds(timeout: Duration) -> i64 {
-    i64::try_from(timeout.as_secs()).unwrap_or(60).saturating_mul(2) + 120
+    i64::try_from(timeout.as_secs())
+        .unwrap_or(60)
+        .saturating_mul(2)
+        + 120
 }
 
 /// The probe's JSON report from its log. Anything else in the log (a crash, an image without
@@ -228,7 +236,16 @@ pub fn parse_report(output: &str, pod: &str) -> Probe<crate::probe::ProbeReport>
             None,
             format!(
                 "the probe in {pod} printed no report ({e}); its log begins: {:?}",
-                crate::redact::text(output.lines().next().unwrap_or("").chars().take(200).collect::<String>().as_str())
+                crate::redact::text(
+                    output
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                        .as_str()
+                )
             ),
         ),
     }

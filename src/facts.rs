@@ -285,6 +285,37 @@ impl From<k8s_openapi::api::core::v1::Secret> for SecretData {
     }
 }
 
+/// Logs of one container of one Elsa pod, redacted when they were read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodLog {
+    pub pod: String,
+    pub container: String,
+    /// The previous (terminated) instance of the container, not the current one.
+    pub previous: bool,
+    /// The tail of the log; `Absent` when there is no previous instance to read.
+    pub text: Probe<String>,
+}
+
+/// What the Elsa health endpoint answered through a port-forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthObservation {
+    pub pod: String,
+    /// The container port forwarded to.
+    pub port: u16,
+    pub path: String,
+    pub answer: HealthAnswer,
+}
+
+/// The health endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum HealthAnswer {
+    /// An HTTP response: its status and the start of its body (redacted).
+    Http { status: u16, body: String },
+    /// Nothing accepted the connection on the port inside the pod (the kubelet's message).
+    Refused { message: String },
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -346,6 +377,21 @@ pub struct Facts {
     pub db_target: Option<DbTarget>,
     /// The database session.
     pub database: Probe<DbObservation>,
+    /// Recent logs of the Elsa container of every workload pod, and the previous instance's
+    /// for restarted containers.
+    #[serde(default = "not_gathered")]
+    pub logs: Probe<Vec<PodLog>>,
+    /// The Elsa health endpoint of one ready pod.
+    #[serde(default = "not_gathered")]
+    pub health: Probe<HealthObservation>,
+    /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
+    #[serde(default = "not_gathered")]
+    pub db_pods: Probe<Vec<Pod>>,
+}
+
+/// A fact missing from a facts file written before it existed.
+fn not_gathered<T>() -> Probe<T> {
+    Probe::NotAttempted("not in this facts file".to_owned())
 }
 
 impl Facts {
@@ -368,6 +414,9 @@ impl Facts {
             env_literals: BTreeMap::new(),
             db_target: None,
             database: Probe::NotAttempted(na()),
+            logs: Probe::NotAttempted(na()),
+            health: Probe::NotAttempted(na()),
+            db_pods: Probe::NotAttempted(na()),
         }
     }
 }
@@ -402,6 +451,9 @@ impl Facts {
             FactKey::ConfigSources => {}
             FactKey::Services => self.services = state(why),
             FactKey::Database => self.database = state(why),
+            FactKey::Logs => self.logs = state(why),
+            FactKey::Health => self.health = state(why),
+            FactKey::DbPods => self.db_pods = state(why),
         }
     }
 }
@@ -419,6 +471,27 @@ pub enum FactKey {
     ConfigSources,
     Services,
     Database,
+    Logs,
+    Health,
+    DbPods,
+}
+
+impl FactKey {
+    /// Every fact, in no particular order.
+    pub const ALL: [FactKey; 12] = [
+        FactKey::ServerVersion,
+        FactKey::Namespace,
+        FactKey::Access,
+        FactKey::Workloads,
+        FactKey::Pods,
+        FactKey::Events,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::Database,
+        FactKey::Logs,
+        FactKey::Health,
+        FactKey::DbPods,
+    ];
 }
 
 /// One gathered fact, as sent from `gather` to the runner. Each update is built once and moved
@@ -448,6 +521,9 @@ pub enum FactUpdate {
         target: Option<DbTarget>,
         observation: Probe<DbObservation>,
     },
+    Logs(Probe<Vec<PodLog>>),
+    Health(Probe<HealthObservation>),
+    DbPods(Probe<Vec<Pod>>),
 }
 
 impl FactUpdate {
@@ -464,6 +540,9 @@ impl FactUpdate {
             FactUpdate::ConfigSources { .. } => FactKey::ConfigSources,
             FactUpdate::Services(_) => FactKey::Services,
             FactUpdate::Database { .. } => FactKey::Database,
+            FactUpdate::Logs(_) => FactKey::Logs,
+            FactUpdate::Health(_) => FactKey::Health,
+            FactUpdate::DbPods(_) => FactKey::DbPods,
         })
     }
 
@@ -500,6 +579,9 @@ impl FactUpdate {
                 facts.db_target = target;
                 facts.database = observation;
             }
+            FactUpdate::Logs(p) => facts.logs = p,
+            FactUpdate::Health(p) => facts.health = p,
+            FactUpdate::DbPods(p) => facts.db_pods = p,
         }
     }
 }

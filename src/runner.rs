@@ -176,18 +176,8 @@ pub async fn run(
 }
 
 fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
-    [
-        FactKey::ServerVersion,
-        FactKey::Namespace,
-        FactKey::Access,
-        FactKey::Workloads,
-        FactKey::Pods,
-        FactKey::Events,
-        FactKey::ConfigSources,
-        FactKey::Services,
-        FactKey::Database,
-    ]
-    .into_iter()
+    FactKey::ALL
+        .into_iter()
     .filter(|k| !arrived.contains(k))
     .collect()
 }

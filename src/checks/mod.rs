@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod database;
 pub mod production;
+pub mod runtime;
 pub mod view;
 pub mod workload;
 
@@ -134,6 +135,9 @@ pub static REGISTRY: &[CheckImpl] = &[
     production::DB_TLS,
     database::POOL,
     production::INLINE_SECRETS,
+    runtime::LOGS,
+    runtime::HEALTH,
+    production::DB_STORAGE,
 ];
 
 pub fn find(id: &str) -> Option<&'static CheckImpl> {

@@ -28,6 +28,7 @@ use crate::facts::{
     AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
     ResourceRule, Scope, SecretData, ServerVersion,
 };
+use crate::gather::db;
 use crate::redact;
 
 /// Attempts per read: the first try plus two retries.
@@ -389,9 +390,12 @@ pub async fn gather(
             statefulsets,
             literals,
         });
-        let (name, selector, (config_map_names, secret_names)) = match target {
+        let (name, selector, (config_map_names, secret_names), identity) = match target {
             Ok(t) => t,
             Err(why) => {
+                send(FactUpdate::Logs(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Health(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Events(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::ConfigSources {
@@ -412,6 +416,9 @@ pub async fn gather(
             FactKey::ConfigSources,
             FactKey::Services,
             FactKey::Database,
+            FactKey::Logs,
+            FactKey::Health,
+            FactKey::DbPods,
         ]));
         let sources_then_database = sources_and_database(
             client.clone(),
@@ -432,9 +439,35 @@ pub async fn gather(
             if let Probe::Observed(list) = &pods {
                 objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
             }
+            let listed = pods.clone();
             send(FactUpdate::Pods(pods));
-            let events = events_for(&client, ns, &objects, timeout).await;
-            send(FactUpdate::Events(events));
+            // Events, logs and the health endpoint all need only the pod list: at once.
+            let events = async {
+                let events = events_for(&client, ns, &objects, timeout).await;
+                send(FactUpdate::Events(events));
+            };
+            let logs = async {
+                let logs = match (&listed, &identity) {
+                    (Probe::Observed(pods), Some(id)) => {
+                        super::logs::gather(&client, ns, pods, &id.container, timeout).await
+                    }
+                    (Probe::Observed(_), None) => Probe::NotAttempted(
+                        "no Elsa container identified — see workload.flavor".to_owned(),
+                    ),
+                    (other, _) => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Logs(logs));
+            };
+            let health = async {
+                let health = match &listed {
+                    Probe::Observed(pods) => {
+                        super::health::gather(&client, ns, pods, identity.as_ref(), timeout).await
+                    }
+                    other => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Health(health));
+            };
+            futures::join!(events, logs, health);
         };
         futures::join!(sources_then_database, pods_then_events);
     };
@@ -447,7 +480,12 @@ fn scrubbed<T: Clone>(
     list: kube::api::ObjectList<T>,
     spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
 ) -> Vec<T> {
-    list.items
+    scrubbed_items(list.items, spec)
+}
+
+/// Items with the secrets in their pod specs masked.
+fn scrubbed_items<T>(items: Vec<T>, spec: impl Fn(&mut T) -> Option<&mut PodSpec>) -> Vec<T> {
+    items
         .into_iter()
         .map(|mut item| {
             if let Some(s) = spec(&mut item) {
@@ -510,20 +548,54 @@ async fn sources_and_database(
     let _ = tx.send(sources);
     let _ = tx.send(FactUpdate::Services(services));
     let known_services = known.services.observed().cloned().unwrap_or_default();
+    let send_db_pods = |backend: &Result<db::Backend, Probe<()>>| {
+        let pods = match backend {
+            Ok(b) => b
+                .pods
+                .clone()
+                .map(|pods| scrubbed_items(pods, |p: &mut Pod| p.spec.as_mut())),
+            Err(p) => db::recast(p.clone()),
+        };
+        let _ = tx.send(FactUpdate::DbPods(pods));
+    };
     let (target, observation) = match crate::checks::config::database_plan(&known) {
         Ok(plan) => {
-            let (t, o) = crate::gather::db::observe(
-                plan,
-                vantage,
-                Some(client),
-                ns,
-                known_services,
-                timeout,
-            )
-            .await;
+            let host = plan
+                .conn
+                .hosts()
+                .first()
+                .map(|h| h.host.clone())
+                .unwrap_or_default();
+            let find_backend = db::backend(&client, &ns, &known_services, &host, timeout);
+            let (t, o) = match vantage {
+                // The port-forward goes to a pod of that one list.
+                db::Vantage::PortForward => {
+                    let backend = find_backend.await;
+                    send_db_pods(&backend);
+                    db::observe(
+                        plan,
+                        vantage,
+                        Some(client.clone()),
+                        Some(backend),
+                        timeout,
+                    )
+                    .await
+                }
+                db::Vantage::Here => {
+                    let (backend, observed) = futures::join!(
+                        find_backend,
+                        db::observe(plan, vantage, None, None, timeout)
+                    );
+                    send_db_pods(&backend);
+                    observed
+                }
+            };
             (Some(t), o)
         }
-        Err(why) => (None, Probe::NotAttempted(why)),
+        Err(why) => {
+            let _ = tx.send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
+            (None, Probe::NotAttempted(why))
+        }
     };
     let _ = tx.send(FactUpdate::Database {
         target,
@@ -540,7 +612,7 @@ fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
     hint: Option<&str>,
-) -> Result<(String, String, SourceNames), String> {
+) -> Result<(String, String, SourceNames, Option<elsa::Identity>), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
     let all = Workload::all(
@@ -555,7 +627,7 @@ fn select(
                 .ok_or_else(|| format!("{} has no selector", w.reference()))?;
             let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
             let sources = w.pod_spec().map(referenced_sources).unwrap_or_default();
-            Ok((w.name().to_owned(), query, sources))
+            Ok((w.name().to_owned(), query, sources, elsa::identify(w)))
         }
         _ => Err("no Elsa workload identified: see workload.found".to_owned()),
     }

@@ -3,7 +3,9 @@
 //! masked. Nothing outside this module uses kube-rs.
 
 pub mod db;
+pub mod health;
 pub mod kube;
+pub mod logs;
 pub mod manifests;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};

@@ -78,10 +78,21 @@ pub async fn gather(
     Probe::Observed(reads)
 }
 
+/// Redacts line by line: a connection string's value ends at the line's end, so a password
+/// near the end of one line must not take the following lines with it.
+pub fn redact_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(&crate::redact::text(line));
+        out.push('\n');
+    }
+    out
+}
+
 /// One log read, classified.
 async fn read(api: &Api<Pod>, pod: &str, lp: &LogParams, timeout: Duration) -> Probe<String> {
     match tokio::time::timeout(timeout, api.logs(pod, lp)).await {
-        Ok(Ok(text)) => Probe::Observed(crate::redact::text(&text)),
+        Ok(Ok(text)) => Probe::Observed(redact_lines(&text)),
         Ok(Err(kube::Error::Api(s)))
             if lp.previous && s.code == 400 && s.message.contains("previous terminated container") =>
         {

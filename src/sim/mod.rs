@@ -11,6 +11,7 @@
 //! [`Scenario::with_port_forward`]).
 
 pub mod config;
+mod http;
 mod portforward;
 mod rbac;
 mod resources;
@@ -472,7 +473,7 @@ impl SimServer {
         let namespace = scenario.default_namespace().to_string();
         let token = random_token();
         let cfg = &scenario.config;
-        let port_forwards = cfg
+        let mut port_forwards: Vec<(String, String, u16, String)> = cfg
             .port_forwards
             .iter()
             .map(|f| {
@@ -484,6 +485,28 @@ impl SimServer {
                 )
             })
             .collect();
+        let closing = tokio::sync::watch::channel(false).0;
+        // Pods that answer HTTP: a responder each, behind the port-forward to their port (an
+        // explicit `portForwards` entry for the same port wins).
+        for (i, p) in cfg.pods.iter().enumerate() {
+            let Some(http) = &p.http else { continue };
+            let Some(name) = &p.name else {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: http needs the pod's name"
+                )));
+            };
+            let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
+            if port_forwards
+                .iter()
+                .any(|(n, pod, port, _)| *n == ns && pod == name && *port == http.port)
+            {
+                continue;
+            }
+            let to = http::spawn(http.responses.clone(), closing.subscribe())
+                .await
+                .map_err(SimError::Bind)?;
+            port_forwards.push((ns, name.clone(), http.port, to.to_string()));
+        }
         let mut version = json!({
             "major": "1",
             "minor": "33",
@@ -518,7 +541,7 @@ impl SimServer {
             log: Mutex::new(Vec::new()),
             port_forwards,
             connect_requires_create,
-            closing: tokio::sync::watch::channel(false).0,
+            closing,
         });
         let app = axum::Router::new()
             .fallback(server::handle)

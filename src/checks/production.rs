@@ -397,12 +397,9 @@ fn pg_container(
 }
 
 fn db_storage(f: &Facts) -> Finding {
-    let plan = match super::config::database_plan(f) {
-        Ok(p) => p,
+    let (host, unused) = match db_host(f) {
+        Ok(h) => h,
         Err(why) => return Finding::skip(format!("database host not known: {why}")),
-    };
-    let Some(host) = plan.conn.hosts().into_iter().next() else {
-        return Finding::skip("the connection string names no host — see config.connection-string");
     };
     let ns = f.scope.namespace.as_str();
     let Some((svc, svc_ns)) = crate::gather::db::service_of(&host.host, ns) else {
@@ -495,7 +492,39 @@ fn db_storage(f: &Facts) -> Finding {
             other => super::not_observed(other, "the PostgreSQL pods"),
         };
     };
-    judge_storage(&svc, &subject)
+    let finding = judge_storage(&svc, &subject);
+    match unused {
+        Some(why) => finding.with(Evidence::new("Elsa and this database", why)),
+        None => finding,
+    }
+}
+
+/// The database host of the effective connection string, and, when Elsa does not use that
+/// database (yet), why: the PostgreSQL a deployment means to use deserves persistent storage
+/// before the provider is fixed.
+fn db_host(f: &Facts) -> Result<(npgsql::HostPort, Option<String>), String> {
+    let (conn, unused) = match super::config::database_plan(f) {
+        Ok(plan) => (plan.conn, None),
+        Err(why) => {
+            let configured = super::view::view(f).ok().and_then(|v| {
+                let key = format!("ConnectionStrings:{}", connection_name(&v));
+                let s = v
+                    .config
+                    .get(&key)
+                    .filter(|s| s.source != Source::ImageDefault && !s.value.runtime_only)?;
+                npgsql::parse(s.value.expose()).ok()
+            });
+            match configured {
+                Some(conn) => (conn, Some(format!("configured, but not in use: {why}"))),
+                None => return Err(why),
+            }
+        }
+    };
+    conn.hosts()
+        .into_iter()
+        .next()
+        .map(|h| (h, unused))
+        .ok_or_else(|| "the connection string names no host — see config.connection-string".into())
 }
 
 fn judge_storage(svc: &str, s: &DbSubject<'_>) -> Finding {

@@ -53,3 +53,36 @@ pub async fn spawn(
     });
     Ok(addr)
 }
+
+/// Names of the pods a workload (`deployment/x`, `statefulset/x`) owns, from their owner
+/// references (a Deployment's pods belong to its ReplicaSet `x-<hash>`).
+pub fn pods_of(store: &super::store::Store, ns: &str, workload: &str) -> Vec<String> {
+    let Some(def) = super::resources::find("", "v1", "pods") else {
+        return Vec::new();
+    };
+    let (kind, name) = workload.split_once('/').unwrap_or(("", workload));
+    let kind = kind.to_ascii_lowercase();
+    store
+        .list(def, Some(ns))
+        .filter(|(_, e)| {
+            let pod = e.value(def);
+            let owners = pod
+                .pointer("/metadata/ownerReferences")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            owners.iter().any(|o| {
+                let owner_kind = o.get("kind").and_then(serde_json::Value::as_str).unwrap_or("");
+                let owner = o.get("name").and_then(serde_json::Value::as_str).unwrap_or("");
+                match (kind.as_str(), owner_kind) {
+                    ("deployment", "ReplicaSet") => {
+                        owner.rsplit_once('-').is_some_and(|(d, _)| d == name)
+                    }
+                    ("statefulset", "StatefulSet") => owner == name,
+                    _ => false,
+                }
+            })
+        })
+        .map(|((_, n), _)| n.clone())
+        .collect()
+}

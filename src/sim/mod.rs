@@ -490,22 +490,29 @@ impl SimServer {
         // explicit `portForwards` entry for the same port wins).
         for (i, p) in cfg.pods.iter().enumerate() {
             let Some(http) = &p.http else { continue };
-            let Some(name) = &p.name else {
-                return Err(SimError::Scenario(format!(
-                    "sim.yaml: pods[{i}]: http needs the pod's name"
-                )));
-            };
             let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
-            if port_forwards
-                .iter()
-                .any(|(n, pod, port, _)| *n == ns && pod == name && *port == http.port)
-            {
-                continue;
+            let names = match &p.name {
+                Some(name) => vec![name.clone()],
+                None => http::pods_of(&scenario.store, &ns, &p.workload),
+            };
+            if names.is_empty() {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: http: no pods of {} in namespace {ns}",
+                    p.workload
+                )));
             }
-            let to = http::spawn(http.responses.clone(), closing.subscribe())
-                .await
-                .map_err(SimError::Bind)?;
-            port_forwards.push((ns, name.clone(), http.port, to.to_string()));
+            for name in names {
+                if port_forwards
+                    .iter()
+                    .any(|(n, pod, port, _)| *n == ns && *pod == name && *port == http.port)
+                {
+                    continue;
+                }
+                let to = http::spawn(http.responses.clone(), closing.subscribe())
+                    .await
+                    .map_err(SimError::Bind)?;
+                port_forwards.push((ns.clone(), name, http.port, to.to_string()));
+            }
         }
         let mut version = json!({
             "major": "1",

@@ -404,7 +404,7 @@ fn db_storage(f: &Facts) -> Finding {
     let ns = f.scope.namespace.as_str();
     let Some((svc, svc_ns)) = crate::gather::db::service_of(&host.host, ns) else {
         return Finding::skip(format!(
-            "{} is not a Service of this cluster (an external database): its storage is looked after where it runs",
+            "{} names no Service (an external database): its storage is looked after where it runs",
             host.host
         ));
     };

@@ -42,8 +42,7 @@ async fn main() -> ExitCode {
             plan,
             Vantage::Here,
             None,
-            "elsa".into(),
-            Vec::new(),
+            None,
             Duration::from_secs(5),
         )
         .await;

@@ -178,8 +178,8 @@ pub async fn run(
 fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
     FactKey::ALL
         .into_iter()
-    .filter(|k| !arrived.contains(k))
-    .collect()
+        .filter(|k| !arrived.contains(k))
+        .collect()
 }
 
 /// Runs every check that can run now.

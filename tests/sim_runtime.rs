@@ -140,7 +140,10 @@ async fn logs_are_read_per_pod_with_the_previous_instance_and_redacted() {
         panic!("previous logs of elsa-b: {read:?}");
     };
     assert!(prev.contains("28P01"), "{prev}");
-    assert!(!prev.contains("hunter2-secret"), "redacted at gather time: {prev}");
+    assert!(
+        !prev.contains("hunter2-secret"),
+        "redacted at gather time: {prev}"
+    );
     // Restarted but no terminated instance left to read: nothing there, not a failure.
     assert_eq!(find("elsa-c", true), Some(Probe::Absent));
     // Every read asked for a bounded tail of the Elsa container.
@@ -152,7 +155,9 @@ async fn logs_are_read_per_pod_with_the_previous_instance_and_redacted() {
     assert_eq!(log_reads.len(), 5, "{log_reads:?}");
     assert!(log_reads.iter().all(|r| {
         let q = r.query.clone().unwrap_or_default();
-        q.contains("tailLines=200") && q.contains("container=elsa-server") && q.contains("limitBytes=")
+        q.contains("tailLines=200")
+            && q.contains("container=elsa-server")
+            && q.contains("limitBytes=")
     }));
 }
 
@@ -175,11 +180,15 @@ async fn refused_log_reads_make_the_fact_forbidden() {
 async fn the_health_endpoint_answers_through_a_port_forward() {
     let (server, client) = start(SIM).await;
     let pods = elsa_pods(&client).await;
-    let Probe::Observed(h) = health::gather(&client, "elsa", &pods, Some(&identity()), TIMEOUT).await
+    let Probe::Observed(h) =
+        health::gather(&client, "elsa", &pods, Some(&identity()), TIMEOUT).await
     else {
         panic!("health not observed");
     };
-    assert_eq!((h.pod.as_str(), h.port, h.path.as_str()), ("elsa-a", 8080, "/health/ready"));
+    assert_eq!(
+        (h.pod.as_str(), h.port, h.path.as_str()),
+        ("elsa-a", 8080, "/health/ready")
+    );
     assert_eq!(
         h.answer,
         HealthAnswer::Http {
@@ -197,11 +206,15 @@ async fn the_health_endpoint_answers_through_a_port_forward() {
     // A 3.7 image is asked at `/`, which this pod does not answer: a real 404.
     let mut id = identity();
     id.version = Some(ElsaVersion::new(3, 7));
-    let Probe::Observed(h) = health::gather(&client, "elsa", &pods, Some(&id), TIMEOUT).await else {
+    let Probe::Observed(h) = health::gather(&client, "elsa", &pods, Some(&id), TIMEOUT).await
+    else {
         panic!("health not observed");
     };
     assert_eq!(h.path, "/");
-    assert!(matches!(h.answer, HealthAnswer::Http { status: 404, .. }), "{h:?}");
+    assert!(
+        matches!(h.answer, HealthAnswer::Http { status: 404, .. }),
+        "{h:?}"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +223,12 @@ async fn a_closed_port_a_refusal_and_no_ready_pod_are_told_apart() {
     let quiet = SIM.replace("    http:\n", "    httpOff:\n");
     let quiet = quiet
         .lines()
-        .filter(|l| !l.contains("httpOff") && !l.contains("port: 8080") && !l.contains("responses:") && !l.contains("/health/ready"))
+        .filter(|l| {
+            !l.contains("httpOff")
+                && !l.contains("port: 8080")
+                && !l.contains("responses:")
+                && !l.contains("/health/ready")
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let (_server, client) = start(&quiet).await;
@@ -268,10 +286,17 @@ async fn the_database_service_leads_to_its_pods_once() {
     let Probe::Observed(pods) = &b.pods else {
         panic!("{:?}", b.pods);
     };
-    let names: Vec<_> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let names: Vec<_> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     assert_eq!(names, ["postgres-0"]);
     let after = server.requests();
-    assert_eq!(after.len() - before, 1, "one pod list, the Service came from the list given");
+    assert_eq!(
+        after.len() - before,
+        1,
+        "one pod list, the Service came from the list given"
+    );
     assert!(
         after
             .last()

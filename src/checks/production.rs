@@ -386,12 +386,9 @@ fn pg_container(
         .iter()
         .find(looks_pg)
         .or_else(|| {
-            spec.containers.iter().find(|c| {
-                c.ports
-                    .iter()
-                    .flatten()
-                    .any(|p| p.container_port == 5432)
-            })
+            spec.containers
+                .iter()
+                .find(|c| c.ports.iter().flatten().any(|p| p.container_port == 5432))
         })
         .or_else(|| spec.containers.first())
 }
@@ -428,9 +425,8 @@ fn db_storage(f: &Facts) -> Finding {
     }
     // The owning workload, from the workloads already listed: template labels ⊇ selector.
     let matches = |labels: Option<&std::collections::BTreeMap<String, String>>| {
-        selector.is_some_and(|sel| {
-            labels.is_some_and(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
-        })
+        selector
+            .is_some_and(|sel| labels.is_some_and(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v))))
     };
     let deployments = f.deployments.observed().map(Vec::as_slice).unwrap_or(&[]);
     let statefulsets = f.statefulsets.observed().map(Vec::as_slice).unwrap_or(&[]);
@@ -452,11 +448,7 @@ fn db_storage(f: &Facts) -> Finding {
     });
     let claim_templates: Vec<String> = owner_sts
         .and_then(|s| s.spec.as_ref()?.volume_claim_templates.as_ref())
-        .map(|t| {
-            t.iter()
-                .filter_map(|c| c.metadata.name.clone())
-                .collect()
-        })
+        .map(|t| t.iter().filter_map(|c| c.metadata.name.clone()).collect())
         .unwrap_or_default();
     let pods = f.db_pods.observed().map(Vec::as_slice).unwrap_or(&[]);
     let subject = if let Some(p) = pods.iter().find(|p| p.spec.is_some()) {
@@ -467,20 +459,26 @@ fn db_storage(f: &Facts) -> Finding {
             claim_templates: claim_templates.clone(),
         })
     } else if let Some(s) = owner_sts {
-        s.spec.as_ref().and_then(|sp| sp.template.spec.as_ref()).map(|spec| DbSubject {
-            name: format!("statefulset/{}", s.metadata.name.as_deref().unwrap_or("")),
-            pod: None,
-            spec,
-            claim_templates: claim_templates.clone(),
-        })
-    } else {
-        owner_deploy.and_then(|d| {
-            d.spec.as_ref().and_then(|sp| sp.template.spec.as_ref()).map(|spec| DbSubject {
-                name: format!("deployment/{}", d.metadata.name.as_deref().unwrap_or("")),
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.template.spec.as_ref())
+            .map(|spec| DbSubject {
+                name: format!("statefulset/{}", s.metadata.name.as_deref().unwrap_or("")),
                 pod: None,
                 spec,
-                claim_templates: Vec::new(),
+                claim_templates: claim_templates.clone(),
             })
+    } else {
+        owner_deploy.and_then(|d| {
+            d.spec
+                .as_ref()
+                .and_then(|sp| sp.template.spec.as_ref())
+                .map(|spec| DbSubject {
+                    name: format!("deployment/{}", d.metadata.name.as_deref().unwrap_or("")),
+                    pod: None,
+                    spec,
+                    claim_templates: Vec::new(),
+                })
         })
     };
     let Some(subject) = subject else {
@@ -669,7 +667,10 @@ fn judge_storage(svc: &str, s: &DbSubject<'_>) -> Finding {
             .join("; ");
         Finding::problem(problems[0].0, message)
     };
-    finding = finding.with_all(evidence).var("service", svc).var("image", image);
+    finding = finding
+        .with_all(evidence)
+        .var("service", svc)
+        .var("image", image);
     if let Some(p) = s.pod {
         finding = finding.var("pod", p);
     }
@@ -720,7 +721,11 @@ mod db_storage_tests {
         let f = facts("postgres", "postgres:16", pvc(), "/var/lib/postgresql/data");
         let r = db_storage(&f);
         assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
-        assert!(r.evidence.iter().any(|e| e.value.contains("persistentVolumeClaim pg-data")));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.value.contains("persistentVolumeClaim pg-data"))
+        );
     }
 
     #[test]
@@ -732,7 +737,10 @@ mod db_storage_tests {
             "/var/lib/postgresql/data",
         );
         let r = db_storage(&f);
-        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("ephemeral-volume")));
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("ephemeral-volume"))
+        );
         assert!(r.message.contains("emptyDir"), "{}", r.message);
         assert!(r.message.contains("/var/lib/postgresql"), "{}", r.message);
         assert!(r.message.contains("latest"), "{}", r.message);
@@ -740,7 +748,12 @@ mod db_storage_tests {
 
     #[test]
     fn postgres_18_with_the_old_mount_path_is_the_pitfall() {
-        let f = facts("postgres", "postgres:18.1", pvc(), "/var/lib/postgresql/data");
+        let f = facts(
+            "postgres",
+            "postgres:18.1",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
         let r = db_storage(&f);
         assert_eq!(r.cause, Some("pg18-mount-path"), "{r:?}");
         assert!(r.message.contains("refuses to start"), "{}", r.message);
@@ -752,7 +765,12 @@ mod db_storage_tests {
 
     #[test]
     fn an_untagged_image_is_unpinned_and_a_digest_is_best() {
-        let f = facts("postgres", "bitnami/postgresql", pvc(), "/bitnami/postgresql");
+        let f = facts(
+            "postgres",
+            "bitnami/postgresql",
+            pvc(),
+            "/bitnami/postgresql",
+        );
         assert_eq!(db_storage(&f).cause, Some("unpinned-image"));
         let f = facts(
             "postgres",
@@ -808,7 +826,12 @@ mod db_storage_tests {
         let r = db_storage(&f);
         assert_eq!(r.outcome, Outcome::Skip);
         assert!(r.message.contains("external database"), "{}", r.message);
-        let f = facts("pg-missing", "postgres:16", pvc(), "/var/lib/postgresql/data");
+        let f = facts(
+            "pg-missing",
+            "postgres:16",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
         let r = db_storage(&f);
         assert_eq!(r.outcome, Outcome::Skip);
         assert!(r.message.contains("see network.service"));
@@ -817,9 +840,15 @@ mod db_storage_tests {
     #[test]
     fn pg_major_reads_official_tags_only() {
         assert_eq!(official_pg_major("postgres:16-alpine"), Some(16));
-        assert_eq!(official_pg_major("docker.io/library/postgres:18.1"), Some(18));
+        assert_eq!(
+            official_pg_major("docker.io/library/postgres:18.1"),
+            Some(18)
+        );
         assert_eq!(official_pg_major("postgres"), Some(18));
         assert_eq!(official_pg_major("bitnami/postgresql:17"), None);
-        assert_eq!(official_pg_major("ghcr.io/cloudnative-pg/postgresql:16"), None);
+        assert_eq!(
+            official_pg_major("ghcr.io/cloudnative-pg/postgresql:16"),
+            None
+        );
     }
 }

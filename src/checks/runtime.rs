@@ -124,12 +124,9 @@ fn logs(f: &Facts) -> Finding {
         Evidence::new("log read", format!("{} lines", t.lines().count())).from(where_(l))
     });
     if hits.is_empty() {
-        return Finding::pass(format!(
-            "{} log(s) read, no known error lines",
-            read.len()
-        ))
-        .with_all(read_evidence)
-        .with_all(unread);
+        return Finding::pass(format!("{} log(s) read, no known error lines", read.len()))
+            .with_all(read_evidence)
+            .with_all(unread);
     }
     let mut evidence = Vec::new();
     let mut summaries = Vec::new();
@@ -337,9 +334,18 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Problem);
         assert_eq!(r.cause, Some("db-auth"));
         assert!(r.message.contains("see database.login"), "{}", r.message);
-        let shown: Vec<_> = r.evidence.iter().filter(|e| e.label.contains("pg-28P01")).collect();
+        let shown: Vec<_> = r
+            .evidence
+            .iter()
+            .filter(|e| e.label.contains("pg-28P01"))
+            .collect();
         assert_eq!(shown.len(), 1, "identical lines shown once: {shown:?}");
-        assert!(shown[0].source.as_deref().is_some_and(|s| s.contains("previous instance")));
+        assert!(
+            shown[0]
+                .source
+                .as_deref()
+                .is_some_and(|s| s.contains("previous instance"))
+        );
         assert!(r.evidence.iter().any(|e| e.label == "log not read"));
         assert_eq!(r.vars.fill("{pod}"), "p1");
     }
@@ -374,12 +380,21 @@ mod tests {
     fn long_lines_are_cut_and_many_lines_are_counted() {
         let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
         let text: String = (0..5)
-            .map(|i| format!("42P01: relation \"Elsa.T{i}\" does not exist {}\n", "x".repeat(400)))
+            .map(|i| {
+                format!(
+                    "42P01: relation \"Elsa.T{i}\" does not exist {}\n",
+                    "x".repeat(400)
+                )
+            })
             .collect();
         f.logs = Probe::Observed(vec![log("p1", false, Probe::Observed(text))]);
         let r = logs(&f);
         assert_eq!(r.cause, Some("db-tables"));
-        let lines: Vec<_> = r.evidence.iter().filter(|e| e.label.starts_with("pg-42P01")).collect();
+        let lines: Vec<_> = r
+            .evidence
+            .iter()
+            .filter(|e| e.label.starts_with("pg-42P01"))
+            .collect();
         assert_eq!(lines.len(), LINES_PER_SIGNATURE + 1);
         assert!(lines[0].value.ends_with('…') && lines[0].value.chars().count() == LINE_CHARS + 1);
         assert!(lines[LINES_PER_SIGNATURE].value.contains("2 more"));
@@ -417,12 +432,17 @@ mod tests {
             "/health/ready",
             HealthAnswer::Http {
                 status: 503,
-                body: "Unhealthy: Elsa workflow store 'WorkflowInstanceStore' is not reachable.".into(),
+                body: "Unhealthy: Elsa workflow store 'WorkflowInstanceStore' is not reachable."
+                    .into(),
             },
         );
         let r = health(&f);
         assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("unhealthy")));
-        assert!(r.message.contains("workflow store 'WorkflowInstanceStore'"), "{}", r.message);
+        assert!(
+            r.message.contains("workflow store 'WorkflowInstanceStore'"),
+            "{}",
+            r.message
+        );
         f.health = observed(
             "/health/ready",
             HealthAnswer::Http {

@@ -3,7 +3,7 @@
 
 pub mod dotnet_config;
 pub mod elsa;
-pub mod log_signatures;
 pub mod env_expand;
+pub mod log_signatures;
 pub mod npgsql;
 pub mod workload;

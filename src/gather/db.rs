@@ -106,8 +106,7 @@ pub async fn observe(
             let (Some(client), Some(backend)) = (client, backend) else {
                 return (target, Probe::NotAttempted("no cluster client".into()));
             };
-            match forward(client, backend, target.port, timeout).await
-            {
+            match forward(client, backend, target.port, timeout).await {
                 Err(probe) => return (target, probe),
                 Ok((pod, stream, errors)) => {
                     target.via = Some(format!("pod/{pod}"));
@@ -494,8 +493,14 @@ async fn forward(
             "Service {svc} maps port {port} to a port its pods do not declare"
         )));
     };
-    let (stream, errors) =
-        forward_to_pod(&client, &backend.namespace, &pod_name, container_port, timeout).await?;
+    let (stream, errors) = forward_to_pod(
+        &client,
+        &backend.namespace,
+        &pod_name,
+        container_port,
+        timeout,
+    )
+    .await?;
     Ok((pod_name, stream, errors))
 }
 
@@ -510,8 +515,7 @@ pub async fn forward_to_pod<T>(
     timeout: Duration,
 ) -> Result<(ForwardStream, ForwardErrors), Probe<T>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut forwarder = match tokio::time::timeout(timeout, pods.portforward(pod, &[port])).await
-    {
+    let mut forwarder = match tokio::time::timeout(timeout, pods.portforward(pod, &[port])).await {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             // The websocket upgrade is a GET: Kubernetes authorises `get pods/portforward`
@@ -553,7 +557,8 @@ pub async fn forward_to_pod<T>(
 }
 
 /// The port-forward's error channel: at most one message.
-pub type ForwardErrors = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+pub type ForwardErrors =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
 
 /// The TLS connector for an SSL Mode.
 fn tls_connector(

@@ -572,14 +572,7 @@ async fn sources_and_database(
                 db::Vantage::PortForward => {
                     let backend = find_backend.await;
                     send_db_pods(&backend);
-                    db::observe(
-                        plan,
-                        vantage,
-                        Some(client.clone()),
-                        Some(backend),
-                        timeout,
-                    )
-                    .await
+                    db::observe(plan, vantage, Some(client.clone()), Some(backend), timeout).await
                 }
                 db::Vantage::Here => {
                     let (backend, observed) = futures::join!(

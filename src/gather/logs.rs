@@ -94,7 +94,9 @@ async fn read(api: &Api<Pod>, pod: &str, lp: &LogParams, timeout: Duration) -> P
     match tokio::time::timeout(timeout, api.logs(pod, lp)).await {
         Ok(Ok(text)) => Probe::Observed(redact_lines(&text)),
         Ok(Err(kube::Error::Api(s)))
-            if lp.previous && s.code == 400 && s.message.contains("previous terminated container") =>
+            if lp.previous
+                && s.code == 400
+                && s.message.contains("previous terminated container") =>
         {
             Probe::Absent
         }

@@ -72,8 +72,14 @@ pub fn pods_of(store: &super::store::Store, ns: &str, workload: &str) -> Vec<Str
                 .cloned()
                 .unwrap_or_default();
             owners.iter().any(|o| {
-                let owner_kind = o.get("kind").and_then(serde_json::Value::as_str).unwrap_or("");
-                let owner = o.get("name").and_then(serde_json::Value::as_str).unwrap_or("");
+                let owner_kind = o
+                    .get("kind")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
+                let owner = o
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
                 match (kind.as_str(), owner_kind) {
                     ("deployment", "ReplicaSet") => {
                         owner.rsplit_once('-').is_some_and(|(d, _)| d == name)

@@ -143,3 +143,43 @@ pub async fn get(stream: ForwardStream, path: &str) -> Result<(u16, String), Str
     driver.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ports: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [
+                {"name": "sidecar", "image": "envoy", "ports": [{"name": "http", "containerPort": 9901}]},
+                {"name": "elsa", "image": "elsa", "ports": ports}
+            ]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn the_http_port_is_the_elsa_containers_named_or_8080_or_first() {
+        let p = pod(
+            serde_json::json!([{"containerPort": 443}, {"name": "http", "containerPort": 5000}]),
+        );
+        assert_eq!(
+            http_port(&p, "elsa"),
+            5000,
+            "named http, of the Elsa container only"
+        );
+        let p = pod(serde_json::json!([{"containerPort": 443}, {"containerPort": 8080}]));
+        assert_eq!(http_port(&p, "elsa"), 8080);
+        let p = pod(
+            serde_json::json!([{"containerPort": 5000}, {"containerPort": 53, "protocol": "UDP"}]),
+        );
+        assert_eq!(http_port(&p, "elsa"), 5000);
+        let p = pod(serde_json::json!([]));
+        assert_eq!(
+            http_port(&p, "elsa"),
+            8080,
+            "nothing declared: the images' default"
+        );
+    }
+}

@@ -306,3 +306,39 @@ async fn the_database_service_leads_to_its_pods_once() {
     let external = db::backend(&client, "elsa", &services, "db.example.com", TIMEOUT).await;
     assert!(matches!(external, Err(Probe::NotAttempted(why)) if why.contains("external")));
 }
+
+#[tokio::test]
+async fn http_for_a_workload_without_pods_is_a_scenario_error() {
+    let sim = "namespace: elsa\npods:\n  - workload: deployment/postgres\n    count: 0\n    http: {responses: {\"/\": {body: ok}}}\n";
+    let scenario = Scenario::from_documents("runtime", MANIFESTS, Some(sim)).expect("scenario");
+    let err = SimServer::start(scenario)
+        .await
+        .expect_err("no pods to serve");
+    assert!(
+        err.to_string()
+            .contains("http: no pods of deployment/postgres"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn http_without_a_name_serves_every_pod_of_the_workload() {
+    let sim = "namespace: elsa\npods:\n  - workload: deployment/elsa-server\n    count: 3\n    http: {responses: {\"/health/ready\": {body: Healthy}}}\n";
+    let (_server, client) = start(sim).await;
+    let pods = elsa_pods(&client).await;
+    assert_eq!(pods.len(), 3);
+    for p in &pods {
+        let got = health::gather(
+            &client,
+            "elsa",
+            std::slice::from_ref(p),
+            Some(&identity()),
+            TIMEOUT,
+        )
+        .await;
+        assert!(
+            matches!(&got, Probe::Observed(h) if h.answer == HealthAnswer::Http { status: 200, body: "Healthy".into() }),
+            "{got:?}"
+        );
+    }
+}

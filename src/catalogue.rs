@@ -139,6 +139,14 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/050-runtime.sqlite-file.toml"),
     ),
     (
+        "051-runtime.logs.toml",
+        include_str!("../checks/051-runtime.logs.toml"),
+    ),
+    (
+        "052-runtime.health.toml",
+        include_str!("../checks/052-runtime.health.toml"),
+    ),
+    (
         "060-production.replicas.toml",
         include_str!("../checks/060-production.replicas.toml"),
     ),
@@ -161,6 +169,10 @@ static FILES: &[(&str, &str)] = &[
     (
         "065-production.inline-secrets.toml",
         include_str!("../checks/065-production.inline-secrets.toml"),
+    ),
+    (
+        "066-production.db-storage.toml",
+        include_str!("../checks/066-production.db-storage.toml"),
     ),
 ];
 

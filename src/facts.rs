@@ -342,6 +342,37 @@ pub struct NetworkObservation {
     pub report: crate::probe::ProbeReport,
 }
 
+/// Logs of one container of one Elsa pod, redacted when they were read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodLog {
+    pub pod: String,
+    pub container: String,
+    /// The previous (terminated) instance of the container, not the current one.
+    pub previous: bool,
+    /// The tail of the log; `Absent` when there is no previous instance to read.
+    pub text: Probe<String>,
+}
+
+/// What the Elsa health endpoint answered through a port-forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthObservation {
+    pub pod: String,
+    /// The container port forwarded to.
+    pub port: u16,
+    pub path: String,
+    pub answer: HealthAnswer,
+}
+
+/// The health endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum HealthAnswer {
+    /// An HTTP response: its status and the start of its body (redacted).
+    Http { status: u16, body: String },
+    /// Nothing accepted the connection on the port inside the pod (the kubelet's message).
+    Refused { message: String },
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -410,6 +441,21 @@ pub struct Facts {
     /// DNS and TCP towards the database host from the vantage (not attempted through a
     /// port-forward).
     pub network: Probe<NetworkObservation>,
+    /// Recent logs of the Elsa container of every workload pod, and the previous instance's
+    /// for restarted containers.
+    #[serde(default = "not_gathered")]
+    pub logs: Probe<Vec<PodLog>>,
+    /// The Elsa health endpoint of one ready pod.
+    #[serde(default = "not_gathered")]
+    pub health: Probe<HealthObservation>,
+    /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
+    #[serde(default = "not_gathered")]
+    pub db_pods: Probe<Vec<Pod>>,
+}
+
+/// A fact missing from a facts file written before it existed.
+fn not_gathered<T>() -> Probe<T> {
+    Probe::NotAttempted("not in this facts file".to_owned())
 }
 
 impl Facts {
@@ -435,6 +481,9 @@ impl Facts {
             db_service: Probe::NotAttempted(na()),
             pod_files: Probe::NotAttempted(na()),
             network: Probe::NotAttempted(na()),
+            logs: Probe::NotAttempted(na()),
+            health: Probe::NotAttempted(na()),
+            db_pods: Probe::NotAttempted(na()),
         }
     }
 }
@@ -472,6 +521,9 @@ impl Facts {
             FactKey::DbService => self.db_service = state(why),
             FactKey::PodFiles => self.pod_files = state(why),
             FactKey::Network => self.network = state(why),
+            FactKey::Logs => self.logs = state(why),
+            FactKey::Health => self.health = state(why),
+            FactKey::DbPods => self.db_pods = state(why),
         }
     }
 }
@@ -492,6 +544,9 @@ pub enum FactKey {
     DbService,
     PodFiles,
     Network,
+    Logs,
+    Health,
+    DbPods,
 }
 
 impl FactKey {
@@ -509,6 +564,9 @@ impl FactKey {
         FactKey::DbService,
         FactKey::PodFiles,
         FactKey::Network,
+        FactKey::Logs,
+        FactKey::Health,
+        FactKey::DbPods,
     ];
 }
 
@@ -542,6 +600,9 @@ pub enum FactUpdate {
     DbService(Probe<DbService>),
     PodFiles(Probe<PodListing>),
     Network(Probe<NetworkObservation>),
+    Logs(Probe<Vec<PodLog>>),
+    Health(Probe<HealthObservation>),
+    DbPods(Probe<Vec<Pod>>),
 }
 
 impl FactUpdate {
@@ -561,6 +622,9 @@ impl FactUpdate {
             FactUpdate::DbService(_) => FactKey::DbService,
             FactUpdate::PodFiles(_) => FactKey::PodFiles,
             FactUpdate::Network(_) => FactKey::Network,
+            FactUpdate::Logs(_) => FactKey::Logs,
+            FactUpdate::Health(_) => FactKey::Health,
+            FactUpdate::DbPods(_) => FactKey::DbPods,
         })
     }
 
@@ -600,6 +664,9 @@ impl FactUpdate {
             FactUpdate::DbService(p) => facts.db_service = p,
             FactUpdate::PodFiles(p) => facts.pod_files = p,
             FactUpdate::Network(p) => facts.network = p,
+            FactUpdate::Logs(p) => facts.logs = p,
+            FactUpdate::Health(p) => facts.health = p,
+            FactUpdate::DbPods(p) => facts.db_pods = p,
         }
     }
 }

@@ -83,8 +83,8 @@ async fn pods_are_listed_by_selector_and_a_default_run_only_reads() {
         log.iter()
             .filter(|r| r.subresource.as_deref() == Some("portforward"))
             .count(),
-        1,
-        "one port-forward, one database connection"
+        2,
+        "two port-forwards: one database connection, one health request"
     );
     // Events are asked for per object with a field selector, not listed wholesale.
     let event_queries: Vec<String> = log
@@ -281,7 +281,7 @@ fn text_output_ascii_fallback_and_no_colour_in_a_pipe() {
     let workload = stdout.find("\nworkload\n").expect("workload heading");
     assert!(cluster < workload);
     assert!(
-        stdout.contains("Summary: 19 passed, 1 warning, 3 failed, 0 unknown, 4 skipped in "),
+        stdout.contains("Summary: 22 passed, 1 warning, 3 failed, 0 unknown, 4 skipped in "),
         "{stdout}"
     );
 }
@@ -326,7 +326,8 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
     // the chain of strictly sequential ones is the run's critical path:
     //   (version | namespace | rules review | deployments | statefulsets)
     //   -> (Elsa's pods | the referenced Secret | services)
-    //   -> (events | the pods behind the database Service) -> the port-forward.
+    //   -> (events | logs | the health port-forward | the pods behind the database Service)
+    //   -> the database port-forward.
     let src = common::scenario_dir("healthy");
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::copy(
@@ -351,8 +352,9 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         4,
         "{log:#?}"
     );
-    // 5 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list) + 1 port-forward.
-    assert_eq!(log.len(), 5 + 3 + 4 + 1, "{log:#?}");
+    // 5 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
+    // health port-forward) + 1 database port-forward.
+    assert_eq!(log.len(), 5 + 3 + 7 + 1, "{log:#?}");
     let secret_gets: Vec<_> = log.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secret_gets.len(), 1);
     assert_eq!(secret_gets[0].name.as_deref(), Some("postgres-secret"));

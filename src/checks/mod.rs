@@ -17,6 +17,7 @@ pub mod config;
 pub mod database;
 pub mod network;
 pub mod production;
+pub mod runtime;
 pub mod sqlite_file;
 pub mod view;
 pub mod workload;
@@ -140,6 +141,9 @@ pub static REGISTRY: &[CheckImpl] = &[
     production::DB_TLS,
     database::POOL,
     production::INLINE_SECRETS,
+    runtime::LOGS,
+    runtime::HEALTH,
+    production::DB_STORAGE,
 ];
 
 pub fn find(id: &str) -> Option<&'static CheckImpl> {

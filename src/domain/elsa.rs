@@ -579,6 +579,37 @@ pub fn health_paths(
     })
 }
 
+/// The health path `runtime.health` asks, and whether its answer says more than "Kestrel is up".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthProbe {
+    pub path: &'static str,
+    /// The endpoint runs Elsa's own checks (3.8 `/health/ready`: runtime, workflow stores,
+    /// distributed locks). Before 3.8 the endpoint has no checks and answers 200 as soon as
+    /// the web server runs, database or not.
+    pub checks_stores: bool,
+}
+
+/// The endpoint to probe for a flavour and version (ELSA-FACTS §4); `None` when the version is
+/// unknown or the flavour's endpoints are not known.
+pub fn health_probe(flavor: Flavor, version: Option<ElsaVersion>) -> Option<HealthProbe> {
+    let v = version?.mm();
+    match flavor {
+        Flavor::ServerWeb if v >= (3, 8) => Some(HealthProbe {
+            path: "/health/ready",
+            checks_stores: true,
+        }),
+        Flavor::ServerWeb => Some(HealthProbe {
+            path: "/",
+            checks_stores: false,
+        }),
+        Flavor::ServerAndStudio => Some(HealthProbe {
+            path: "/health",
+            checks_stores: false,
+        }),
+        Flavor::ModularServer | Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
 /// The sample signing key 3.8 refuses outside Development and Demo.
 pub const SAMPLE_SIGNING_KEY: &str = "CHANGE_ME_TO_A_SECURE_RANDOM_KEY";
 
@@ -588,6 +619,19 @@ pub const HTTP_PORT: i32 = 8080;
 #[cfg(test)]
 mod config_tests {
     use super::*;
+
+    #[test]
+    fn health_probe_follows_the_endpoint_table() {
+        let v = |m| Some(ElsaVersion::new(3, m));
+        let p = health_probe(Flavor::ServerWeb, v(8)).expect("3.8");
+        assert_eq!((p.path, p.checks_stores), ("/health/ready", true));
+        let p = health_probe(Flavor::ServerWeb, v(7)).expect("3.7");
+        assert_eq!((p.path, p.checks_stores), ("/", false));
+        let p = health_probe(Flavor::ServerAndStudio, v(5)).expect("3.5");
+        assert_eq!((p.path, p.checks_stores), ("/health", false));
+        assert_eq!(health_probe(Flavor::ServerWeb, None), None);
+        assert_eq!(health_probe(Flavor::ModularServer, v(8)), None);
+    }
 
     #[test]
     fn runtime_and_rules_follow_the_version_table() {

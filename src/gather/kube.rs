@@ -28,6 +28,7 @@ use crate::facts::{
     AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
     ResourceRule, Scope, SecretData, ServerVersion,
 };
+use crate::gather::db;
 use crate::redact;
 
 /// Attempts per read: the first try plus two retries.
@@ -389,9 +390,12 @@ pub async fn gather(
             statefulsets,
             literals,
         });
-        let (name, selector, container, (config_map_names, secret_names)) = match target {
+        let (name, selector, (config_map_names, secret_names), identity) = match target {
             Ok(t) => t,
             Err(why) => {
+                send(FactUpdate::Logs(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Health(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Events(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::ConfigSources {
@@ -418,6 +422,9 @@ pub async fn gather(
             FactKey::DbService,
             FactKey::Network,
             FactKey::PodFiles,
+            FactKey::Logs,
+            FactKey::Health,
+            FactKey::DbPods,
         ]));
         let (running_tx, running_rx) = tokio::sync::oneshot::channel();
         let sources_then_database = sources_and_database(
@@ -439,9 +446,13 @@ pub async fn gather(
             if let Probe::Observed(list) = &pods {
                 objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
             }
+            let container = identity.as_ref().map(|i| i.container.clone());
             let running = running_pod(&pods, container.as_deref());
             let _ = running_tx.send(running.clone());
+            let listed = pods.clone();
             send(FactUpdate::Pods(pods));
+            // Events, logs, the health endpoint and the file listing all need only the pod
+            // list: at once.
             let events = async {
                 let events = events_for(&client, ns, &objects, timeout).await;
                 send(FactUpdate::Events(events));
@@ -459,7 +470,28 @@ pub async fn gather(
                 };
                 send(FactUpdate::PodFiles(p));
             };
-            futures::join!(events, listing);
+            let logs = async {
+                let logs = match (&listed, &identity) {
+                    (Probe::Observed(pods), Some(id)) => {
+                        super::logs::gather(&client, ns, pods, &id.container, timeout).await
+                    }
+                    (Probe::Observed(_), None) => Probe::NotAttempted(
+                        "no Elsa container identified — see workload.flavor".to_owned(),
+                    ),
+                    (other, _) => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Logs(logs));
+            };
+            let health = async {
+                let health = match &listed {
+                    Probe::Observed(pods) => {
+                        super::health::gather(&client, ns, pods, identity.as_ref(), timeout).await
+                    }
+                    other => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Health(health));
+            };
+            futures::join!(events, listing, logs, health);
         };
         futures::join!(sources_then_database, pods_then_events);
     };
@@ -472,7 +504,12 @@ fn scrubbed<T: Clone>(
     list: kube::api::ObjectList<T>,
     spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
 ) -> Vec<T> {
-    list.items
+    scrubbed_items(list.items, spec)
+}
+
+/// Items with the secrets in their pod specs masked.
+fn scrubbed_items<T>(items: Vec<T>, spec: impl Fn(&mut T) -> Option<&mut PodSpec>) -> Vec<T> {
+    items
         .into_iter()
         .map(|mut item| {
             if let Some(s) = spec(&mut item) {
@@ -537,6 +574,16 @@ async fn sources_and_database(
     let _ = tx.send(sources);
     let _ = tx.send(FactUpdate::Services(services));
     let known_services = known.services.observed().cloned().unwrap_or_default();
+    let send_db_pods = |backend: &Result<db::Backend, Probe<()>>| {
+        let pods = match backend {
+            Ok(b) => b
+                .pods
+                .clone()
+                .map(|pods| scrubbed_items(pods, |p: &mut Pod| p.spec.as_mut())),
+            Err(p) => db::recast(p.clone()),
+        };
+        let _ = tx.send(FactUpdate::DbPods(pods));
+    };
     let plan = match crate::checks::config::database_plan(&known) {
         Ok(plan) => plan,
         Err(why) => {
@@ -545,6 +592,7 @@ async fn sources_and_database(
                 let _ = tx.send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
             }
             let _ = tx.send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
+            let _ = tx.send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
             let _ = tx.send(FactUpdate::Database {
                 target: None,
                 observation: Probe::NotAttempted(why),
@@ -570,15 +618,24 @@ async fn sources_and_database(
         let _ = tx.send(FactUpdate::DbService(p));
     };
     let database = async {
-        let (t, o) = crate::gather::db::observe(
-            plan,
-            vantage,
-            Some(client.clone()),
-            ns.clone(),
-            known_services,
-            timeout,
-        )
-        .await;
+        let db_host = host.as_ref().map(|h| h.host.clone()).unwrap_or_default();
+        let find_backend = db::backend(&client, &ns, &known_services, &db_host, timeout);
+        let (t, o) = match vantage {
+            // The port-forward goes to a pod of that one list.
+            db::Vantage::PortForward => {
+                let backend = find_backend.await;
+                send_db_pods(&backend);
+                db::observe(plan, vantage, Some(client.clone()), Some(backend), timeout).await
+            }
+            db::Vantage::Here => {
+                let (backend, observed) = futures::join!(
+                    find_backend,
+                    db::observe(plan, vantage, None, None, timeout)
+                );
+                send_db_pods(&backend);
+                observed
+            }
+        };
         let _ = tx.send(FactUpdate::Database {
             target: Some(t),
             observation: o,
@@ -699,7 +756,7 @@ fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
     hint: Option<&str>,
-) -> Result<(String, String, Option<String>, SourceNames), String> {
+) -> Result<(String, String, SourceNames, Option<elsa::Identity>), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
     let all = Workload::all(
@@ -714,8 +771,7 @@ fn select(
                 .ok_or_else(|| format!("{} has no selector", w.reference()))?;
             let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
             let sources = w.pod_spec().map(referenced_sources).unwrap_or_default();
-            let container = elsa::identify(w).map(|id| id.container);
-            Ok((w.name().to_owned(), query, container, sources))
+            Ok((w.name().to_owned(), query, sources, elsa::identify(w)))
         }
         _ => Err("no Elsa workload identified: see workload.found".to_owned()),
     }

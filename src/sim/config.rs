@@ -213,6 +213,37 @@ pub struct PodConfig {
     pub files: Vec<FileConfig>,
     /// Overrides the image's `shell` for the first container.
     pub shell: Option<bool>,
+    /// An HTTP server in the pod (needs `name`), reached through `pods/portforward`.
+    pub http: Option<HttpConfig>,
+}
+
+/// A pod's HTTP answers by path, served behind `pods/portforward` to `port` of the pod:
+/// `http: { port: 8080, responses: { "/health/ready": { status: 503, body: "..." } } }`.
+/// A path without an entry answers 404 with an empty body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The pod port (default 8080, what Elsa's images listen on).
+    #[serde(default = "default_http_port")]
+    pub port: u16,
+    /// Answers keyed by request path (without the query).
+    #[serde(default)]
+    pub responses: BTreeMap<String, HttpResponseConfig>,
+}
+
+fn default_http_port() -> u16 {
+    8080
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpResponseConfig {
+    /// Status code (default 200).
+    pub status: Option<u16>,
+    /// Body, sent as `text/plain`.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// Per-container status overrides.

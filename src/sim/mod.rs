@@ -27,6 +27,7 @@
 pub mod config;
 mod exec;
 mod fs;
+mod http;
 mod kubelet;
 mod portforward;
 mod rbac;
@@ -502,7 +503,7 @@ impl SimServer {
         let namespace = scenario.default_namespace().to_string();
         let token = random_token();
         let cfg = &scenario.config;
-        let port_forwards = cfg
+        let mut port_forwards: Vec<(String, String, u16, String)> = cfg
             .port_forwards
             .iter()
             .map(|f| {
@@ -514,6 +515,35 @@ impl SimServer {
                 )
             })
             .collect();
+        let closing = tokio::sync::watch::channel(false).0;
+        // Pods that answer HTTP: a responder each, behind the port-forward to their port (an
+        // explicit `portForwards` entry for the same port wins).
+        for (i, p) in cfg.pods.iter().enumerate() {
+            let Some(http) = &p.http else { continue };
+            let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
+            let names = match &p.name {
+                Some(name) => vec![name.clone()],
+                None => http::pods_of(&scenario.store, &ns, &p.workload),
+            };
+            if names.is_empty() {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: http: no pods of {} in namespace {ns}",
+                    p.workload
+                )));
+            }
+            for name in names {
+                if port_forwards
+                    .iter()
+                    .any(|(n, pod, port, _)| *n == ns && *pod == name && *port == http.port)
+                {
+                    continue;
+                }
+                let to = http::spawn(http.responses.clone(), closing.subscribe())
+                    .await
+                    .map_err(SimError::Bind)?;
+                port_forwards.push((ns.clone(), name, http.port, to.to_string()));
+            }
+        }
         let mut version = json!({
             "major": "1",
             "minor": "33",
@@ -553,7 +583,7 @@ impl SimServer {
             log: Mutex::new(Vec::new()),
             port_forwards,
             connect_requires_create,
-            closing: tokio::sync::watch::channel(false).0,
+            closing,
         });
         let app = axum::Router::new()
             .fallback(server::handle)

@@ -465,7 +465,7 @@ pub async fn gather(
                         list_pod_files(client.clone(), ns.to_owned(), pod, container, timeout).await
                     }
                     None => Probe::NotAttempted(
-                        "no running Elsa pod to look into — see workload.pods".to_owned(),
+                        "no Elsa container is running to look into — see workload.pods".to_owned(),
                     ),
                 };
                 send(FactUpdate::PodFiles(p));
@@ -687,16 +687,15 @@ async fn sources_and_database(
 /// container.
 fn running_pod(pods: &Probe<Vec<Pod>>, container: Option<&str>) -> Option<(String, String)> {
     let container = container?;
+    // The container itself must be running: a crash-looping one has nothing to exec into.
     pods.observed()?.iter().find_map(|p| {
-        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
-        let has = p
-            .spec
-            .as_ref()?
-            .containers
-            .iter()
-            .any(|c| c.name == container);
+        let status = p.status.as_ref()?;
+        let running = status.phase.as_deref() == Some("Running")
+            && status.container_statuses.iter().flatten().any(|c| {
+                c.name == container && c.state.as_ref().is_some_and(|s| s.running.is_some())
+            });
         let name = p.metadata.name.clone()?;
-        (running && has).then(|| (name, container.to_owned()))
+        running.then(|| (name, container.to_owned()))
     })
 }
 

@@ -18,3 +18,4 @@ pub mod report;
 pub mod runner;
 pub mod settings;
 pub mod sim;
+pub mod tui;

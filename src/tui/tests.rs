@@ -1,0 +1,1 @@
+//! Tests of the TUI state machine and screen snapshots.

@@ -138,7 +138,13 @@ async fn watch(
             if let Err(e) = written {
                 return finish(outcome.report, Some(e));
             }
-        } else if let Err(e) = writeln!(out, "\n(watching: next run in {}; Ctrl-C ends)", runner::humanize(every)).and_then(|()| out.flush()) {
+        } else if let Err(e) = writeln!(
+            out,
+            "\n(watching: next run in {}; Ctrl-C ends)",
+            runner::humanize(every)
+        )
+        .and_then(|()| out.flush())
+        {
             return finish(outcome.report, Some(e));
         }
         last = Some(outcome);

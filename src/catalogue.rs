@@ -508,7 +508,11 @@ mod tests {
         // Closed: every prerequisite of a member is either in the set or upstream of the root.
         for c in &sub.checks {
             if c.id != "workload.found" {
-                assert!(c.depends_on.iter().any(|d| ids.contains(&d.as_str())), "{}", c.id);
+                assert!(
+                    c.depends_on.iter().any(|d| ids.contains(&d.as_str())),
+                    "{}",
+                    c.id
+                );
             }
         }
         assert!(cat.with_dependents("no.such").checks.is_empty());

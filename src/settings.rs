@@ -145,10 +145,13 @@ mod tests {
         );
         assert!(s.tui, "a terminal and no -o: the TUI");
         assert_eq!(s.watch, Some(Duration::from_secs(10)));
-        let s = Settings::resolve(&Cli::parse_from(["elsadoctor", "-o", "text"]), &Env {
-            stdout_is_tty: true,
-            ..Env::default()
-        });
+        let s = Settings::resolve(
+            &Cli::parse_from(["elsadoctor", "-o", "text"]),
+            &Env {
+                stdout_is_tty: true,
+                ..Env::default()
+            },
+        );
         assert!(!s.tui, "-o text on a terminal: the text report");
         assert_eq!(s.format, Format::Text);
         let s = Settings::resolve(&plain, &Env::default());

@@ -176,7 +176,9 @@ mod tests {
             status,
             duration_ms: 3,
             message: "a | b\nc".into(),
-            evidence: vec![Evidence::new("server version", "v1.33.1 (linux/amd64)").from("GET /version")],
+            evidence: vec![
+                Evidence::new("server version", "v1.33.1 (linux/amd64)").from("GET /version"),
+            ],
             blocked_by: vec![],
             cause: None,
             fix: (status != Status::Pass).then(|| Fix {
@@ -191,7 +193,10 @@ mod tests {
 
     #[test]
     fn table_details_and_versions() {
-        let checks = vec![result("cluster.api", Status::Pass), result("workload.pods", Status::Fail)];
+        let checks = vec![
+            result("cluster.api", Status::Pass),
+            result("workload.pods", Status::Fail),
+        ];
         let report = Report {
             schema_version: 1,
             tool: Tool::default(),
@@ -209,10 +214,19 @@ mod tests {
             checks,
         };
         let md = render(&report);
-        assert!(md.contains("| Kubernetes | v1.33.1 (linux/amd64) |"), "{md}");
-        assert!(md.contains("| ✖ fail | `workload.pods` title of workload.pods | a \\| b c |"), "{md}");
+        assert!(
+            md.contains("| Kubernetes | v1.33.1 (linux/amd64) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ✖ fail | `workload.pods` title of workload.pods | a \\| b c |"),
+            "{md}"
+        );
         assert!(md.contains("##### ✖ fail `workload.pods`"), "{md}");
-        assert!(!md.contains("##### ✔ pass"), "no details for passing checks:\n{md}");
+        assert!(
+            !md.contains("##### ✔ pass"),
+            "no details for passing checks:\n{md}"
+        );
         assert!(md.contains("```sh\nkubectl -n elsa get pods\n```"), "{md}");
         assert!(md.contains("flavour v3-5, version 3.5"), "{md}");
     }

@@ -339,7 +339,12 @@ pub fn changes(
         for c in changes {
             let before = c.before.map_or("new", Status::as_str);
             let after = paint.paint(status_style(c.after), c.after.as_str());
-            writeln!(out, "  {} {} {before} {arrow} {after}", c.id, paint.dim(&c.title))?;
+            writeln!(
+                out,
+                "  {} {} {before} {arrow} {after}",
+                c.id,
+                paint.dim(&c.title)
+            )?;
         }
     }
     writeln!(

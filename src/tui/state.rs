@@ -15,9 +15,14 @@ use crate::settings::Style;
 pub enum Msg {
     Key(KeyEvent),
     /// The terminal's size (at start and on every resize).
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// The spinner's clock while a run is in progress: time since the run started.
-    Tick { elapsed: Duration },
+    Tick {
+        elapsed: Duration,
+    },
     /// An event of the current run.
     Run(Box<RunEvent>),
     /// The current run could not happen (e.g. the cluster could not be reached).
@@ -234,7 +239,11 @@ impl App {
         if let (None, Some(report)) = (&self.running, &self.report) {
             return report.clone();
         }
-        let checks: Vec<CheckResult> = self.rows.iter().filter_map(|r| r.result().cloned()).collect();
+        let checks: Vec<CheckResult> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.result().cloned())
+            .collect();
         let mut summary = Summary::of(checks.iter().map(|c| &c.status));
         let missing = (self.rows.len() - checks.len()).max(usize::from(self.rows.is_empty()));
         summary.unknown += u32::try_from(missing).unwrap_or(u32::MAX);
@@ -522,14 +531,21 @@ impl App {
         if visible.is_empty() {
             return;
         }
-        let at = visible.iter().position(|&i| i == self.selected).unwrap_or(0);
+        let at = visible
+            .iter()
+            .position(|&i| i == self.selected)
+            .unwrap_or(0);
         let to = at.saturating_add_signed(by).min(visible.len() - 1);
         self.select(visible[to]);
     }
 
     fn jump(&mut self, last: bool) {
         let visible = self.visible();
-        let to = if last { visible.last() } else { visible.first() };
+        let to = if last {
+            visible.last()
+        } else {
+            visible.first()
+        };
         if let Some(&i) = to {
             self.select(i);
         }

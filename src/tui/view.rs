@@ -148,18 +148,15 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
     }
-    let mut facts = vec![
+    let facts = [
         format!("context {}", t.context.as_deref().unwrap_or("?")),
         format!("namespace {}", t.namespace.as_deref().unwrap_or("?")),
     ];
-    if let Some(w) = &t.workload {
-        facts.push(w.clone());
-    }
     first.push(Span::raw(format!("{sep}{}", facts.join(sep))));
 
     let elsa = match (&t.flavor, &t.elsa_version) {
-        (Some(f), Some(v)) => format!("Elsa {f} {v}"),
-        (Some(f), None) => format!("Elsa {f}"),
+        (Some(f), Some(v)) => format!("{f} {v}"),
+        (Some(f), None) => f.clone(),
         _ => "Elsa ?".to_owned(),
     };
     let progress = match &app.running {
@@ -169,20 +166,27 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 RunKind::Subset(id) => format!("re-running {id}+"),
                 RunKind::DebugPod => "running (debug pod)".to_owned(),
             };
-            format!("{what} {}", seconds(app.elapsed))
+            format!("{what} {} ", seconds(app.elapsed))
         }
-        None if app.runs == 0 => "not run".to_owned(),
-        None => format!("done in {}", seconds(app.elapsed)),
+        None if app.runs == 0 => "not run ".to_owned(),
+        None => format!("done in {} ", seconds(app.elapsed)),
     };
-    let mut second = format!(" {elsa}{sep}vantage {}{sep}{progress}", app.vantage);
+    let workload = t.workload.as_deref().unwrap_or("workload ?");
+    let mut second = format!(" {workload}{sep}{elsa}{sep}vantage {}", app.vantage);
     if let Some(every) = app.watch {
-        second.push_str(&format!("{sep}watch {} (run {})", humanize(every), app.runs));
+        second.push_str(&format!("{sep}watch {} #{}", humanize(every), app.runs));
     }
-    let lines = vec![
-        Line::from(first),
-        Line::from(Span::styled(second, theme.dim())),
-    ];
-    frame.render_widget(Paragraph::new(lines), area);
+    let [line1, line2] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let progress_width = u16::try_from(progress.chars().count()).unwrap_or(0);
+    let [left1, right1] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(progress_width)]).areas(line1);
+    frame.render_widget(Paragraph::new(Line::from(first)), left1);
+    frame.render_widget(
+        Paragraph::new(Line::styled(progress, theme.bold())).alignment(Alignment::Right),
+        right1,
+    );
+    frame.render_widget(Paragraph::new(Line::styled(second, theme.dim())), line2);
 }
 
 fn seconds(d: Duration) -> String {
@@ -198,7 +202,10 @@ fn draw_list(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     for &i in &visible {
         let row = &app.rows[i];
         if category != Some(row.category.as_str()) {
-            items.push(ListItem::new(Line::styled(row.category.clone(), theme.bold())));
+            items.push(ListItem::new(Line::styled(
+                row.category.clone(),
+                theme.bold(),
+            )));
             category = Some(row.category.as_str());
         }
         if i == app.selected {
@@ -266,7 +273,10 @@ fn row_line(app: &App, theme: &Theme, row: &Row, width: usize) -> Line<'static> 
     let title = truncate(&row.title, room);
     let pad = room.saturating_sub(title.chars().count());
     Line::from(vec![
-        Span::styled(marker.to_owned(), theme.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            marker.to_owned(),
+            theme.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ),
         Span::styled(sym.to_owned(), style),
         Span::raw(format!(" {title}{} ", " ".repeat(pad))),
         Span::styled(duration, theme.dim()),
@@ -395,9 +405,9 @@ fn draw_footer(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         }
     }
     let hints = if app.focus == Focus::Detail {
-        " ↑↓ command · c copy · PgUp/PgDn scroll · Tab list · r/R re-run · ? keys · q quit"
+        "↑↓ command · c copy · PgUp/PgDn scroll · Tab list · r/R rerun · ? keys · q quit"
     } else {
-        " ↑↓ move · Tab fix · f failures · / search · r/R re-run · c copy · ? keys · q quit"
+        "↑↓ move · Tab fix · f failures · / search · r/R rerun · c copy · ? keys · q quit"
     };
     let hints = if theme.unicode {
         hints.to_owned()

@@ -169,12 +169,13 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             format!("{what} {} ", seconds(app.elapsed))
         }
         None if app.runs == 0 => "not run ".to_owned(),
-        None => format!("done in {} ", seconds(app.elapsed)),
+        None if app.runs == 1 => format!("done in {} ", seconds(app.elapsed)),
+        None => format!("run {} done in {} ", app.runs, seconds(app.elapsed)),
     };
     let workload = t.workload.as_deref().unwrap_or("workload ?");
     let mut second = format!(" {workload}{sep}{elsa}{sep}vantage {}", app.vantage);
     if let Some(every) = app.watch {
-        second.push_str(&format!("{sep}watch {} #{}", humanize(every), app.runs));
+        second.push_str(&format!("{sep}watching every {}", humanize(every)));
     }
     let [line1, line2] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);

@@ -113,7 +113,7 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
     // Failures only; the second one is the crash-looping pod. Its fix names the real pod.
     tmux.keys(&["f", "j"]);
     let screen = tmux.wait_for("the pods check's fix", long, |s| {
-        s.contains("workload.pods") && s.contains("Fix:")
+        s.contains("┌ workload.pods ─") && s.contains("Fix:")
     });
     assert!(screen.contains("OOMKilled"), "{screen}");
     assert!(
@@ -125,7 +125,7 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
     // Re-run everything: the header says running, then done again, the selection stays.
     tmux.keys(&["r"]);
     let screen = tmux.wait_for("the re-run to finish", long, |s| {
-        s.contains("run 2 done in") && s.contains("workload.pods") && s.contains("Fix:")
+        s.contains("run 2 done in") && s.contains("┌ workload.pods ─") && s.contains("Fix:")
     });
     assert!(screen.contains("Checks: failures only"), "{screen}");
 

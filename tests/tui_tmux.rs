@@ -131,7 +131,9 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
 
     tmux.keys(&["q"]);
     tmux.wait_for("the prompt after quitting", long, |s| {
-        s.lines().last_non_empty().is_some_and(|l| l == PROMPT.trim_end())
+        s.lines()
+            .last_non_empty()
+            .is_some_and(|l| l == PROMPT.trim_end())
     });
     tmux.literal("stty -a");
     tmux.keys(&["Enter"]);
@@ -139,7 +141,10 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
     let words: Vec<&str> = screen.split_whitespace().collect();
     assert!(words.contains(&"icanon"), "canonical mode back:\n{screen}");
     assert!(words.contains(&"echo"), "echo back:\n{screen}");
-    assert!(!words.contains(&"-icanon") && !words.contains(&"-echo"), "{screen}");
+    assert!(
+        !words.contains(&"-icanon") && !words.contains(&"-echo"),
+        "{screen}"
+    );
 }
 
 trait LastNonEmpty<'a> {

@@ -33,3 +33,55 @@ pub fn changes(prev: &Report, next: &Report) -> Vec<Change> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{CheckResult, Summary, Target, Tool};
+
+    fn report(statuses: &[(&str, Status)]) -> Report {
+        let checks: Vec<CheckResult> = statuses
+            .iter()
+            .map(|(id, status)| CheckResult {
+                id: (*id).into(),
+                title: format!("title {id}"),
+                category: "cluster".into(),
+                status: *status,
+                duration_ms: 1,
+                message: String::new(),
+                evidence: vec![],
+                blocked_by: vec![],
+                cause: None,
+                fix: None,
+            })
+            .collect();
+        Report {
+            schema_version: 1,
+            tool: Tool::default(),
+            target: Target::default(),
+            vantage: "here".into(),
+            started_at: String::new(),
+            duration_ms: 0,
+            summary: Summary::of(checks.iter().map(|c| &c.status)),
+            checks,
+        }
+    }
+
+    #[test]
+    fn changes_are_the_checks_whose_status_moved() {
+        let before = report(&[("a", Status::Fail), ("b", Status::Pass)]);
+        let after = report(&[
+            ("a", Status::Pass),
+            ("b", Status::Pass),
+            ("c", Status::Warn),
+        ]);
+        let got = changes(&before, &after);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].id.as_str(), got[0].before, got[0].after),
+            ("a", Some(Status::Fail), Status::Pass)
+        );
+        assert_eq!((got[1].id.as_str(), got[1].before), ("c", None));
+        assert!(changes(&after, &after).is_empty());
+    }
+}

@@ -1,6 +1,6 @@
 //! The real binary's TUI in a real terminal: `elsadoctor demo` inside tmux (a private server
 //! socket, 120×40). Waits for the run to finish, moves to a failing check, sees its fix, re-runs,
-//! quits, and checks that the shell prompt is back and the terminal left raw mode. Every wait
+//! quits with Ctrl-C, and checks that the shell prompt is back and the terminal left raw mode. Every wait
 //! polls the pane against a deadline; nothing sleeps to synchronise. tmux must be installed
 //! (CI installs it): without it the test fails and says so.
 
@@ -129,7 +129,8 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
     });
     assert!(screen.contains("Checks: failures only"), "{screen}");
 
-    tmux.keys(&["q"]);
+    // Ctrl-C (a key in raw mode) quits like q and restores the terminal.
+    tmux.keys(&["C-c"]);
     tmux.wait_for("the prompt after quitting", long, |s| {
         s.lines()
             .last_non_empty()

@@ -108,14 +108,12 @@ async fn event_loop(
             }
             done = async { match current.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if current.is_some() => {
                 current = None;
+                if let Some(every) = app.watch {
+                    next_watch = Some(Instant::now() + every);
+                }
                 match done {
                     // The Finished event is already queued (or handled).
-                    Ok(_) => {
-                        if let Some(every) = app.watch {
-                            next_watch = Some(Instant::now() + every);
-                        }
-                        continue;
-                    }
+                    Ok(_) => continue,
                     Err(e) if app.report.is_none() => return Err(e),
                     Err(e) => Msg::RunFailed(e.to_string()),
                 }

@@ -233,10 +233,11 @@ impl App {
         Summary::of(statuses.iter())
     }
 
-    /// The report to export and to take the exit code from: the merged results, with every
-    /// check that has no result yet counted as unknown (it was not evaluated).
+    /// The report to export and to take the exit code from: the last finished run's (merged
+    /// with later subset re-runs), even while another run is in progress; before any run
+    /// finished, the results so far with every check that has none counted as unknown.
     pub fn final_report(&self) -> Report {
-        if let (None, Some(report)) = (&self.running, &self.report) {
+        if let Some(report) = &self.report {
             return report.clone();
         }
         let checks: Vec<CheckResult> = self
@@ -247,13 +248,12 @@ impl App {
         let mut summary = Summary::of(checks.iter().map(|c| &c.status));
         let missing = (self.rows.len() - checks.len()).max(usize::from(self.rows.is_empty()));
         summary.unknown += u32::try_from(missing).unwrap_or(u32::MAX);
-        let base = self.report.as_ref();
         Report {
             schema_version: crate::report::SCHEMA_VERSION,
             tool: crate::report::Tool::default(),
             target: self.target.clone(),
             vantage: self.vantage.clone(),
-            started_at: base.map(|r| r.started_at.clone()).unwrap_or_default(),
+            started_at: String::new(),
             duration_ms: u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
             summary,
             checks,

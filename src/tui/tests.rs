@@ -365,6 +365,11 @@ fn quitting_mid_run_counts_unfinished_checks_as_unknown() {
     assert_eq!(r.summary.pass, 1);
     assert_eq!(r.summary.unknown as usize, catalogue().checks.len() - 1);
     assert!(r.is_failure(crate::report::FailOn::Fail));
+    // Quitting during a later run: the last finished run decides.
+    let mut app = finished(|_| Status::Pass);
+    key(&mut app, KeyCode::Char('r'));
+    app.update(Msg::Run(Box::new(planned())));
+    assert!(!app.final_report().is_failure(crate::report::FailOn::Fail));
     // Nothing at all: still not a success.
     let empty = App::new(STYLE, false, "auto", None).final_report();
     assert!(empty.is_failure(crate::report::FailOn::Fail));

@@ -17,16 +17,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   elsadoctor -n elsa                      check the Elsa server in namespace elsa
 ///   elsadoctor -n elsa --deployment elsa-server -o json
 ///   elsadoctor explain workload.pods        the documented fix for one check
+///   elsadoctor -n elsa --watch              re-run every 10 s, marking what changed
+///   elsadoctor -n elsa -o markdown          a redacted report to paste into an Elsa issue
 ///
 /// Exit codes: 0 no check failed; 1 a check failed or could not be evaluated (warnings too with
 /// --fail-on warn); 2 elsadoctor could not start (bad flags, unreadable kubeconfig).
 ///
 /// On a terminal (stdout a TTY, no -o/--json) elsadoctor is interactive: the checks fill in live
-/// on the left, the selected check's evidence and fix on the right. Keys:
-///   ↑/↓ j/k move   g/G first/last   PgUp/PgDn page   Enter/Tab switch pane (in the fix pane
-///   ↑/↓ pick a command)   f failures only   / search   r re-run all   R re-run the selected
-///   check and its dependents   d probes from a debug pod (asks first)   c copy the command
-///   (OSC 52)   e export Markdown or JSON to a file   ? help   q/Esc/Ctrl-C quit
+/// on the left, the selected check's evidence and fix on the right. Keys: ↑/↓ j/k move, g/G
+/// first/last, PgUp/PgDn page, Enter/Tab switch to the fix pane (there ↑/↓ pick a command),
+/// f failures only, / search, r re-run all, R re-run the selected check and its dependents,
+/// d probes from a debug pod (asks first), c copy the command (OSC 52), e export Markdown or
+/// JSON to a file, ? help, q/Esc/Ctrl-C quit.
 /// In that mode logs go to $XDG_STATE_HOME/elsadoctor/elsadoctor.log (else
 /// ~/.local/state/elsadoctor/elsadoctor.log, else the temp directory), never to the screen.
 #[derive(Debug, Parser)]

@@ -104,10 +104,15 @@ fn demo_tui_runs_shows_a_fix_reruns_and_restores_the_terminal() {
     tmux.wait_for("the shell prompt", long, |s| s.contains(PROMPT.trim_end()));
 
     let bin = env!("CARGO_BIN_EXE_elsadoctor");
-    tmux.literal(&format!("'{bin}' demo"));
+    tmux.literal(&format!("'{bin}' demo -v"));
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the first run to finish", long, |s| s.contains("done in"));
     assert!(screen.contains("SIMULATED"), "{screen}");
+    // -v logs go to the state directory's file, never to the screen.
+    let log = std::fs::read_to_string(home.path().join("state/elsadoctor/elsadoctor.log"))
+        .expect("the TUI's log file");
+    assert!(log.contains("starting run"), "{log}");
+    assert!(!screen.contains("starting run"), "{screen}");
     assert!(screen.contains("✖"), "the demo has failures:\n{screen}");
 
     // Failures only; the second one is the crash-looping pod. Its fix names the real pod.

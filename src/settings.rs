@@ -20,7 +20,12 @@ pub struct Style {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub target: KubeTarget,
+    /// The report format when not interactive.
     pub format: Format,
+    /// Interactive: stdout is a terminal and no -o/--json was given (commands that run checks).
+    pub tui: bool,
+    /// `--watch`: re-run at this interval.
+    pub watch: Option<Duration>,
     pub fail_on: FailOn,
     pub timeout: Duration,
     pub deadline: Duration,
@@ -63,8 +68,9 @@ impl Settings {
         let format = if cli.output.json {
             Format::Json
         } else {
-            cli.output.output
+            cli.output.output.unwrap_or(Format::Text)
         };
+        let explicit_format = cli.output.json || cli.output.output.is_some();
         Self {
             target: KubeTarget {
                 kubeconfig: cli.cluster.kubeconfig.clone(),
@@ -74,6 +80,8 @@ impl Settings {
                 inline_kubeconfig: None,
             },
             format,
+            tui: env.stdout_is_tty && !explicit_format,
+            watch: cli.output.watch,
             fail_on: match cli.output.fail_on {
                 FailOnArg::Fail => FailOn::Fail,
                 FailOnArg::Warn => FailOn::Warn,
@@ -131,5 +139,27 @@ mod tests {
             },
         );
         assert!(!s.style.color, "no colour into a pipe");
+        assert!(!s.tui, "--json is never interactive");
+        let plain = Cli::parse_from(["elsadoctor", "--watch"]);
+        let s = Settings::resolve(
+            &plain,
+            &Env {
+                stdout_is_tty: true,
+                ..Env::default()
+            },
+        );
+        assert!(s.tui, "a terminal and no -o: the TUI");
+        assert_eq!(s.watch, Some(Duration::from_secs(10)));
+        let s = Settings::resolve(
+            &Cli::parse_from(["elsadoctor", "-o", "text"]),
+            &Env {
+                stdout_is_tty: true,
+                ..Env::default()
+            },
+        );
+        assert!(!s.tui, "-o text on a terminal: the text report");
+        assert_eq!(s.format, Format::Text);
+        let s = Settings::resolve(&plain, &Env::default());
+        assert!(!s.tui, "not a terminal: the text report");
     }
 }

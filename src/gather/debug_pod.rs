@@ -37,42 +37,58 @@ pub const CONTAINER: &str = "probe";
 /// Largest probe output read back (the JSON report is a few KiB).
 const MAX_LOG_BYTES: i64 = 256 * 1024;
 
-/// Pods this process created and has not yet seen deleted.
-#[derive(Debug, Clone, Default)]
+/// Pods this process created and has not yet seen deleted, with the client that created
+/// them.
+#[derive(Clone, Default)]
 pub struct Janitor {
-    pods: Arc<Mutex<Vec<(String, String)>>>,
+    pods: Arc<Mutex<Vec<(Client, String, String)>>>,
+}
+
+impl std::fmt::Debug for Janitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pending()).finish()
+    }
 }
 
 impl Janitor {
-    fn track(&self, namespace: &str, name: &str) {
+    /// The process's janitor: every run registers its pods here, and whatever ends the run
+    /// (its end, an error, the TUI quitting mid-run, a signal) sweeps it.
+    pub fn global() -> &'static Janitor {
+        static GLOBAL: std::sync::LazyLock<Janitor> = std::sync::LazyLock::new(Janitor::default);
+        &GLOBAL
+    }
+
+    fn track(&self, client: &Client, namespace: &str, name: &str) {
         if let Ok(mut pods) = self.pods.lock() {
-            pods.push((namespace.to_owned(), name.to_owned()));
+            pods.push((client.clone(), namespace.to_owned(), name.to_owned()));
         }
     }
 
     fn forget(&self, namespace: &str, name: &str) {
         if let Ok(mut pods) = self.pods.lock() {
-            pods.retain(|(ns, n)| !(ns == namespace && n == name));
+            pods.retain(|(_, ns, n)| !(ns == namespace && n == name));
         }
     }
 
     /// The pods still registered.
     pub fn pending(&self) -> Vec<(String, String)> {
-        self.pods.lock().map(|p| p.clone()).unwrap_or_default()
+        self.pods
+            .lock()
+            .map(|p| p.iter().map(|(_, ns, n)| (ns.clone(), n.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Deletes every registered pod (404 counts as deleted), each bounded by `timeout`.
     /// Returns the names it could not delete, with why.
-    pub async fn sweep(&self, client: &Client, timeout: Duration) -> Vec<String> {
-        let pending = self.pending();
-        let results = futures::future::join_all(pending.into_iter().map(|(ns, name)| {
-            let client = client.clone();
-            async move {
+    pub async fn sweep(&self, timeout: Duration) -> Vec<String> {
+        let pending: Vec<(Client, String, String)> =
+            self.pods.lock().map(|p| p.clone()).unwrap_or_default();
+        let results =
+            futures::future::join_all(pending.into_iter().map(|(client, ns, name)| async move {
                 let r = delete(&client, &ns, &name, timeout).await;
                 (ns, name, r)
-            }
-        }))
-        .await;
+            }))
+            .await;
         let mut failed = Vec::new();
         for (ns, name, r) in results {
             match r {
@@ -200,7 +216,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Probe<Ran> {
     let name = pod_name();
-    janitor.track(&namespace, &name);
+    janitor.track(&client, &namespace, &name);
     let outcome = create_and_read(&client, &namespace, &name, &spec, timeout).await;
     // Delete on every path that gets here; interruptions are the janitor's job.
     match delete(&client, &namespace, &name, timeout).await {

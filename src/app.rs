@@ -326,6 +326,14 @@ pub async fn demo(
             .map_err(|e| AppError::Scenario(format!("cannot load scenario: {e}")))?,
         None => crate::sim::Scenario::builtin_demo(),
     };
+    // The kubelet stand-in runs probe pods the doctor creates with this very binary.
+    let scenario = match std::env::current_exe() {
+        Ok(exe) => scenario.with_kubelet(crate::sim::KubeletConfig::new(exe)),
+        Err(e) => {
+            tracing::debug!("no kubelet stand-in: cannot find the running binary: {e}");
+            scenario
+        }
+    };
     let server = crate::sim::SimServer::start(scenario)
         .await
         .map_err(|e| AppError::Scenario(format!("cannot start the simulated cluster: {e}")))?;

@@ -34,6 +34,8 @@ pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "probe");
 pub const DEFAULT_PROBE_IMAGE: &str = concat!("elsadoctor:", env!("CARGO_PKG_VERSION"));
 /// The container name inside the probe pod.
 pub const CONTAINER: &str = "probe";
+/// Pause before resuming a watch that ended.
+const RESUME_BACKOFF: Duration = Duration::from_millis(100);
 /// Largest probe output read back (the JSON report is a few KiB).
 const MAX_LOG_BYTES: i64 = 256 * 1024;
 
@@ -283,41 +285,31 @@ enum End {
     Failed(String),
 }
 
-/// Waits until the pod has terminated, watching it by name. Image pull errors end the wait
-/// early: the pod would otherwise sit until its deadline.
+/// Waits until the pod has terminated, watching it by name. The client's read timeout ends a
+/// quiet watch, so the watch is resumed (after one GET that catches a change in between) until
+/// the pod ends or `limit` passes. Image pull errors end the wait early: the pod would otherwise
+/// sit until its deadline.
 async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Probe<Ran>> {
-    let wp = WatchParams::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(
-            u32::try_from(limit.as_secs().max(1))
-                .unwrap_or(u32::MAX)
-                .min(290),
-        );
     let wait = async {
-        let mut stream = match api.watch(&wp, "0").await {
-            Ok(s) => s.boxed(),
-            Err(e) => return Err(classify(&e, "watch", "pods")),
-        };
-        while let Some(event) = stream.next().await {
-            let pod = match event {
-                Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
-                Ok(WatchEvent::Deleted(_)) => {
-                    return Ok(End::Failed("deleted before it finished".to_owned()));
-                }
-                Ok(WatchEvent::Bookmark(_)) => continue,
-                Ok(WatchEvent::Error(e)) => {
-                    return Err(Probe::failed(Some(e.code), e.message));
-                }
-                Err(e) => return Err(classify(&e, "watch", "pods")),
+        loop {
+            let current = match api.get(name).await {
+                Ok(p) => p,
+                Err(e) => return Err(classify(&e, "get", "pods")),
             };
-            if let Some(end) = ended(&pod) {
+            if let Some(end) = ended(&current) {
                 return Ok(end);
             }
+            let version = current
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            if let Some(end) = watch_until(api, name, &version, ended).await? {
+                return Ok(end);
+            }
+            // A watch that keeps ending at once must not turn into a busy loop of requests.
+            tokio::time::sleep(RESUME_BACKOFF).await;
         }
-        Err(Probe::failed(
-            None,
-            "the watch on the probe pod ended before it finished",
-        ))
     };
     match tokio::time::timeout(limit, wait).await {
         Ok(r) => r,
@@ -326,6 +318,47 @@ async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Pr
             format!("the probe pod did not finish within {}s", limit.as_secs()),
         )),
     }
+}
+
+/// Watches one pod from `version` until `done` says so (`Some`), the pod is deleted (an
+/// error), or the watch ends quietly (`None`: the caller resumes).
+async fn watch_until<T>(
+    api: &Api<Pod>,
+    name: &str,
+    version: &str,
+    done: impl Fn(&Pod) -> Option<T>,
+) -> Result<Option<T>, Probe<Ran>> {
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let mut stream = match api.watch(&wp, version).await {
+        Ok(s) => s.boxed(),
+        Err(e) => return Err(classify(&e, "watch", "pods")),
+    };
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => {
+                if let Some(t) = done(&p) {
+                    return Ok(Some(t));
+                }
+            }
+            Ok(WatchEvent::Deleted(_)) => {
+                return Err(Probe::failed(
+                    None,
+                    format!("pod {name} was deleted before the probe finished"),
+                ));
+            }
+            Ok(WatchEvent::Bookmark(_)) => {}
+            // 410 Gone (the version is too old) and read timeouts: resume from a fresh GET.
+            Ok(WatchEvent::Error(e)) if e.code == 410 => return Ok(None),
+            Ok(WatchEvent::Error(e)) => return Err(Probe::failed(Some(e.code), e.message)),
+            Err(e) => {
+                tracing::debug!(pod = %name, error = %super::kube::error_chain(&e), "watch interrupted; resuming");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Whether a pod's status says it is done, and how.
@@ -417,60 +450,45 @@ pub async fn ephemeral(
         }
     }
     let limit = Duration::from_secs(spec.deadline_seconds.unsigned_abs());
-    let wp = WatchParams::default()
-        .fields(&format!("metadata.name={pod}"))
-        .timeout(
-            u32::try_from(limit.as_secs().max(1))
-                .unwrap_or(u32::MAX)
-                .min(290),
-        );
-    let wait = async {
-        let mut stream = match api.watch(&wp, "0").await {
-            Ok(s) => s.boxed(),
-            Err(e) => return Err(classify(&e, "watch", "pods")),
-        };
-        while let Some(event) = stream.next().await {
-            let p = match event {
-                Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
-                Ok(WatchEvent::Deleted(_)) => {
-                    return Err(Probe::failed(
-                        None,
-                        format!("pod {pod} was deleted while the probe ran"),
-                    ));
-                }
-                Ok(WatchEvent::Bookmark(_)) => continue,
-                Ok(WatchEvent::Error(e)) => return Err(Probe::failed(Some(e.code), e.message)),
-                Err(e) => return Err(classify(&e, "watch", "pods")),
-            };
-            let state = p
-                .status
-                .as_ref()
-                .and_then(|s| s.ephemeral_container_statuses.as_ref())
-                .and_then(|all| all.iter().find(|c| c.name == name))
-                .and_then(|c| c.state.clone());
-            if let Some(t) = state.as_ref().and_then(|s| s.terminated.as_ref()) {
-                return Ok(Some(t.exit_code));
-            }
-            if let Some(reason) = state
-                .as_ref()
-                .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.clone())
-                .filter(|r| {
-                    r.contains("ImagePull") || r == "ErrImagePull" || r == "InvalidImageName"
-                })
-            {
-                return Err(Probe::failed(
-                    None,
-                    format!(
-                        "ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"
-                    ),
-                ));
-            }
+    let state_of = |p: &Pod| -> Option<Result<Option<i32>, String>> {
+        let state = p
+            .status
+            .as_ref()?
+            .ephemeral_container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == name)?
+            .state
+            .clone()?;
+        if let Some(t) = &state.terminated {
+            return Some(Ok(Some(t.exit_code)));
         }
-        Err(Probe::failed(
-            None,
-            "the watch on the pod ended before the ephemeral container finished",
-        ))
+        let reason = state.waiting.as_ref()?.reason.clone()?;
+        (reason.contains("ImagePull") || reason == "InvalidImageName").then(|| {
+            Err(format!(
+                "ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"
+            ))
+        })
+    };
+    let wait = async {
+        loop {
+            let current = match api.get(&pod).await {
+                Ok(p) => p,
+                Err(e) => return Err(classify(&e, "get", "pods")),
+            };
+            if let Some(r) = state_of(&current) {
+                return r.map_err(|why| Probe::failed(None, why));
+            }
+            let version = current
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            if let Some(r) = watch_until(&api, &pod, &version, state_of).await? {
+                return r.map_err(|why| Probe::failed(None, why));
+            }
+            tokio::time::sleep(RESUME_BACKOFF).await;
+        }
     };
     let exit_code = match tokio::time::timeout(limit, wait).await {
         Ok(Ok(code)) => code,

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::catalogue::Catalogue;
 use crate::cli::Format;
+use crate::gather::debug_pod::Janitor;
 use crate::gather::kube::{ConnectError, KubeTarget, connect, gather};
 use crate::render::{json, text::TextRenderer};
 use crate::report::Report;
@@ -27,6 +28,14 @@ pub enum AppError {
     Output(io::Error),
     #[error("{0}")]
     Scenario(String),
+    #[error("cleanup: {0}")]
+    Cleanup(String),
+    #[error("interrupted by {signal}{cleanup}")]
+    Interrupted {
+        signal: &'static str,
+        /// What could not be cleaned up, if anything.
+        cleanup: String,
+    },
 }
 
 /// What a run produced.
@@ -36,12 +45,14 @@ pub struct RunOutcome {
     pub broken_pipe: bool,
 }
 
-/// Runs every check against the cluster `settings` point at, rendering to `out`.
+/// Runs every check against the cluster `settings` point at, rendering to `out` (or the TUI).
 pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<RunOutcome, AppError> {
     run_against(settings, &settings.target, false, out).await
 }
 
-/// Runs against `target`; `simulated` labels the output as the built-in simulation.
+/// Runs against `target`; `simulated` labels the output as the built-in simulation. Picks the
+/// one consumer of the run: the TUI when interactive, else the requested report, repeated with
+/// `--watch`.
 pub async fn run_against(
     settings: &Settings,
     target: &KubeTarget,
@@ -49,83 +60,258 @@ pub async fn run_against(
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
     let catalogue = Catalogue::embedded()?;
+    let outcome = if settings.tui {
+        crate::tui::run(settings, target, simulated, &catalogue)
+            .await
+            .map(|report| RunOutcome {
+                report,
+                broken_pipe: false,
+            })
+    } else {
+        match settings.watch {
+            Some(every) => watch(settings, target, simulated, &catalogue, every, out).await,
+            None => {
+                render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
+                    execute(settings, target, simulated, &catalogue, None, emit).await
+                })
+                .await
+            }
+        }
+    };
+    // A run that was dropped half-way (the TUI quit during a debug-pod run) leaves its pod
+    // registered: delete it now, whatever the outcome.
+    for l in Janitor::global().sweep(settings.timeout).await {
+        tracing::warn!(pod = %l, "could not delete a probe pod; `elsadoctor cleanup` removes it");
+    }
+    outcome
+}
+
+/// One run: connect, gather concurrently with the runner, and hand every [`RunEvent`] to `emit`.
+/// `vantage` overrides the settings' (the TUI's debug-pod re-run). The catalogue may be a
+/// subset ([`Catalogue::with_dependents`]): the runner then judges only those checks.
+pub async fn execute(
+    settings: &Settings,
+    target: &KubeTarget,
+    simulated: bool,
+    catalogue: &Catalogue,
+    vantage: Option<crate::gather::Vantage>,
+    emit: &mut dyn FnMut(RunEvent),
+) -> Result<Report, AppError> {
     let (client, mut scope) = connect(target, settings.timeout).await?;
     scope.simulated = simulated;
     tracing::info!(context = ?scope.context, namespace = %scope.namespace, server = %scope.server, "starting run");
     let (tx, rx) = mpsc::unbounded_channel();
     // Inside a pod the doctor sits where the app does; outside, the API's port-forward is
     // the way into the cluster network.
-    let vantage = settings.vantage.unwrap_or(
+    let vantage = vantage.or(settings.vantage).unwrap_or(
         if scope.namespace_source == crate::facts::NamespaceSource::InCluster {
-            crate::gather::db::Vantage::Here
+            crate::gather::Vantage::Here
         } else {
-            crate::gather::db::Vantage::PortForward
+            crate::gather::Vantage::PortForward
         },
     );
-    let gathering = gather(client, scope.clone(), settings.timeout, vantage, tx);
-
+    let options = crate::gather::Options {
+        timeout: settings.timeout,
+        vantage,
+        probe_image: settings.probe_image.clone(),
+        resolv_conf: settings.resolv_conf.clone(),
+        janitor: Janitor::global().clone(),
+    };
+    let gathering = gather(client, scope.clone(), options, tx);
     let vantage = vantage.to_string();
-    let rendering = render(settings, &catalogue, scope, &vantage, rx, out);
+    let running = runner::run(catalogue, scope, &vantage, rx, settings.deadline, emit);
     // Gathering and the runner share this task. The runner ends when gathering is done or the
     // deadline passes; whatever gathering still waits for is then dropped, which cancels it.
-    tokio::pin!(gathering, rendering);
+    // Ctrl-C and SIGTERM drop both as well; then every pod the run created is deleted.
+    let interrupted = shutdown_signal();
+    tokio::pin!(gathering, running, interrupted);
     let mut gathered = false;
     loop {
         tokio::select! {
-            outcome = &mut rendering => return outcome,
+            report = &mut running => return Ok(report),
             () = &mut gathering, if !gathered => gathered = true,
+            signal = &mut interrupted => {
+                let leftovers = Janitor::global().sweep(settings.timeout).await;
+                return Err(AppError::Interrupted {
+                    signal,
+                    cleanup: if leftovers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; could not delete {} (run `elsadoctor cleanup`)",
+                            leftovers.join(", ")
+                        )
+                    },
+                });
+            }
         }
     }
 }
 
-/// Runs the catalogue over the facts arriving on `rx` and renders the one requested output.
-async fn render(
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name. Never resolves when the
+/// handlers cannot be installed (the default action then still ends the process).
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "SIGINT",
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+                "SIGTERM"
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&'static str>();
+    tokio::select! {
+        s = ctrl_c => s,
+        s = term => s,
+    }
+}
+
+/// `elsadoctor cleanup`: deletes leftover probe pods in the namespace.
+pub async fn cleanup(
     settings: &Settings,
-    catalogue: &Catalogue,
-    scope: crate::facts::Scope,
-    vantage: &str,
-    rx: mpsc::UnboundedReceiver<crate::facts::FactUpdate>,
+    min_age: std::time::Duration,
     out: &mut dyn Write,
+) -> Result<(), AppError> {
+    let (client, scope) = connect(&settings.target, settings.timeout).await?;
+    let (deleted, failed) = crate::gather::debug_pod::cleanup(
+        client,
+        scope.namespace.clone(),
+        min_age,
+        settings.timeout,
+    )
+    .await
+    .map_err(AppError::Cleanup)?;
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(AppError::Output);
+    if deleted.is_empty() && failed.is_empty() {
+        w(
+            out,
+            format!(
+                "no leftover probe pods in namespace {} (older than {})",
+                scope.namespace,
+                crate::runner::humanize(min_age)
+            ),
+        )?;
+    }
+    for name in &deleted {
+        w(
+            out,
+            format!("deleted pod/{name} in namespace {}", scope.namespace),
+        )?;
+    }
+    if !failed.is_empty() {
+        return Err(AppError::Cleanup(format!(
+            "could not delete {}",
+            failed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// `--watch` for the non-interactive outputs: a full report per run, then what changed since
+/// the previous one, until Ctrl-C; the outcome is the last finished run's.
+async fn watch(
+    settings: &Settings,
+    target: &KubeTarget,
+    simulated: bool,
+    catalogue: &Catalogue,
+    every: std::time::Duration,
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
+    let mut last: Option<RunOutcome> = None;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let once = render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
+            execute(settings, target, simulated, catalogue, None, emit).await
+        });
+        let outcome = tokio::select! {
+            o = once => o?,
+            _ = &mut interrupted => break,
+        };
+        if outcome.broken_pipe {
+            return Ok(outcome);
+        }
+        if let Some(prev) = &last {
+            let changes = crate::render::changes(&prev.report, &outcome.report);
+            let written = crate::render::text::changes(out, &changes, settings.style, every);
+            if let Err(e) = written {
+                return finish(outcome.report, Some(e));
+            }
+        } else if let Err(e) = writeln!(
+            out,
+            "\n(watching: next run in {}; Ctrl-C ends)",
+            runner::humanize(every)
+        )
+        .and_then(|()| out.flush())
+        {
+            return finish(outcome.report, Some(e));
+        }
+        last = Some(outcome);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = &mut interrupted => break,
+        }
+        if let Err(e) = writeln!(out).and_then(|()| out.flush()) {
+            return finish(last.map(|l| l.report).unwrap_or_else(empty_report), Some(e));
+        }
+    }
+    Ok(last.unwrap_or_else(|| RunOutcome {
+        report: empty_report(),
+        broken_pipe: false,
+    }))
+}
+
+/// A report with nothing in it, for a watch interrupted before its first run finished: it
+/// counts one unknown so the exit code says "not evaluated".
+fn empty_report() -> Report {
+    Report {
+        schema_version: crate::report::SCHEMA_VERSION,
+        tool: crate::report::Tool::default(),
+        target: crate::report::Target::default(),
+        vantage: String::new(),
+        started_at: String::new(),
+        duration_ms: 0,
+        summary: crate::report::Summary {
+            unknown: 1,
+            ..Default::default()
+        },
+        checks: Vec::new(),
+    }
+}
+
+/// Renders one run in the requested non-interactive format. `produce` runs the checks and
+/// calls the emit function it is given for every event.
+async fn render_one(
+    settings: &Settings,
+    out: &mut dyn Write,
+    produce: impl AsyncFnOnce(&mut dyn FnMut(RunEvent)) -> Result<Report, AppError>,
 ) -> Result<RunOutcome, AppError> {
     let report;
     let write_error = match settings.format {
         Format::Text => {
             let mut renderer = TextRenderer::new(&mut *out, settings.style);
-            report = runner::run(
-                catalogue,
-                scope,
-                vantage,
-                rx,
-                settings.deadline,
-                &mut |e: RunEvent| renderer.on_event(&e),
-            )
-            .await;
+            report = produce(&mut |e: RunEvent| renderer.on_event(&e)).await?;
             renderer.into_error()
         }
         Format::Json => {
-            report = runner::run(
-                catalogue,
-                scope,
-                vantage,
-                rx,
-                settings.deadline,
-                &mut |_| {},
-            )
-            .await;
+            report = produce(&mut |_| {}).await?;
             json::write(out, &report).err()
         }
+        Format::Markdown => {
+            report = produce(&mut |_| {}).await?;
+            crate::render::markdown::write(out, &report).err()
+        }
     };
-    match write_error {
-        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(RunOutcome {
-            report,
-            broken_pipe: true,
-        }),
-        Some(e) => Err(AppError::Output(e)),
-        None => Ok(RunOutcome {
-            report,
-            broken_pipe: false,
-        }),
-    }
+    finish(report, write_error)
 }
 
 /// `elsadoctor demo [--scenario DIR]`: serves a scenario from the simulated cluster on
@@ -187,7 +373,10 @@ pub async fn lint(
         let _ = tx.send(u);
     }
     drop(tx);
-    render(settings, &catalogue, scope, "offline", rx, out).await
+    render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
+        Ok(runner::run(&catalogue, scope, "offline", rx, settings.deadline, emit).await)
+    })
+    .await
 }
 
 /// The checks `lint` can judge from manifests alone: which workload and image, and the
@@ -220,4 +409,19 @@ pub fn explain(out: &mut dyn Write, id: &str) -> Result<(), AppError> {
         });
     };
     crate::render::text::explain(out, spec).map_err(AppError::Output)
+}
+
+/// A finished run and how writing it went: a closed pipe is not an error.
+fn finish(report: Report, write_error: Option<io::Error>) -> Result<RunOutcome, AppError> {
+    match write_error {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(RunOutcome {
+            report,
+            broken_pipe: true,
+        }),
+        Some(e) => Err(AppError::Output(e)),
+        None => Ok(RunOutcome {
+            report,
+            broken_pipe: false,
+        }),
+    }
 }

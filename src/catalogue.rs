@@ -32,6 +32,8 @@ pub const TEMPLATE_VARS: &[&str] = &[
     "db_port",
     "database",
     "db_user",
+    "db_namespace",
+    "fqdn",
 ];
 
 /// The files under `checks/`, in name order (which is run order).
@@ -105,6 +107,18 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/029-config.signing-key.toml"),
     ),
     (
+        "030-network.service.toml",
+        include_str!("../checks/030-network.service.toml"),
+    ),
+    (
+        "031-network.dns.toml",
+        include_str!("../checks/031-network.dns.toml"),
+    ),
+    (
+        "032-network.tcp.toml",
+        include_str!("../checks/032-network.tcp.toml"),
+    ),
+    (
         "040-database.login.toml",
         include_str!("../checks/040-database.login.toml"),
     ),
@@ -119,6 +133,18 @@ static FILES: &[(&str, &str)] = &[
     (
         "043-database.privileges.toml",
         include_str!("../checks/043-database.privileges.toml"),
+    ),
+    (
+        "050-runtime.sqlite-file.toml",
+        include_str!("../checks/050-runtime.sqlite-file.toml"),
+    ),
+    (
+        "051-runtime.logs.toml",
+        include_str!("../checks/051-runtime.logs.toml"),
+    ),
+    (
+        "052-runtime.health.toml",
+        include_str!("../checks/052-runtime.health.toml"),
     ),
     (
         "060-production.replicas.toml",
@@ -143,6 +169,10 @@ static FILES: &[(&str, &str)] = &[
     (
         "065-production.inline-secrets.toml",
         include_str!("../checks/065-production.inline-secrets.toml"),
+    ),
+    (
+        "066-production.db-storage.toml",
+        include_str!("../checks/066-production.db-storage.toml"),
     ),
 ];
 
@@ -234,6 +264,27 @@ pub enum CatalogueError {
 }
 
 impl Catalogue {
+    /// The check `id` and every check that depends on it, directly or through others, in run
+    /// order: what the TUI's `R` re-runs. Unknown id: an empty catalogue. Prerequisites outside
+    /// the subset count as holding in the runner.
+    pub fn with_dependents(&self, id: &str) -> Catalogue {
+        let mut wanted: BTreeSet<&str> = BTreeSet::new();
+        // Dependencies point at earlier checks, so one pass in order closes the set.
+        for c in &self.checks {
+            if c.id == id || c.depends_on.iter().any(|d| wanted.contains(d.as_str())) {
+                wanted.insert(c.id.as_str());
+            }
+        }
+        Catalogue {
+            checks: self
+                .checks
+                .iter()
+                .filter(|c| wanted.contains(c.id.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The embedded catalogue.
     pub fn embedded() -> Result<Self, CatalogueError> {
         Self::parse(FILES.iter().copied())
@@ -475,6 +526,27 @@ pub fn all_causes(spec: &CheckSpec) -> BTreeSet<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_dependents_is_the_check_and_everything_downstream() {
+        let cat = Catalogue::embedded().expect("catalogue");
+        let sub = cat.with_dependents("workload.found");
+        let ids: Vec<&str> = sub.ids().collect();
+        assert_eq!(ids.first(), Some(&"workload.found"));
+        assert!(ids.contains(&"workload.pods"), "{ids:?}");
+        assert!(!ids.contains(&"cluster.api"), "{ids:?}");
+        // Closed: every prerequisite of a member is either in the set or upstream of the root.
+        for c in &sub.checks {
+            if c.id != "workload.found" {
+                assert!(
+                    c.depends_on.iter().any(|d| ids.contains(&d.as_str())),
+                    "{}",
+                    c.id
+                );
+            }
+        }
+        assert!(cat.with_dependents("no.such").checks.is_empty());
+    }
 
     const OK: &str = r#"
 id = "cluster.api"

@@ -17,9 +17,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   elsadoctor -n elsa                      check the Elsa server in namespace elsa
 ///   elsadoctor -n elsa --deployment elsa-server -o json
 ///   elsadoctor explain workload.pods        the documented fix for one check
+///   elsadoctor -n elsa --watch              re-run every 10 s, marking what changed
+///   elsadoctor -n elsa -o markdown          a redacted report to paste into an Elsa issue
 ///
 /// Exit codes: 0 no check failed; 1 a check failed or could not be evaluated (warnings too with
 /// --fail-on warn); 2 elsadoctor could not start (bad flags, unreadable kubeconfig).
+///
+/// On a terminal (stdout a TTY, no -o/--json) elsadoctor is interactive: the checks fill in live
+/// on the left, the selected check's evidence and fix on the right. Keys: ↑/↓ j/k move, g/G
+/// first/last, PgUp/PgDn page, Enter/Tab switch to the fix pane (there ↑/↓ pick a command),
+/// f failures only, / search, r re-run all, R re-run the selected check and its dependents,
+/// d probes from a debug pod (asks first), c copy the command (OSC 52), e export Markdown or
+/// JSON to a file, ? help, q/Esc/Ctrl-C quit.
+/// In that mode logs go to $XDG_STATE_HOME/elsadoctor/elsadoctor.log (else
+/// ~/.local/state/elsadoctor/elsadoctor.log, else the temp directory), never to the screen.
 #[derive(Debug, Parser)]
 #[command(
     name = "elsadoctor",
@@ -63,9 +74,16 @@ pub struct ClusterArgs {
 /// How to run and report (valid with every command that runs checks).
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
-    pub output: Format,
+    /// Output format (default: the interactive TUI when stdout is a terminal, text otherwise).
+    #[arg(short = 'o', long, value_enum, global = true)]
+    pub output: Option<Format>,
+
+    /// Re-run every SECONDS (default 10) and mark what changed since the previous run, e.g. to
+    /// watch a rollout after applying a fix. TUI and text output; Ctrl-C ends it with the last
+    /// run's exit code.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "10",
+          value_parser = parse_duration, global = true)]
+    pub watch: Option<Duration>,
 
     /// Same as -o json: one JSON document on stdout.
     #[arg(long, global = true, conflicts_with = "output")]
@@ -79,11 +97,29 @@ pub struct OutputArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
     pub deadline: Duration,
 
-    /// Where database probes run from: `here` (this machine; the default inside a pod),
-    /// `port-forward` (through the API to a pod behind the database Service; the default
-    /// outside the cluster, read-only), or `auto`.
+    /// Where the network, database and file probes run from. `auto`: `here` inside a pod,
+    /// `port-forward` outside. `here`: this machine (DNS with --resolv-conf, TCP, the
+    /// database). `port-forward`: the database through the API to a pod behind its Service;
+    /// DNS and TCP are skipped (read-only). `debug-pod`: also runs DNS and TCP probes from a
+    /// short-lived pod in the namespace (creates and deletes one pod; needs --probe-image
+    /// pullable by the cluster). `ephemeral`: runs them from an ephemeral container added to one
+    /// Elsa pod, which stays in that pod's spec until the pod is replaced.
     #[arg(long, value_enum, default_value_t = VantageArg::Auto, global = true)]
     pub vantage: VantageArg,
+
+    /// Image for the debug pod and the ephemeral container: an elsadoctor image (see
+    /// deploy/Dockerfile) that the cluster can pull.
+    #[arg(long, value_name = "IMAGE", global = true, default_value = crate::gather::debug_pod::DEFAULT_PROBE_IMAGE)]
+    pub probe_image: String,
+
+    /// resolv.conf used for DNS probes with --vantage here.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
 
     /// Exit 1 on warnings too, not only on failures.
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "LEVEL", global = true)]
@@ -100,6 +136,9 @@ pub enum Format {
     Text,
     /// The versioned JSON report (schema/report.schema.json).
     Json,
+    /// A redacted report to paste into an Elsa GitHub issue: versions, vantage, a table of
+    /// checks, and the evidence and fix of every failing one.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,6 +146,8 @@ pub enum VantageArg {
     Auto,
     Here,
     PortForward,
+    DebugPod,
+    Ephemeral,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +175,16 @@ pub enum Command {
         /// Manifest files or directories; `-` for standard input.
         #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
+    },
+    /// Delete leftover probe pods (label app.kubernetes.io/managed-by=elsadoctor).
+    ///
+    /// A run deletes its debug pod on every exit it gets to handle (success, failure, Ctrl-C,
+    /// SIGTERM); this removes the pods of runs that were killed outright. Pods younger than
+    /// --min-age are left alone, so a run in progress keeps its pod.
+    Cleanup {
+        /// Only delete pods at least this old.
+        #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+        min_age: Duration,
     },
     /// Run every check against a built-in simulated cluster (no cluster needed).
     ///

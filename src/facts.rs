@@ -10,6 +10,7 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::redact::{self, Secret};
@@ -69,6 +70,18 @@ impl<T> Probe<T> {
             Probe::Forbidden { verb, resource } => Probe::Forbidden { verb, resource },
             Probe::Failed(e) => Probe::Failed(e),
             Probe::NotAttempted(r) => Probe::NotAttempted(r),
+        }
+    }
+
+    /// The observed value, or this probe's state (why nothing was observed) as a probe of
+    /// another type, for early returns.
+    pub fn into_result<U>(self) -> Result<T, Probe<U>> {
+        match self {
+            Probe::Observed(v) => Ok(v),
+            Probe::Absent => Err(Probe::Absent),
+            Probe::Forbidden { verb, resource } => Err(Probe::Forbidden { verb, resource }),
+            Probe::Failed(e) => Err(Probe::Failed(e)),
+            Probe::NotAttempted(r) => Err(Probe::NotAttempted(r)),
         }
     }
 
@@ -285,6 +298,81 @@ impl From<k8s_openapi::api::core::v1::Secret> for SecretData {
     }
 }
 
+/// The Service the database host names, seen from the API (`network.service`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbService {
+    pub name: String,
+    pub namespace: String,
+    /// The Service object; `None` when no Service of that name exists there.
+    pub service: Option<Service>,
+    /// Its EndpointSlices (label `kubernetes.io/service-name`).
+    pub endpoint_slices: Probe<Vec<EndpointSlice>>,
+    /// Other namespaces holding a Service of the same name; looked up only when the Service is
+    /// not where the host points (needs a cluster-wide `list services`).
+    pub elsewhere: Probe<Vec<String>>,
+}
+
+/// What one read-only exec into the Elsa container listed: its assemblies and the SQLite files
+/// at the flavour's fallback paths (`workload.flavor`, `runtime.sqlite-file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodListing {
+    pub pod: String,
+    pub container: String,
+    /// The paths that exist, as the container sees them.
+    pub paths: Vec<String>,
+}
+
+impl PodListing {
+    /// The assembly file names (`Elsa.Server.Web.dll`) under `/app`.
+    pub fn dlls(&self) -> impl Iterator<Item = &str> {
+        self.paths
+            .iter()
+            .filter_map(|p| p.strip_prefix("/app/"))
+            .filter(|n| !n.contains('/') && n.ends_with(".dll"))
+    }
+}
+
+/// The DNS and TCP probes towards the database host, from an in-cluster vantage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkObservation {
+    /// `here`, `debug-pod` or `ephemeral`.
+    pub vantage: String,
+    /// The pod (and container) the probes ran in; `None` for `here`.
+    pub via: Option<String>,
+    pub report: crate::probe::ProbeReport,
+}
+
+/// Logs of one container of one Elsa pod, redacted when they were read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodLog {
+    pub pod: String,
+    pub container: String,
+    /// The previous (terminated) instance of the container, not the current one.
+    pub previous: bool,
+    /// The tail of the log; `Absent` when there is no previous instance to read.
+    pub text: Probe<String>,
+}
+
+/// What the Elsa health endpoint answered through a port-forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthObservation {
+    pub pod: String,
+    /// The container port forwarded to.
+    pub port: u16,
+    pub path: String,
+    pub answer: HealthAnswer,
+}
+
+/// The health endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum HealthAnswer {
+    /// An HTTP response: its status and the start of its body (redacted).
+    Http { status: u16, body: String },
+    /// Nothing accepted the connection on the port inside the pod (the kubelet's message).
+    Refused { message: String },
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -346,6 +434,28 @@ pub struct Facts {
     pub db_target: Option<DbTarget>,
     /// The database session.
     pub database: Probe<DbObservation>,
+    /// The Service behind the database host.
+    pub db_service: Probe<DbService>,
+    /// The exec listing of one running Elsa pod.
+    pub pod_files: Probe<PodListing>,
+    /// DNS and TCP towards the database host from the vantage (not attempted through a
+    /// port-forward).
+    pub network: Probe<NetworkObservation>,
+    /// Recent logs of the Elsa container of every workload pod, and the previous instance's
+    /// for restarted containers.
+    #[serde(default = "not_gathered")]
+    pub logs: Probe<Vec<PodLog>>,
+    /// The Elsa health endpoint of one ready pod.
+    #[serde(default = "not_gathered")]
+    pub health: Probe<HealthObservation>,
+    /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
+    #[serde(default = "not_gathered")]
+    pub db_pods: Probe<Vec<Pod>>,
+}
+
+/// A fact missing from a facts file written before it existed.
+fn not_gathered<T>() -> Probe<T> {
+    Probe::NotAttempted("not in this facts file".to_owned())
 }
 
 impl Facts {
@@ -368,6 +478,12 @@ impl Facts {
             env_literals: BTreeMap::new(),
             db_target: None,
             database: Probe::NotAttempted(na()),
+            db_service: Probe::NotAttempted(na()),
+            pod_files: Probe::NotAttempted(na()),
+            network: Probe::NotAttempted(na()),
+            logs: Probe::NotAttempted(na()),
+            health: Probe::NotAttempted(na()),
+            db_pods: Probe::NotAttempted(na()),
         }
     }
 }
@@ -402,6 +518,12 @@ impl Facts {
             FactKey::ConfigSources => {}
             FactKey::Services => self.services = state(why),
             FactKey::Database => self.database = state(why),
+            FactKey::DbService => self.db_service = state(why),
+            FactKey::PodFiles => self.pod_files = state(why),
+            FactKey::Network => self.network = state(why),
+            FactKey::Logs => self.logs = state(why),
+            FactKey::Health => self.health = state(why),
+            FactKey::DbPods => self.db_pods = state(why),
         }
     }
 }
@@ -419,6 +541,33 @@ pub enum FactKey {
     ConfigSources,
     Services,
     Database,
+    DbService,
+    PodFiles,
+    Network,
+    Logs,
+    Health,
+    DbPods,
+}
+
+impl FactKey {
+    /// Every fact: a run that ends marks the ones that never arrived as not attempted.
+    pub const ALL: &[FactKey] = &[
+        FactKey::ServerVersion,
+        FactKey::Namespace,
+        FactKey::Access,
+        FactKey::Workloads,
+        FactKey::Pods,
+        FactKey::Events,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::Database,
+        FactKey::DbService,
+        FactKey::PodFiles,
+        FactKey::Network,
+        FactKey::Logs,
+        FactKey::Health,
+        FactKey::DbPods,
+    ];
 }
 
 /// One gathered fact, as sent from `gather` to the runner. Each update is built once and moved
@@ -448,6 +597,12 @@ pub enum FactUpdate {
         target: Option<DbTarget>,
         observation: Probe<DbObservation>,
     },
+    DbService(Probe<DbService>),
+    PodFiles(Probe<PodListing>),
+    Network(Probe<NetworkObservation>),
+    Logs(Probe<Vec<PodLog>>),
+    Health(Probe<HealthObservation>),
+    DbPods(Probe<Vec<Pod>>),
 }
 
 impl FactUpdate {
@@ -464,6 +619,12 @@ impl FactUpdate {
             FactUpdate::ConfigSources { .. } => FactKey::ConfigSources,
             FactUpdate::Services(_) => FactKey::Services,
             FactUpdate::Database { .. } => FactKey::Database,
+            FactUpdate::DbService(_) => FactKey::DbService,
+            FactUpdate::PodFiles(_) => FactKey::PodFiles,
+            FactUpdate::Network(_) => FactKey::Network,
+            FactUpdate::Logs(_) => FactKey::Logs,
+            FactUpdate::Health(_) => FactKey::Health,
+            FactUpdate::DbPods(_) => FactKey::DbPods,
         })
     }
 
@@ -500,6 +661,12 @@ impl FactUpdate {
                 facts.db_target = target;
                 facts.database = observation;
             }
+            FactUpdate::DbService(p) => facts.db_service = p,
+            FactUpdate::PodFiles(p) => facts.pod_files = p,
+            FactUpdate::Network(p) => facts.network = p,
+            FactUpdate::Logs(p) => facts.logs = p,
+            FactUpdate::Health(p) => facts.health = p,
+            FactUpdate::DbPods(p) => facts.db_pods = p,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use elsadoctor::app::{self, AppError, RunOutcome};
-use elsadoctor::cli::{Cli, Command};
+use elsadoctor::cli::{Cli, Command, Format};
 use elsadoctor::settings::{Env, Settings};
 
 const EXIT_FAILED: u8 = 1;
@@ -22,7 +22,15 @@ fn main() -> ExitCode {
     if let Some(Command::Probe(args)) = &cli.command {
         return probe(args.clone(), &settings);
     }
-    init_tracing(settings.verbosity);
+    if settings.watch.is_some() && !settings.tui && settings.format != Format::Text {
+        let _ = writeln!(
+            io::stderr(),
+            "elsadoctor: --watch works with the interactive TUI and -o text; see elsadoctor --help"
+        );
+        return ExitCode::from(EXIT_CANNOT_START);
+    }
+    let interactive = settings.tui && matches!(cli.command, None | Some(Command::Demo { .. }));
+    init_tracing(settings.verbosity, interactive);
 
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -32,6 +40,10 @@ fn main() -> ExitCode {
         Some(Command::Lint { files }) => {
             runtime().and_then(|rt| rt.block_on(app::lint(&settings, files, &mut out)).map(Some))
         }
+        Some(Command::Cleanup { min_age }) => runtime().and_then(|rt| {
+            rt.block_on(app::cleanup(&settings, *min_age, &mut out))
+                .map(|()| None)
+        }),
         Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
                 .map(Some)
@@ -50,6 +62,11 @@ fn main() -> ExitCode {
         }
         Ok(Some(_)) => ExitCode::SUCCESS,
         Err(AppError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e @ AppError::Interrupted { signal, .. }) => {
+            eprintln!("elsadoctor: {e}");
+            // The shell convention: 128 + the signal number.
+            ExitCode::from(if signal == "SIGTERM" { 143 } else { 130 })
+        }
         Err(e) => {
             eprintln!("elsadoctor: {e}");
             ExitCode::from(EXIT_CANNOT_START)
@@ -61,10 +78,13 @@ fn main() -> ExitCode {
 /// 2 nothing to probe. Only elsadoctor's own warnings reach stderr unless -v asks for more: a
 /// debug pod's log mixes stderr into the stdout the doctor reads back.
 fn probe(mut args: elsadoctor::cli::ProbeArgs, settings: &Settings) -> ExitCode {
-    init_tracing(match settings.verbosity {
-        0 => None,
-        v => Some(v),
-    });
+    init_tracing(
+        match settings.verbosity {
+            0 => None,
+            v => Some(v),
+        },
+        false,
+    );
     if let Err(e) = elsadoctor::probe::check_args(&args) {
         eprintln!("elsadoctor: {e}");
         return ExitCode::from(EXIT_CANNOT_START);
@@ -133,9 +153,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; -v info, -vv debug (kube-rs at info), -vvv trace everywhere. `None`:
-/// elsadoctor's own warnings only (the probe).
-fn init_tracing(verbosity: impl Into<Option<u8>>) {
+/// Logs go to stderr; -v info, -vv debug (kube-rs at info), -vvv trace. `None`: elsadoctor's
+/// own warnings only (the probe). In the TUI they go to a file instead (the screen belongs to
+/// the TUI): see [`log_file`].
+fn init_tracing(verbosity: impl Into<Option<u8>>, interactive: bool) {
     let filter = match verbosity.into() {
         None => "elsadoctor=warn,off",
         Some(0) => "warn",
@@ -143,9 +164,48 @@ fn init_tracing(verbosity: impl Into<Option<u8>>) {
         Some(2) => "elsadoctor=debug,kube=info,info",
         Some(_) => "trace",
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    if interactive {
+        // No log file, no logs: never the screen.
+        if let Some(file) = log_file() {
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+        }
+        return;
+    }
+    let _ = builder.with_writer(io::stderr).try_init();
+}
+
+/// The TUI's log file, appended to: $XDG_STATE_HOME/elsadoctor/elsadoctor.log, else
+/// ~/.local/state/elsadoctor/elsadoctor.log, else elsadoctor.log in the temp directory.
+fn log_file() -> Option<std::fs::File> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".local/state"))
+        });
+    let candidates = state
+        .map(|d| d.join("elsadoctor"))
+        .into_iter()
+        .chain([std::env::temp_dir()]);
+    for dir in candidates {
+        if std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("elsadoctor.log"));
+        if let Ok(f) = opened {
+            return Some(f);
+        }
+    }
+    None
 }

@@ -266,14 +266,7 @@ async fn db_probe(env: &str, tables: Vec<String>, timeout: Duration) -> DbProbe 
     // this outer limit (a little longer, so observe's own answer wins) bounds the sum.
     let observed = tokio::time::timeout(
         timeout + Duration::from_millis(500),
-        db::observe(
-            plan,
-            Vantage::Here,
-            None,
-            String::new(),
-            Vec::new(),
-            timeout,
-        ),
+        db::observe(plan, Vantage::Here, None, None, timeout),
     )
     .await;
     match observed {

@@ -176,20 +176,11 @@ pub async fn run(
 }
 
 fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
-    [
-        FactKey::ServerVersion,
-        FactKey::Namespace,
-        FactKey::Access,
-        FactKey::Workloads,
-        FactKey::Pods,
-        FactKey::Events,
-        FactKey::ConfigSources,
-        FactKey::Services,
-        FactKey::Database,
-    ]
-    .into_iter()
-    .filter(|k| !arrived.contains(k))
-    .collect()
+    FactKey::ALL
+        .iter()
+        .copied()
+        .filter(|k| !arrived.contains(k))
+        .collect()
 }
 
 /// Runs every check that can run now.

@@ -20,14 +20,21 @@ pub struct Style {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub target: KubeTarget,
+    /// The report format when not interactive.
     pub format: Format,
+    /// Interactive: stdout is a terminal and no -o/--json was given (commands that run checks).
+    pub tui: bool,
+    /// `--watch`: re-run at this interval.
+    pub watch: Option<Duration>,
     pub fail_on: FailOn,
     pub timeout: Duration,
     pub deadline: Duration,
     pub verbosity: u8,
     pub style: Style,
     /// `None`: decide from where elsadoctor runs (here inside a pod, port-forward outside).
-    pub vantage: Option<crate::gather::db::Vantage>,
+    pub vantage: Option<crate::gather::Vantage>,
+    pub probe_image: String,
+    pub resolv_conf: std::path::PathBuf,
 }
 
 /// The environment facts settings depend on, gathered once so resolution stays testable.
@@ -61,8 +68,9 @@ impl Settings {
         let format = if cli.output.json {
             Format::Json
         } else {
-            cli.output.output
+            cli.output.output.unwrap_or(Format::Text)
         };
+        let explicit_format = cli.output.json || cli.output.output.is_some();
         Self {
             target: KubeTarget {
                 kubeconfig: cli.cluster.kubeconfig.clone(),
@@ -72,6 +80,8 @@ impl Settings {
                 inline_kubeconfig: None,
             },
             format,
+            tui: env.stdout_is_tty && !explicit_format,
+            watch: cli.output.watch,
             fail_on: match cli.output.fail_on {
                 FailOnArg::Fail => FailOn::Fail,
                 FailOnArg::Warn => FailOn::Warn,
@@ -81,9 +91,13 @@ impl Settings {
             verbosity: cli.output.verbose,
             vantage: match cli.output.vantage {
                 VantageArg::Auto => None,
-                VantageArg::Here => Some(crate::gather::db::Vantage::Here),
-                VantageArg::PortForward => Some(crate::gather::db::Vantage::PortForward),
+                VantageArg::Here => Some(crate::gather::Vantage::Here),
+                VantageArg::PortForward => Some(crate::gather::Vantage::PortForward),
+                VantageArg::DebugPod => Some(crate::gather::Vantage::DebugPod),
+                VantageArg::Ephemeral => Some(crate::gather::Vantage::Ephemeral),
             },
+            probe_image: cli.output.probe_image.clone(),
+            resolv_conf: cli.output.resolv_conf.clone(),
             style: Style {
                 color: env.stdout_is_tty && !env.no_color,
                 unicode: env.utf8_locale,
@@ -125,5 +139,27 @@ mod tests {
             },
         );
         assert!(!s.style.color, "no colour into a pipe");
+        assert!(!s.tui, "--json is never interactive");
+        let plain = Cli::parse_from(["elsadoctor", "--watch"]);
+        let s = Settings::resolve(
+            &plain,
+            &Env {
+                stdout_is_tty: true,
+                ..Env::default()
+            },
+        );
+        assert!(s.tui, "a terminal and no -o: the TUI");
+        assert_eq!(s.watch, Some(Duration::from_secs(10)));
+        let s = Settings::resolve(
+            &Cli::parse_from(["elsadoctor", "-o", "text"]),
+            &Env {
+                stdout_is_tty: true,
+                ..Env::default()
+            },
+        );
+        assert!(!s.tui, "-o text on a terminal: the text report");
+        assert_eq!(s.format, Format::Text);
+        let s = Settings::resolve(&plain, &Env::default());
+        assert!(!s.tui, "not a terminal: the text report");
     }
 }

@@ -72,19 +72,44 @@ async fn pods_are_listed_by_selector_and_a_default_run_only_reads() {
             .any(|q| q.contains("labelSelector=app%3Dpostgres")),
         "{pod_lists:?}"
     );
+    // Read-only: get, list and watch, the one rules review, and the read-only subresources
+    // (pods/log, one `ls` through pods/exec, pods/portforward). Nothing is created, changed
+    // or deleted.
     for r in &log {
-        let allowed = matches!(r.verb.as_str(), "get" | "list")
+        let allowed = matches!(r.verb.as_str(), "get" | "list" | "watch")
             || (r.verb == "create" && r.resource == "selfsubjectrulesreviews");
         assert!(allowed, "unexpected {} {} {}", r.method, r.path, r.verb);
-        let upgrade = r.subresource.as_deref() == Some("portforward") && r.status == 101;
+        assert!(
+            matches!(r.method.as_str(), "GET")
+                || (r.method == "POST" && r.resource == "selfsubjectrulesreviews"),
+            "{r:?}"
+        );
+        let sub = r.subresource.as_deref();
+        assert!(
+            matches!(sub, None | Some("log" | "exec" | "portforward")),
+            "{r:?}"
+        );
+        let upgrade = matches!(sub, Some("portforward" | "exec")) && r.status == 101;
         assert!((200..300).contains(&r.status) || upgrade, "{r:?}");
     }
+    let execs: Vec<_> = log
+        .iter()
+        .filter(|r| r.subresource.as_deref() == Some("exec"))
+        .collect();
+    assert_eq!(execs.len(), 1, "one exec: the ls of /app");
+    assert!(
+        execs[0]
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains("command=sh&command=-c&command=ls+-1d")),
+        "{execs:?}"
+    );
     assert_eq!(
         log.iter()
             .filter(|r| r.subresource.as_deref() == Some("portforward"))
             .count(),
-        1,
-        "one port-forward, one database connection"
+        2,
+        "two port-forwards: one database connection, one health request"
     );
     // Events are asked for per object with a field selector, not listed wholesale.
     let event_queries: Vec<String> = log
@@ -281,7 +306,7 @@ fn text_output_ascii_fallback_and_no_colour_in_a_pipe() {
     let workload = stdout.find("\nworkload\n").expect("workload heading");
     assert!(cluster < workload);
     assert!(
-        stdout.contains("Summary: 19 passed, 1 warning, 3 failed, 0 unknown, 4 skipped in "),
+        stdout.contains("Summary: 24 passed, 1 warning, 3 failed, 0 unknown, 6 skipped in "),
         "{stdout}"
     );
 }
@@ -326,7 +351,9 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
     // the chain of strictly sequential ones is the run's critical path:
     //   (version | namespace | rules review | deployments | statefulsets)
     //   -> (Elsa's pods | the referenced Secret | services)
-    //   -> (events | the pods behind the database Service) -> the port-forward.
+    //   -> (events | logs | the health port-forward | the exec listing | the database
+    //       Service's EndpointSlices | the pods behind it)
+    //   -> the database port-forward.
     let src = common::scenario_dir("healthy");
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::copy(
@@ -351,8 +378,9 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         4,
         "{log:#?}"
     );
-    // 5 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list) + 1 port-forward.
-    assert_eq!(log.len(), 5 + 3 + 4 + 1, "{log:#?}");
+    // 5 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
+    // health port-forward; 1 exec; 1 EndpointSlice list) + 1 database port-forward.
+    assert_eq!(log.len(), 5 + 3 + 9 + 1, "{log:#?}");
     let secret_gets: Vec<_> = log.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secret_gets.len(), 1);
     assert_eq!(secret_gets[0].name.as_deref(), Some("postgres-secret"));

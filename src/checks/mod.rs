@@ -15,7 +15,10 @@ use crate::report::Evidence;
 pub mod cluster;
 pub mod config;
 pub mod database;
+pub mod network;
 pub mod production;
+pub mod runtime;
+pub mod sqlite_file;
 pub mod view;
 pub mod workload;
 
@@ -124,16 +127,23 @@ pub static REGISTRY: &[CheckImpl] = &[
     config::CONNECTION_STRING,
     config::PROBES,
     config::SIGNING_KEY,
+    network::SERVICE,
+    network::DNS,
+    network::TCP,
     database::LOGIN,
     database::TABLES,
     database::MIGRATIONS,
     database::PRIVILEGES,
+    sqlite_file::SQLITE_FILE,
     production::REPLICAS,
     production::LOCKING,
     production::RESOURCES,
     production::DB_TLS,
     database::POOL,
     production::INLINE_SECRETS,
+    runtime::LOGS,
+    runtime::HEALTH,
+    production::DB_STORAGE,
 ];
 
 pub fn find(id: &str) -> Option<&'static CheckImpl> {

@@ -313,3 +313,542 @@ fn inline_secrets(facts: &Facts) -> Finding {
         }
     })
 }
+
+pub const DB_STORAGE: CheckImpl = CheckImpl {
+    id: "production.db-storage",
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::DbPods,
+    ],
+    causes: &[
+        "no-volume",
+        "ephemeral-volume",
+        "pg18-mount-path",
+        "host-path",
+        "unpinned-image",
+    ],
+    run: db_storage,
+};
+
+/// Where the official `postgres` image keeps its data before 18.
+const PG_DATA_LEGACY: &str = "/var/lib/postgresql/data";
+
+/// The pod spec the in-cluster PostgreSQL runs with: a pod's, or its workload's template.
+struct DbSubject<'a> {
+    /// `pod/x` or `statefulset/x`.
+    name: String,
+    pod: Option<&'a str>,
+    spec: &'a k8s_openapi::api::core::v1::PodSpec,
+    /// volumeClaimTemplates of the owning StatefulSet (their volumes are PVCs in the pods).
+    claim_templates: Vec<String>,
+}
+
+/// Whether `path` is `dir` or below it.
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// The PostgreSQL major version of an official `postgres` image: `18` for `postgres:18.1`,
+/// `postgres:18-alpine`; `latest` and untagged count as today's latest (18). `None` for other
+/// images or tags.
+fn official_pg_major(image: &str) -> Option<u32> {
+    let (repo, tag) = elsa::split_image(image);
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    if last != "postgres" || repo.contains("bitnami") {
+        return None;
+    }
+    match tag {
+        None | Some("latest") if !image.contains('@') => Some(18),
+        None | Some("latest") => None,
+        Some(t) => t
+            .split(['.', '-'])
+            .next()
+            .and_then(|m| m.parse::<u32>().ok()),
+    }
+}
+
+/// The PostgreSQL container of a pod spec: the one whose image says PostgreSQL, else the one
+/// listening on 5432, else the first.
+fn pg_container(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Option<&k8s_openapi::api::core::v1::Container> {
+    let looks_pg = |c: &&k8s_openapi::api::core::v1::Container| {
+        c.image.as_deref().is_some_and(|i| {
+            let (repo, _) = elsa::split_image(i);
+            let last = repo.rsplit('/').next().unwrap_or(repo).to_ascii_lowercase();
+            last.contains("postgres") || last.contains("postgis") || last.contains("timescale")
+        })
+    };
+    spec.containers
+        .iter()
+        .find(looks_pg)
+        .or_else(|| {
+            spec.containers
+                .iter()
+                .find(|c| c.ports.iter().flatten().any(|p| p.container_port == 5432))
+        })
+        .or_else(|| spec.containers.first())
+}
+
+fn db_storage(f: &Facts) -> Finding {
+    let (host, unused) = match db_host(f) {
+        Ok(h) => h,
+        Err(why) => return Finding::skip(format!("database host not known: {why}")),
+    };
+    let ns = f.scope.namespace.as_str();
+    let Some((svc, svc_ns)) = crate::gather::db::service_of(&host.host, ns) else {
+        return Finding::skip(format!(
+            "{} names no Service (an external database): its storage is looked after where it runs",
+            host.host
+        ));
+    };
+    let service = (svc_ns == ns)
+        .then(|| {
+            f.services
+                .observed()
+                .and_then(|l| l.iter().find(|s| s.metadata.name.as_deref() == Some(&svc)))
+        })
+        .flatten();
+    if svc_ns == ns && service.is_none() && f.services.observed().is_some() {
+        return Finding::skip(format!(
+            "no Service {svc} in this namespace — see network.service"
+        ));
+    }
+    let selector = service.and_then(|s| s.spec.as_ref()?.selector.as_ref());
+    if service.is_some() && selector.is_none_or(|s| s.is_empty()) {
+        return Finding::skip(format!(
+            "Service {svc} has no selector: the database behind it is not a pod of this cluster's controllers"
+        ));
+    }
+    // The owning workload, from the workloads already listed: template labels ⊇ selector.
+    let matches = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        selector
+            .is_some_and(|sel| labels.is_some_and(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v))))
+    };
+    let deployments = f.deployments.observed().map(Vec::as_slice).unwrap_or(&[]);
+    let statefulsets = f.statefulsets.observed().map(Vec::as_slice).unwrap_or(&[]);
+    let owner_sts = statefulsets.iter().find(|s| {
+        matches(
+            s.spec
+                .as_ref()
+                .and_then(|sp| sp.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+        )
+    });
+    let owner_deploy = deployments.iter().find(|d| {
+        matches(
+            d.spec
+                .as_ref()
+                .and_then(|sp| sp.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+        )
+    });
+    let claim_templates: Vec<String> = owner_sts
+        .and_then(|s| s.spec.as_ref()?.volume_claim_templates.as_ref())
+        .map(|t| t.iter().filter_map(|c| c.metadata.name.clone()).collect())
+        .unwrap_or_default();
+    let pods = f.db_pods.observed().map(Vec::as_slice).unwrap_or(&[]);
+    let subject = if let Some(p) = pods.iter().find(|p| p.spec.is_some()) {
+        p.spec.as_ref().map(|spec| DbSubject {
+            name: format!("pod/{}", p.metadata.name.as_deref().unwrap_or("")),
+            pod: p.metadata.name.as_deref(),
+            spec,
+            claim_templates: claim_templates.clone(),
+        })
+    } else if let Some(s) = owner_sts {
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.template.spec.as_ref())
+            .map(|spec| DbSubject {
+                name: format!("statefulset/{}", s.metadata.name.as_deref().unwrap_or("")),
+                pod: None,
+                spec,
+                claim_templates: claim_templates.clone(),
+            })
+    } else {
+        owner_deploy.and_then(|d| {
+            d.spec
+                .as_ref()
+                .and_then(|sp| sp.template.spec.as_ref())
+                .map(|spec| DbSubject {
+                    name: format!("deployment/{}", d.metadata.name.as_deref().unwrap_or("")),
+                    pod: None,
+                    spec,
+                    claim_templates: Vec::new(),
+                })
+        })
+    };
+    let Some(subject) = subject else {
+        return match &f.db_pods {
+            Probe::Observed(_) => Finding::unknown(
+                None,
+                format!("Service {svc} selects no pods, and no workload here matches its selector"),
+            ),
+            other => super::not_observed(other, "the PostgreSQL pods"),
+        };
+    };
+    let finding = judge_storage(&svc, &subject);
+    match unused {
+        Some(why) => finding.with(Evidence::new("Elsa and this database", why)),
+        None => finding,
+    }
+}
+
+/// The database host of the effective connection string, and, when Elsa does not use that
+/// database (yet), why: the PostgreSQL a deployment means to use deserves persistent storage
+/// before the provider is fixed.
+fn db_host(f: &Facts) -> Result<(npgsql::HostPort, Option<String>), String> {
+    let (conn, unused) = match super::config::database_plan(f) {
+        Ok(plan) => (plan.conn, None),
+        Err(why) => {
+            let configured = super::view::view(f).ok().and_then(|v| {
+                let key = format!("ConnectionStrings:{}", connection_name(&v));
+                let s = v
+                    .config
+                    .get(&key)
+                    .filter(|s| s.source != Source::ImageDefault && !s.value.runtime_only)?;
+                npgsql::parse(s.value.expose()).ok()
+            });
+            match configured {
+                Some(conn) => (conn, Some(format!("configured, but not in use: {why}"))),
+                None => return Err(why),
+            }
+        }
+    };
+    conn.hosts()
+        .into_iter()
+        .next()
+        .map(|h| (h, unused))
+        .ok_or_else(|| "the connection string names no host — see config.connection-string".into())
+}
+
+fn judge_storage(svc: &str, s: &DbSubject<'_>) -> Finding {
+    let Some(c) = pg_container(s.spec) else {
+        return Finding::unknown(None, format!("{} has no containers", s.name));
+    };
+    let image = c.image.clone().unwrap_or_default();
+    let mut evidence = vec![
+        Evidence::new("PostgreSQL", format!("{} behind Service {svc}", s.name)),
+        Evidence::new("image", image.clone()).from(format!("container {}", c.name)),
+    ];
+    let mounts: Vec<&k8s_openapi::api::core::v1::VolumeMount> =
+        c.volume_mounts.iter().flatten().collect();
+    let major = official_pg_major(&image);
+    let pgdata = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "PGDATA")
+        .and_then(|e| e.value.clone());
+    let bitnami = image.contains("bitnami/postgresql");
+    let data_dir = pgdata.clone().unwrap_or_else(|| match major {
+        Some(m) if m >= 18 => format!("/var/lib/postgresql/{m}/docker"),
+        _ if bitnami => "/bitnami/postgresql/data".to_owned(),
+        _ => PG_DATA_LEGACY.to_owned(),
+    });
+    evidence.push(
+        Evidence::new("data directory", data_dir.clone()).from(if pgdata.is_some() {
+            "PGDATA"
+        } else {
+            "the image's default"
+        }),
+    );
+    // A volume where images before 18 kept their data, on an 18+ image (ELSA-FACTS §3).
+    let legacy_on_18 = major.filter(|m| *m >= 18).and(
+        mounts
+            .iter()
+            .find(|mt| mt.mount_path.trim_end_matches('/') == PG_DATA_LEGACY),
+    );
+    // The mount that holds the data directory: the deepest one above it; on 18+ with the old
+    // path, the volume meant for the data is judged as such.
+    let data_mount = mounts
+        .iter()
+        .filter(|m| under(&data_dir, &m.mount_path))
+        .max_by_key(|m| m.mount_path.len())
+        .or(legacy_on_18);
+    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    match data_mount {
+        None => problems.push((
+            "no-volume",
+            format!("no volume holds {data_dir}: the data lives in the container's own filesystem and is lost with the container"),
+        )),
+        Some(m) => {
+            let volume = s
+                .spec
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == m.name);
+            let kind = match volume {
+                Some(v) if v.persistent_volume_claim.is_some() => format!(
+                    "persistentVolumeClaim {}",
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .map(|p| p.claim_name.as_str())
+                        .unwrap_or_default()
+                ),
+                Some(v) if v.empty_dir.is_some() => {
+                    problems.push((
+                        "ephemeral-volume",
+                        format!("{} is an emptyDir: the data is deleted whenever the pod is deleted, evicted or rescheduled", m.name),
+                    ));
+                    "emptyDir".to_owned()
+                }
+                Some(v) if v.ephemeral.is_some() => {
+                    problems.push((
+                        "ephemeral-volume",
+                        format!("{} is a generic ephemeral volume: its claim is deleted with the pod", m.name),
+                    ));
+                    "ephemeral".to_owned()
+                }
+                Some(v) if v.host_path.is_some() => {
+                    problems.push((
+                        "host-path",
+                        format!("{} is a hostPath: the data stays on one node, and a pod scheduled elsewhere starts empty", m.name),
+                    ));
+                    "hostPath".to_owned()
+                }
+                Some(_) => "a volume (not emptyDir)".to_owned(),
+                None if s.claim_templates.contains(&m.name) => {
+                    format!("volumeClaimTemplate {}", m.name)
+                }
+                None => format!("volume {} (not declared in the spec)", m.name),
+            };
+            evidence.push(Evidence::new(
+                "data volume",
+                format!("{} at {}: {kind}", m.name, m.mount_path),
+            ));
+        }
+    }
+    if let (Some(m), Some(legacy)) = (major, legacy_on_18) {
+        problems.push((
+            "pg18-mount-path",
+            format!(
+                "PostgreSQL {m}{} with a volume at {PG_DATA_LEGACY} ({}): from 18 the official image expects the volume at /var/lib/postgresql and refuses to start with one at {PG_DATA_LEGACY}",
+                if elsa::split_image(&image).1.is_none_or(|t| t == "latest") {
+                    " (what `latest` is today)"
+                } else {
+                    ""
+                },
+                legacy.name
+            ),
+        ));
+    }
+    let digest = image.contains("@sha256:");
+    match elsa::split_image(&image).1 {
+        _ if digest => evidence.push(Evidence::new("image pinned", "by digest")),
+        None => problems.push((
+            "unpinned-image",
+            format!("the image {image} has no tag, which means `latest`: a restart can bring a new major version"),
+        )),
+        Some("latest") => problems.push((
+            "unpinned-image",
+            format!("the image {image} follows `latest`: a restart can bring a new major version"),
+        )),
+        Some(tag) => evidence.push(Evidence::new(
+            "image pinned",
+            format!("tag {tag} (a digest would pin it exactly)"),
+        )),
+    }
+    let mut finding = if problems.is_empty() {
+        Finding::pass(format!(
+            "PostgreSQL behind Service {svc} keeps its data on a persistent volume and pins its image"
+        ))
+    } else {
+        let order = DB_STORAGE.causes;
+        problems.sort_by_key(|(c, _)| order.iter().position(|o| o == c).unwrap_or(usize::MAX));
+        let message = problems
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Finding::problem(problems[0].0, message)
+    };
+    finding = finding
+        .with_all(evidence)
+        .var("service", svc)
+        .var("image", image);
+    if let Some(p) = s.pod {
+        finding = finding.var("pod", p);
+    }
+    finding
+}
+
+#[cfg(test)]
+mod db_storage_tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::checks::test_support::{deployment, with_deployments};
+
+    /// Elsa 3.5 on PostgreSQL at `host`, plus a postgres Deployment with the given image and
+    /// data volume, and its Service.
+    fn facts(host: &str, pg_image: &str, volume: serde_json::Value, mount: &str) -> Facts {
+        let mut elsa = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        elsa["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            {"name": "ConnectionStrings__PostgreSql",
+             "value": format!("Host={host};Database=elsa;Username=elsa;Password=pw")}
+        ]);
+        let mut pg = deployment("postgres", pg_image, 1);
+        pg["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "data", "mountPath": mount}]);
+        let mut vol = volume;
+        vol["name"] = serde_json::json!("data");
+        pg["spec"]["template"]["spec"]["volumes"] = serde_json::json!([vol]);
+        let mut f = with_deployments(serde_json::json!([elsa, pg]));
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([{
+                "metadata": {"name": "postgres", "namespace": "elsa"},
+                "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}
+            }]))
+            .expect("services"),
+        );
+        f.config_maps = Default::default();
+        f.secrets = Default::default();
+        f.db_pods = Probe::NotAttempted("lint".into());
+        f
+    }
+
+    fn pvc() -> serde_json::Value {
+        serde_json::json!({"persistentVolumeClaim": {"claimName": "pg-data"}})
+    }
+
+    #[test]
+    fn a_pvc_and_a_pinned_tag_pass() {
+        let f = facts("postgres", "postgres:16", pvc(), "/var/lib/postgresql/data");
+        let r = db_storage(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.value.contains("persistentVolumeClaim pg-data"))
+        );
+    }
+
+    #[test]
+    fn the_official_manifest_emptydir_and_latest_are_reported() {
+        let f = facts(
+            "postgres",
+            "postgres:latest",
+            serde_json::json!({"emptyDir": {}}),
+            "/var/lib/postgresql/data",
+        );
+        let r = db_storage(&f);
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("ephemeral-volume"))
+        );
+        assert!(r.message.contains("emptyDir"), "{}", r.message);
+        assert!(r.message.contains("/var/lib/postgresql"), "{}", r.message);
+        assert!(r.message.contains("latest"), "{}", r.message);
+    }
+
+    #[test]
+    fn postgres_18_with_the_old_mount_path_is_the_pitfall() {
+        let f = facts(
+            "postgres",
+            "postgres:18.1",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
+        let r = db_storage(&f);
+        assert_eq!(r.cause, Some("pg18-mount-path"), "{r:?}");
+        assert!(r.message.contains("refuses to start"), "{}", r.message);
+        let f = facts("postgres", "postgres:18.1", pvc(), "/var/lib/postgresql");
+        assert_eq!(db_storage(&f).outcome, Outcome::Pass);
+        let f = facts("postgres", "postgres:17", pvc(), "/var/lib/postgresql/data");
+        assert_eq!(db_storage(&f).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn an_untagged_image_is_unpinned_and_a_digest_is_best() {
+        let f = facts(
+            "postgres",
+            "bitnami/postgresql",
+            pvc(),
+            "/bitnami/postgresql",
+        );
+        assert_eq!(db_storage(&f).cause, Some("unpinned-image"));
+        let f = facts(
+            "postgres",
+            "postgres@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
+        let r = db_storage(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+        assert!(r.evidence.iter().any(|e| e.value == "by digest"));
+    }
+
+    #[test]
+    fn no_volume_and_host_path_are_reported() {
+        let f = facts("postgres", "postgres:16", pvc(), "/srv/other");
+        assert_eq!(db_storage(&f).cause, Some("no-volume"));
+        let f = facts(
+            "postgres",
+            "postgres:16",
+            serde_json::json!({"hostPath": {"path": "/data/pg"}}),
+            "/var/lib/postgresql/data",
+        );
+        assert_eq!(db_storage(&f).cause, Some("host-path"));
+    }
+
+    #[test]
+    fn pods_observed_take_precedence_over_the_template() {
+        let mut f = facts("postgres", "postgres:16", pvc(), "/var/lib/postgresql/data");
+        f.db_pods = Probe::Observed(
+            serde_json::from_value(serde_json::json!([{
+                "metadata": {"name": "postgres-0", "labels": {"app": "postgres"}},
+                "spec": {
+                    "containers": [{"name": "postgres", "image": "postgres:latest",
+                                    "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql"}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-postgres-0"}}]
+                }
+            }]))
+            .expect("pods"),
+        );
+        let r = db_storage(&f);
+        assert_eq!(r.cause, Some("unpinned-image"), "{r:?}");
+        assert_eq!(r.vars.fill("{pod}"), "postgres-0");
+    }
+
+    #[test]
+    fn an_external_host_is_skipped_with_the_reason() {
+        let f = facts(
+            "elsa.abc123.eu-west-1.rds.amazonaws.com",
+            "postgres:16",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
+        let r = db_storage(&f);
+        assert_eq!(r.outcome, Outcome::Skip);
+        assert!(r.message.contains("external database"), "{}", r.message);
+        let f = facts(
+            "pg-missing",
+            "postgres:16",
+            pvc(),
+            "/var/lib/postgresql/data",
+        );
+        let r = db_storage(&f);
+        assert_eq!(r.outcome, Outcome::Skip);
+        assert!(r.message.contains("see network.service"));
+    }
+
+    #[test]
+    fn pg_major_reads_official_tags_only() {
+        assert_eq!(official_pg_major("postgres:16-alpine"), Some(16));
+        assert_eq!(
+            official_pg_major("docker.io/library/postgres:18.1"),
+            Some(18)
+        );
+        assert_eq!(official_pg_major("postgres"), Some(18));
+        assert_eq!(official_pg_major("bitnami/postgresql:17"), None);
+        assert_eq!(
+            official_pg_major("ghcr.io/cloudnative-pg/postgresql:16"),
+            None
+        );
+    }
+}

@@ -19,7 +19,7 @@ pub const FOUND: CheckImpl = CheckImpl {
 
 pub const FLAVOR: CheckImpl = CheckImpl {
     id: "workload.flavor",
-    needs: &[FactKey::Workloads],
+    needs: &[FactKey::Workloads, FactKey::PodFiles],
     causes: &["version-unknown", "custom-image", "studio-only"],
     run: flavor,
 };
@@ -181,9 +181,11 @@ fn flavor(f: &Facts) -> Finding {
         .var("image", w.images().first().cloned().unwrap_or_default());
     };
     let evidence = Evidence::new("image", &id.image).from(format!("container {}", id.container));
+    let listed = assemblies_evidence(&f.pod_files, id.flavor, id.version);
     let base = |finding: Finding| {
         finding
             .with(evidence.clone())
+            .with(listed.clone())
             .var("image", &id.image)
             .var("container", &id.container)
     };
@@ -221,6 +223,53 @@ fn flavor(f: &Facts) -> Finding {
                 .with(Evidence::new("database provider", band).from("ELSA-FACTS version table"))
         }
     }
+}
+
+/// What the exec listing of `/app` says: the host assembly and the PostgreSQL provider.
+fn assemblies_evidence(
+    listing: &Probe<crate::facts::PodListing>,
+    flavor: Flavor,
+    version: Option<elsa::ElsaVersion>,
+) -> Evidence {
+    let l = match listing {
+        Probe::Observed(l) => l,
+        other => {
+            return Evidence::new(
+                "assemblies",
+                format!(
+                    "not listed: {}",
+                    other.why_not().unwrap_or_else(|| "unknown".to_owned())
+                ),
+            );
+        }
+    };
+    let a = elsa::assemblies(l.dlls());
+    let source = format!("exec ls /app/*.dll in pod {}", l.pod);
+    if a.count == 0 {
+        return Evidence::new("assemblies", "no .dll in /app: not an Elsa host layout")
+            .from(source);
+    }
+    let host = match a.host {
+        Some((name, f)) if f == flavor || flavor == Flavor::Custom => name.to_owned(),
+        Some((name, f)) => format!("{name} (a {f} host, although the image name says {flavor})"),
+        None => "no Elsa host assembly".to_owned(),
+    };
+    let pg = match a.postgres {
+        Some((name, band)) => {
+            let stock_without =
+                flavor == Flavor::ServerWeb && version.is_some_and(|v| v.mm() >= (3, 6));
+            format!(
+                "PostgreSQL provider {name} (named so in {band}){}",
+                if stock_without {
+                    "; the stock image of this version ships none, so this is a custom build"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => "no PostgreSQL provider assembly".to_owned(),
+    };
+    Evidence::new("assemblies", format!("{host}; {pg}; {} in all", a.count)).from(source)
 }
 
 fn condition<'a>(

@@ -579,6 +579,37 @@ pub fn health_paths(
     })
 }
 
+/// The health path `runtime.health` asks, and whether its answer says more than "Kestrel is up".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthProbe {
+    pub path: &'static str,
+    /// The endpoint runs Elsa's own checks (3.8 `/health/ready`: runtime, workflow stores,
+    /// distributed locks). Before 3.8 the endpoint has no checks and answers 200 as soon as
+    /// the web server runs, database or not.
+    pub checks_stores: bool,
+}
+
+/// The endpoint to probe for a flavour and version (ELSA-FACTS §4); `None` when the version is
+/// unknown or the flavour's endpoints are not known.
+pub fn health_probe(flavor: Flavor, version: Option<ElsaVersion>) -> Option<HealthProbe> {
+    let v = version?.mm();
+    match flavor {
+        Flavor::ServerWeb if v >= (3, 8) => Some(HealthProbe {
+            path: "/health/ready",
+            checks_stores: true,
+        }),
+        Flavor::ServerWeb => Some(HealthProbe {
+            path: "/",
+            checks_stores: false,
+        }),
+        Flavor::ServerAndStudio => Some(HealthProbe {
+            path: "/health",
+            checks_stores: false,
+        }),
+        Flavor::ModularServer | Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
 /// The sample signing key 3.8 refuses outside Development and Demo.
 pub const SAMPLE_SIGNING_KEY: &str = "CHANGE_ME_TO_A_SECURE_RANDOM_KEY";
 
@@ -588,6 +619,19 @@ pub const HTTP_PORT: i32 = 8080;
 #[cfg(test)]
 mod config_tests {
     use super::*;
+
+    #[test]
+    fn health_probe_follows_the_endpoint_table() {
+        let v = |m| Some(ElsaVersion::new(3, m));
+        let p = health_probe(Flavor::ServerWeb, v(8)).expect("3.8");
+        assert_eq!((p.path, p.checks_stores), ("/health/ready", true));
+        let p = health_probe(Flavor::ServerWeb, v(7)).expect("3.7");
+        assert_eq!((p.path, p.checks_stores), ("/", false));
+        let p = health_probe(Flavor::ServerAndStudio, v(5)).expect("3.5");
+        assert_eq!((p.path, p.checks_stores), ("/health", false));
+        assert_eq!(health_probe(Flavor::ServerWeb, None), None);
+        assert_eq!(health_probe(Flavor::ModularServer, v(8)), None);
+    }
 
     #[test]
     fn runtime_and_rules_follow_the_version_table() {
@@ -736,6 +780,108 @@ pub fn sqlite_paths(
     }
 }
 
+/// Every SQLite path any flavour uses, so one listing serves whatever the flavour turns out
+/// to be.
+pub const ALL_SQLITE_PATHS: &[&str] = &[
+    "/app/App_Data/elsa.sqlite.db",
+    "/app/elsa.sqlite.db",
+    "/app/elsa_workflows.db",
+];
+
+/// SQLite's companion files: the write-ahead log and its shared-memory index.
+pub const SQLITE_COMPANIONS: &[&str] = &["-wal", "-shm"];
+
+/// The marker line the listing ends with, carrying `ls`'s exit status.
+const LISTING_MARKER: &str = "elsadoctor:ls=";
+
+/// The read-only command run in the Elsa container: `ls` of the host's assemblies and of every
+/// SQLite path with its companions. `sh` expands the glob (every Elsa image has `sh`); missing
+/// paths are expected, so `ls`'s complaints are dropped and its status is printed instead.
+pub fn listing_command() -> Vec<String> {
+    let paths = listing_globs();
+    vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "ls -1d -- {} 2>/dev/null; echo \"{LISTING_MARKER}$?\"",
+            paths.join(" ")
+        ),
+    ]
+}
+
+/// What the listing looks for: the host's assemblies and every SQLite path with its companions.
+pub fn listing_globs() -> Vec<String> {
+    let mut paths = vec!["/app/*.dll".to_owned()];
+    for p in ALL_SQLITE_PATHS {
+        paths.push((*p).to_owned());
+        for c in SQLITE_COMPANIONS {
+            paths.push(format!("{p}{c}"));
+        }
+    }
+    paths
+}
+
+/// The paths the listing shows to exist. `ls` exits 1 (busybox) or 2 (GNU) when some path is
+/// missing, which is the normal case; 126/127 mean there is no usable `ls`.
+pub fn parse_listing(stdout: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for line in stdout.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(status) = line.strip_prefix(LISTING_MARKER) {
+            return match status.trim().parse::<i32>() {
+                Ok(0..=2) => Ok(paths),
+                Ok(code) => Err(format!("ls failed in the container (exit status {code})")),
+                Err(_) => Err(format!("unexpected listing status {status:?}")),
+            };
+        }
+        // A glob that matched nothing is passed on literally and, being missing, not printed.
+        if line.starts_with('/') && !line.contains('*') {
+            paths.push(line.to_owned());
+        }
+    }
+    Err("the listing ended without its status line".to_owned())
+}
+
+/// What the assemblies in `/app` say about the host and its PostgreSQL support.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assemblies {
+    /// The host application's assembly and the flavour it belongs to.
+    pub host: Option<(&'static str, Flavor)>,
+    /// The PostgreSQL provider assembly, and the versions that name belongs to.
+    pub postgres: Option<(&'static str, &'static str)>,
+    pub count: usize,
+}
+
+const HOST_ASSEMBLIES: &[(&str, Flavor)] = &[
+    ("Elsa.Server.Web.dll", Flavor::ServerWeb),
+    ("Elsa.ServerAndStudio.Web.dll", Flavor::ServerAndStudio),
+    ("Elsa.ModularServer.Web.dll", Flavor::ModularServer),
+];
+
+const POSTGRES_ASSEMBLIES: &[(&str, &str)] = &[
+    ("Elsa.EntityFrameworkCore.PostgreSql.dll", "3.0–3.5"),
+    ("Elsa.Persistence.EFCore.PostgreSql.dll", "3.6+"),
+];
+
+/// Reads the assembly names of a listing (file names under `/app`).
+pub fn assemblies<'a>(dlls: impl IntoIterator<Item = &'a str>) -> Assemblies {
+    let mut out = Assemblies {
+        host: None,
+        postgres: None,
+        count: 0,
+    };
+    for name in dlls {
+        out.count += 1;
+        if let Some(h) = HOST_ASSEMBLIES.iter().find(|(n, _)| *n == name) {
+            out.host = Some(*h);
+        }
+        if let Some(p) = POSTGRES_ASSEMBLIES.iter().find(|(n, _)| *n == name) {
+            out.postgres = Some(*p);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod db_tests {
     use super::*;
@@ -756,6 +902,32 @@ mod db_tests {
     }
 
     #[test]
+    fn listing_command_and_its_output() {
+        let cmd = listing_command();
+        assert_eq!(&cmd[..2], &["sh", "-c"]);
+        assert!(
+            cmd[2].contains(
+                "/app/*.dll /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"
+            )
+        );
+        assert!(cmd[2].ends_with("echo \"elsadoctor:ls=$?\""));
+        let out = "/app/Elsa.Server.Web.dll\n/app/Elsa.EntityFrameworkCore.PostgreSql.dll\n/app/App_Data/elsa.sqlite.db\nelsadoctor:ls=2\n";
+        let paths = parse_listing(out).expect("listing");
+        assert_eq!(paths.len(), 3);
+        assert_eq!(parse_listing("elsadoctor:ls=0\n"), Ok(vec![]));
+        assert!(parse_listing("sh: 1: ls: not found\nelsadoctor:ls=127\n").is_err());
+        assert!(parse_listing("/app/x.dll\n").is_err(), "no status line");
+        let a = assemblies([
+            "Elsa.Server.Web.dll",
+            "Elsa.dll",
+            "Elsa.Persistence.EFCore.PostgreSql.dll",
+        ]);
+        assert_eq!(a.host, Some(("Elsa.Server.Web.dll", Flavor::ServerWeb)));
+        assert_eq!(a.postgres.map(|p| p.1), Some("3.6+"));
+        assert_eq!(a.count, 3);
+    }
+
+    #[test]
     fn sqlite_paths_say_when_the_file_proves_a_fallback() {
         assert_eq!(
             sqlite_paths(Flavor::ServerWeb, Some(ElsaVersion::new(3, 5))),
@@ -765,5 +937,86 @@ mod db_tests {
             sqlite_paths(Flavor::ServerWeb, Some(ElsaVersion::new(3, 6))),
             &[("/app/elsa.sqlite.db", false)]
         );
+    }
+}
+
+// What an image holds (ELSA-FACTS §1, §4): for the simulated cluster's exec and for checks
+// that look at `/app`.
+// ---------------------------------------------------------------------------------------------
+
+/// The host assembly an official server image runs (`CMD ["dotnet", "<this>"]`).
+pub fn host_assembly(flavor: Flavor) -> Option<&'static str> {
+    match flavor {
+        Flavor::ServerWeb => Some("Elsa.Server.Web.dll"),
+        Flavor::ServerAndStudio => Some("Elsa.ServerAndStudio.Web.dll"),
+        Flavor::ModularServer => Some("Elsa.ModularServer.Web.dll"),
+        Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
+/// The EF Core persistence assembly of a provider (`PostgreSql`, `Sqlite`) for a version: the
+/// modules were renamed in 3.6 (`Elsa.EntityFrameworkCore.*` → `Elsa.Persistence.EFCore.*`).
+/// An unknown version counts as the older name.
+pub fn persistence_assembly(provider: &str, version: Option<ElsaVersion>) -> String {
+    if version.is_some_and(|v| v.mm() >= (3, 6)) {
+        format!("Elsa.Persistence.EFCore.{provider}.dll")
+    } else {
+        format!("Elsa.EntityFrameworkCore.{provider}.dll")
+    }
+}
+
+/// Whether the stock image ships the PostgreSQL provider: Elsa.Server.Web 3.6+ references only
+/// the SQLite one.
+pub fn image_ships_postgres(flavor: Flavor, version: Option<ElsaVersion>) -> bool {
+    match flavor {
+        Flavor::ServerWeb => version.is_none_or(|v| v.mm() < (3, 6)),
+        Flavor::ServerAndStudio | Flavor::ModularServer => true,
+        Flavor::Studio | Flavor::Custom => false,
+    }
+}
+
+/// The assemblies under `/app` of a stock server image that tell what it can do: the host, the
+/// SQLite provider, and the PostgreSQL provider with Npgsql when the image ships it.
+pub fn image_app_files(flavor: Flavor, version: Option<ElsaVersion>) -> Vec<String> {
+    let Some(host) = host_assembly(flavor) else {
+        return Vec::new();
+    };
+    let mut files = vec![
+        host.to_string(),
+        "Elsa.dll".to_string(),
+        "Elsa.Workflows.Core.dll".to_string(),
+        "Microsoft.Data.Sqlite.dll".to_string(),
+        persistence_assembly("Sqlite", version),
+    ];
+    if image_ships_postgres(flavor, version) {
+        files.push(persistence_assembly("PostgreSql", version));
+        files.push("Npgsql.dll".to_string());
+        files.push("Npgsql.EntityFrameworkCore.PostgreSQL.dll".to_string());
+    }
+    files
+}
+
+#[cfg(test)]
+mod image_file_tests {
+    use super::*;
+
+    #[test]
+    fn provider_assemblies_follow_the_rename() {
+        let v35 = Some(ElsaVersion::new(3, 5));
+        let v36 = Some(ElsaVersion::new(3, 6));
+        assert_eq!(
+            persistence_assembly("PostgreSql", v35),
+            "Elsa.EntityFrameworkCore.PostgreSql.dll"
+        );
+        assert_eq!(
+            persistence_assembly("PostgreSql", v36),
+            "Elsa.Persistence.EFCore.PostgreSql.dll"
+        );
+        let files = image_app_files(Flavor::ServerWeb, v36);
+        assert!(files.contains(&"Elsa.Server.Web.dll".to_string()));
+        assert!(!files.iter().any(|f| f.contains("PostgreSql")));
+        let files = image_app_files(Flavor::ServerAndStudio, v35);
+        assert!(files.contains(&"Elsa.EntityFrameworkCore.PostgreSql.dll".to_string()));
+        assert!(image_app_files(Flavor::Studio, v35).is_empty());
     }
 }

@@ -4,6 +4,8 @@
 pub mod dotnet_config;
 pub mod elsa;
 pub mod env_expand;
+pub mod log_signatures;
 pub mod npgsql;
 pub mod resolv;
+pub mod service_host;
 pub mod workload;

@@ -56,8 +56,7 @@ pub async fn observe(
     plan: Plan,
     vantage: Vantage,
     client: Option<Client>,
-    namespace: String,
-    known_services: Vec<Service>,
+    backend: Option<Result<Backend, Probe<()>>>,
     timeout: Duration,
 ) -> (DbTarget, Probe<DbObservation>) {
     let hosts = plan.conn.hosts();
@@ -104,19 +103,10 @@ pub async fn observe(
             .map_err(|_| DbError::timeout(timeout))
             .and_then(|r| r),
         Vantage::PortForward => {
-            let Some(client) = client else {
+            let (Some(client), Some(backend)) = (client, backend) else {
                 return (target, Probe::NotAttempted("no cluster client".into()));
             };
-            match forward(
-                client,
-                namespace,
-                known_services,
-                target.host.clone(),
-                target.port,
-                timeout,
-            )
-            .await
-            {
+            match forward(client, backend, target.port, timeout).await {
                 Err(probe) => return (target, probe),
                 Ok((pod, stream, errors)) => {
                     target.via = Some(format!("pod/{pod}"));
@@ -323,7 +313,7 @@ async fn queries(
     })
 }
 
-type ForwardStream = Box<dyn ForwardIo>;
+pub type ForwardStream = Box<dyn ForwardIo>;
 
 /// The port-forwarded byte stream, boxed.
 pub trait ForwardIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -344,33 +334,50 @@ pub fn service_of(host: &str, namespace: &str) -> Option<(String, String)> {
     }
 }
 
-/// Opens a port-forward to a ready pod behind the Service `host` names.
-async fn forward(
-    client: Client,
-    namespace: String,
-    known_services: Vec<Service>,
-    host: String,
-    port: u16,
+/// The database host's Service and the pods behind it, listed once: the same list serves
+/// `production.db-storage` and the port-forward.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub service: String,
+    pub namespace: String,
+    pub spec: k8s_openapi::api::core::v1::ServiceSpec,
+    /// The pods the Service selects (specs not yet scrubbed).
+    pub pods: Probe<Vec<Pod>>,
+}
+
+/// A probe state without a value, carried over to another type.
+pub fn recast<T, U>(p: Probe<T>) -> Probe<U> {
+    p.and_then(|_| Probe::NotAttempted("no value".to_owned()))
+}
+
+/// Finds the Service `host` names (from the namespace's Services already listed, else one GET
+/// in its namespace) and lists the pods it selects. `Err` says why there is none.
+pub async fn backend(
+    client: &Client,
+    namespace: &str,
+    known_services: &[Service],
+    host: &str,
     timeout: Duration,
-) -> Result<(String, ForwardStream, ForwardErrors), Probe<DbObservation>> {
-    let Some((svc, ns)) = service_of(&host, &namespace) else {
+) -> Result<Backend, Probe<()>> {
+    let Some((svc, ns)) = service_of(host, namespace) else {
         return Err(Probe::NotAttempted(format!(
-            "{host} is not a Service of this cluster: a port-forward can only reach pods (rerun with --vantage here)"
+            "{host} is not a Service of this cluster (an external database)"
         )));
     };
     // The namespace's Services were listed already: no second read for the same fact.
     let listed = (ns == namespace)
         .then(|| {
             known_services
-                .into_iter()
+                .iter()
                 .find(|s| s.metadata.name.as_deref() == Some(svc.as_str()))
+                .cloned()
         })
         .flatten();
     let service = match listed {
         Some(s) => s,
         None if ns == namespace => {
             return Err(Probe::NotAttempted(format!(
-                "no Service {svc} in namespace {ns} to forward to"
+                "no Service {svc} in namespace {ns}"
             )));
         }
         None => {
@@ -379,7 +386,7 @@ async fn forward(
                 Ok(Ok(Some(s))) => s,
                 Ok(Ok(None)) => {
                     return Err(Probe::NotAttempted(format!(
-                        "no Service {svc} in namespace {ns} to forward to"
+                        "no Service {svc} in namespace {ns}"
                     )));
                 }
                 Ok(Err(e)) => return Err(crate::gather::kube::classify(&e, "get", "services")),
@@ -388,43 +395,79 @@ async fn forward(
         }
     };
     let spec = service.spec.unwrap_or_default();
-    let Some(selector) = spec.selector.filter(|s| !s.is_empty()) else {
+    let pods = match spec.selector.as_ref().filter(|s| !s.is_empty()) {
+        None => Probe::NotAttempted(format!(
+            "Service {svc} has no selector: its endpoints are managed by hand"
+        )),
+        Some(selector) => {
+            let label_query = selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            match tokio::time::timeout(
+                timeout,
+                api.list(&ListParams::default().labels(&label_query)),
+            )
+            .await
+            {
+                Ok(Ok(l)) => Probe::Observed(l.items),
+                Ok(Err(e)) => crate::gather::kube::classify(&e, "list", "pods"),
+                Err(_) => Probe::failed(None, "no answer within --timeout".to_owned()),
+            }
+        }
+    };
+    Ok(Backend {
+        service: svc,
+        namespace: ns,
+        spec,
+        pods,
+    })
+}
+
+/// Whether a pod is Running and Ready.
+pub fn is_ready(p: &Pod) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Running")
+            && s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Opens a port-forward to a ready pod behind the database host's Service.
+async fn forward(
+    client: Client,
+    backend: Result<Backend, Probe<()>>,
+    port: u16,
+    timeout: Duration,
+) -> Result<(String, ForwardStream, ForwardErrors), Probe<DbObservation>> {
+    let backend = backend.map_err(|p| match p {
+        Probe::NotAttempted(why) => Probe::NotAttempted(format!(
+            "{why}: a port-forward can only reach pods behind a Service (rerun with --vantage here)"
+        )),
+        other => recast(other),
+    })?;
+    let svc = backend.service.as_str();
+    if backend.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
         return Err(Probe::NotAttempted(format!(
             "Service {svc} has no selector: there is no pod to forward to"
         )));
-    };
-    let target_port = spec
+    }
+    let target_port = backend
+        .spec
         .ports
         .iter()
         .flatten()
         .find(|p| p.port == i32::from(port))
         .and_then(|p| p.target_port.clone());
-    let label_query = selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let list = match tokio::time::timeout(
-        timeout,
-        pods.list(&ListParams::default().labels(&label_query)),
-    )
-    .await
-    {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => return Err(crate::gather::kube::classify(&e, "list", "pods")),
-        Err(_) => return Err(Probe::failed(None, "no answer within --timeout".to_owned())),
+    let pods = match backend.pods {
+        Probe::Observed(p) => p,
+        other => return Err(recast(other)),
     };
-    let ready = list.items.into_iter().find(|p| {
-        p.status.as_ref().is_some_and(|s| {
-            s.phase.as_deref() == Some("Running")
-                && s.conditions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-    });
-    let Some(pod) = ready else {
+    let Some(pod) = pods.into_iter().find(is_ready) else {
         return Err(Probe::Observed(DbObservation::Refused(DbError {
             kind: DbErrorKind::Refused,
             sqlstate: None,
@@ -450,30 +493,51 @@ async fn forward(
             "Service {svc} maps port {port} to a port its pods do not declare"
         )));
     };
-    let mut forwarder =
-        match tokio::time::timeout(timeout, pods.portforward(&pod_name, &[container_port])).await {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => {
-                // The websocket upgrade is a GET: Kubernetes authorises `get pods/portforward`
-                // (and, from 1.35, `create` as well).
-                return Err(
-                    match crate::gather::kube::classify(&e, "get", "pods/portforward") {
-                        Probe::Absent => Probe::failed(
-                            Some(404),
-                            format!("the API did not open a port-forward to pod {pod_name}"),
-                        ),
-                        other => other,
-                    },
-                );
-            }
-            Err(_) => {
-                return Err(Probe::failed(
-                    None,
-                    "the port-forward did not open within --timeout".to_owned(),
-                ));
-            }
-        };
-    let Some(stream) = forwarder.take_stream(container_port) else {
+    let (stream, errors) = forward_to_pod(
+        &client,
+        &backend.namespace,
+        &pod_name,
+        container_port,
+        timeout,
+    )
+    .await?;
+    Ok((pod_name, stream, errors))
+}
+
+/// Opens a port-forward to `port` of pod `ns/pod`: the byte stream, and the port's error
+/// channel (what the kubelet says when nothing listens there). The forwarder lives as long as
+/// the stream is used.
+pub async fn forward_to_pod<T>(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(ForwardStream, ForwardErrors), Probe<T>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut forwarder = match tokio::time::timeout(timeout, pods.portforward(pod, &[port])).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            // The websocket upgrade is a GET: Kubernetes authorises `get pods/portforward`
+            // (and, from 1.35, `create` as well).
+            return Err(
+                match crate::gather::kube::classify(&e, "get", "pods/portforward") {
+                    Probe::Absent => Probe::failed(
+                        Some(404),
+                        format!("the API did not open a port-forward to pod {pod}"),
+                    ),
+                    other => other,
+                },
+            );
+        }
+        Err(_) => {
+            return Err(Probe::failed(
+                None,
+                "the port-forward did not open within --timeout".to_owned(),
+            ));
+        }
+    };
+    let Some(stream) = forwarder.take_stream(port) else {
         return Err(Probe::failed(
             None,
             "the port-forward gave no stream".to_owned(),
@@ -481,7 +545,7 @@ async fn forward(
     };
     // What the kubelet says when it cannot reach the port inside the pod arrives on the error
     // channel, while the data stream just ends.
-    let errors: ForwardErrors = match forwarder.take_error(container_port) {
+    let errors: ForwardErrors = match forwarder.take_error(port) {
         Some(f) => Box::pin(f),
         None => Box::pin(std::future::ready(None)),
     };
@@ -489,11 +553,12 @@ async fn forward(
     tokio::spawn(async move {
         let _ = forwarder.join().await;
     });
-    Ok((pod_name, Box::new(stream), errors))
+    Ok((Box::new(stream), errors))
 }
 
 /// The port-forward's error channel: at most one message.
-type ForwardErrors = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+pub type ForwardErrors =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
 
 /// The TLS connector for an SSL Mode.
 fn tls_connector(

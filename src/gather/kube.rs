@@ -28,6 +28,7 @@ use crate::facts::{
     AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
     ResourceRule, Scope, SecretData, ServerVersion,
 };
+use crate::gather::db;
 use crate::redact;
 
 /// Attempts per read: the first try plus two retries.
@@ -239,7 +240,7 @@ fn retryable(e: &kube::Error) -> bool {
 }
 
 /// One read: bounded by `timeout`, retried on transient failures, classified into a probe.
-async fn read<T, F, Fut>(
+pub(crate) async fn read<T, F, Fut>(
     what: &'static str,
     verb: &'static str,
     resource: &'static str,
@@ -286,10 +287,10 @@ where
 pub async fn gather(
     client: Client,
     scope: Scope,
-    timeout: Duration,
-    vantage: crate::gather::db::Vantage,
+    options: crate::gather::Options,
     tx: UnboundedSender<FactUpdate>,
 ) {
+    let timeout = options.timeout;
     let send = |u: FactUpdate| {
         // The runner stopped listening (deadline or shutdown): nothing left to do with it.
         let _ = tx.send(u);
@@ -389,9 +390,12 @@ pub async fn gather(
             statefulsets,
             literals,
         });
-        let (name, selector, (config_map_names, secret_names)) = match target {
+        let (name, selector, (config_map_names, secret_names), identity) = match target {
             Ok(t) => t,
             Err(why) => {
+                send(FactUpdate::Logs(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Health(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Pods(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Events(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::ConfigSources {
@@ -399,6 +403,9 @@ pub async fn gather(
                     secrets: BTreeMap::new(),
                 });
                 send(FactUpdate::Services(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
+                send(FactUpdate::Network(Probe::NotAttempted(why.clone())));
                 send(FactUpdate::Database {
                     target: None,
                     observation: Probe::NotAttempted(why),
@@ -412,14 +419,21 @@ pub async fn gather(
             FactKey::ConfigSources,
             FactKey::Services,
             FactKey::Database,
+            FactKey::DbService,
+            FactKey::Network,
+            FactKey::PodFiles,
+            FactKey::Logs,
+            FactKey::Health,
+            FactKey::DbPods,
         ]));
+        let (running_tx, running_rx) = tokio::sync::oneshot::channel();
         let sources_then_database = sources_and_database(
             client.clone(),
             scope.clone(),
             (config_map_names, secret_names),
             workloads_seen,
-            timeout,
-            vantage,
+            options.clone(),
+            running_rx,
             tx.clone(),
         );
         let pods_then_events = async {
@@ -432,9 +446,52 @@ pub async fn gather(
             if let Probe::Observed(list) = &pods {
                 objects.extend(list.iter().filter_map(|p| p.metadata.name.clone()));
             }
+            let container = identity.as_ref().map(|i| i.container.clone());
+            let running = running_pod(&pods, container.as_deref());
+            let _ = running_tx.send(running.clone());
+            let listed = pods.clone();
             send(FactUpdate::Pods(pods));
-            let events = events_for(&client, ns, &objects, timeout).await;
-            send(FactUpdate::Events(events));
+            // Events, logs, the health endpoint and the file listing all need only the pod
+            // list: at once.
+            let events = async {
+                let events = events_for(&client, ns, &objects, timeout).await;
+                send(FactUpdate::Events(events));
+            };
+            let listing = async {
+                let p = match running {
+                    // The ephemeral container lists the files itself (see the network probe).
+                    _ if options.vantage == crate::gather::Vantage::Ephemeral => return,
+                    Some((pod, container)) => {
+                        list_pod_files(client.clone(), ns.to_owned(), pod, container, timeout).await
+                    }
+                    None => Probe::NotAttempted(
+                        "no Elsa container is running to look into — see workload.pods".to_owned(),
+                    ),
+                };
+                send(FactUpdate::PodFiles(p));
+            };
+            let logs = async {
+                let logs = match (&listed, &identity) {
+                    (Probe::Observed(pods), Some(id)) => {
+                        super::logs::gather(&client, ns, pods, &id.container, timeout).await
+                    }
+                    (Probe::Observed(_), None) => Probe::NotAttempted(
+                        "no Elsa container identified — see workload.flavor".to_owned(),
+                    ),
+                    (other, _) => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Logs(logs));
+            };
+            let health = async {
+                let health = match &listed {
+                    Probe::Observed(pods) => {
+                        super::health::gather(&client, ns, pods, identity.as_ref(), timeout).await
+                    }
+                    other => super::db::recast(other.clone()),
+                };
+                send(FactUpdate::Health(health));
+            };
+            futures::join!(events, listing, logs, health);
         };
         futures::join!(sources_then_database, pods_then_events);
     };
@@ -447,7 +504,12 @@ fn scrubbed<T: Clone>(
     list: kube::api::ObjectList<T>,
     spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
 ) -> Vec<T> {
-    list.items
+    scrubbed_items(list.items, spec)
+}
+
+/// Items with the secrets in their pod specs masked.
+fn scrubbed_items<T>(items: Vec<T>, spec: impl Fn(&mut T) -> Option<&mut PodSpec>) -> Vec<T> {
+    items
         .into_iter()
         .map(|mut item| {
             if let Some(s) = spec(&mut item) {
@@ -470,10 +532,12 @@ async fn sources_and_database(
         Probe<Vec<StatefulSet>>,
         redact::Literals,
     ),
-    timeout: Duration,
-    vantage: crate::gather::db::Vantage,
+    options: crate::gather::Options,
+    running: tokio::sync::oneshot::Receiver<Option<(String, String)>>,
     tx: UnboundedSender<FactUpdate>,
 ) {
+    let timeout = options.timeout;
+    let vantage = options.vantage.database();
     let ns = scope.namespace.clone();
     let service_api: Api<Service> = Api::namespaced(client.clone(), &ns);
     let lp = ListParams::default();
@@ -510,25 +574,176 @@ async fn sources_and_database(
     let _ = tx.send(sources);
     let _ = tx.send(FactUpdate::Services(services));
     let known_services = known.services.observed().cloned().unwrap_or_default();
-    let (target, observation) = match crate::checks::config::database_plan(&known) {
-        Ok(plan) => {
-            let (t, o) = crate::gather::db::observe(
-                plan,
-                vantage,
-                Some(client),
-                ns,
-                known_services,
-                timeout,
-            )
-            .await;
-            (Some(t), o)
-        }
-        Err(why) => (None, Probe::NotAttempted(why)),
+    let send_db_pods = |backend: &Result<db::Backend, Probe<()>>| {
+        let pods = match backend {
+            Ok(b) => b
+                .pods
+                .clone()
+                .map(|pods| scrubbed_items(pods, |p: &mut Pod| p.spec.as_mut())),
+            Err(p) => db::recast(p.clone()),
+        };
+        let _ = tx.send(FactUpdate::DbPods(pods));
     };
-    let _ = tx.send(FactUpdate::Database {
-        target,
-        observation,
-    });
+    let plan = match crate::checks::config::database_plan(&known) {
+        Ok(plan) => plan,
+        Err(why) => {
+            let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(why.clone())));
+            if options.vantage == crate::gather::Vantage::Ephemeral {
+                let _ = tx.send(FactUpdate::PodFiles(Probe::NotAttempted(why.clone())));
+            }
+            let _ = tx.send(FactUpdate::DbService(Probe::NotAttempted(why.clone())));
+            let _ = tx.send(FactUpdate::DbPods(Probe::NotAttempted(why.clone())));
+            let _ = tx.send(FactUpdate::Database {
+                target: None,
+                observation: Probe::NotAttempted(why),
+            });
+            return;
+        }
+    };
+    let host = plan.conn.hosts().into_iter().next();
+    let service = async {
+        let p = match &host {
+            Some(h) => {
+                crate::gather::network::db_service(
+                    client.clone(),
+                    ns.clone(),
+                    known.services.clone(),
+                    h.host.clone(),
+                    timeout,
+                )
+                .await
+            }
+            None => Probe::NotAttempted("the connection string names no host".to_owned()),
+        };
+        let _ = tx.send(FactUpdate::DbService(p));
+    };
+    let database = async {
+        let db_host = host.as_ref().map(|h| h.host.clone()).unwrap_or_default();
+        let find_backend = db::backend(&client, &ns, &known_services, &db_host, timeout);
+        let (t, o) = match vantage {
+            // The port-forward goes to a pod of that one list.
+            db::Vantage::PortForward => {
+                let backend = find_backend.await;
+                send_db_pods(&backend);
+                db::observe(plan, vantage, Some(client.clone()), Some(backend), timeout).await
+            }
+            db::Vantage::Here => {
+                let (backend, observed) = futures::join!(
+                    find_backend,
+                    db::observe(plan, vantage, None, None, timeout)
+                );
+                send_db_pods(&backend);
+                observed
+            }
+        };
+        let _ = tx.send(FactUpdate::Database {
+            target: Some(t),
+            observation: o,
+        });
+    };
+    let network = async {
+        let Some(h) = &host else {
+            let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(
+                "the connection string names no host".to_owned(),
+            )));
+            return;
+        };
+        let ephemeral = options.vantage == crate::gather::Vantage::Ephemeral;
+        // Only the ephemeral container needs the running pod; the others start at once.
+        let target = if ephemeral {
+            running.await.ok().flatten()
+        } else {
+            None
+        };
+        let p = crate::gather::network::probe(
+            client.clone(),
+            ns.clone(),
+            options.clone(),
+            h.host.clone(),
+            h.port,
+            target.clone(),
+        )
+        .await;
+        if ephemeral {
+            let listing = match (&p, target) {
+                (Probe::Observed(obs), Some((pod, container))) => {
+                    Probe::Observed(listing_from_files(&obs.report, pod, container))
+                }
+                (other, _) => match other.clone().into_result::<crate::facts::PodListing>() {
+                    Err(why) => why,
+                    Ok(_) => Probe::NotAttempted(
+                        "no running Elsa pod to add an ephemeral container to".to_owned(),
+                    ),
+                },
+            };
+            let _ = tx.send(FactUpdate::PodFiles(listing));
+        }
+        let _ = tx.send(FactUpdate::Network(p));
+    };
+    futures::join!(service, database, network);
+}
+
+/// The first running pod with the Elsa container, for the exec listing and the ephemeral
+/// container.
+fn running_pod(pods: &Probe<Vec<Pod>>, container: Option<&str>) -> Option<(String, String)> {
+    let container = container?;
+    // The container itself must be running: a crash-looping one has nothing to exec into.
+    pods.observed()?.iter().find_map(|p| {
+        let status = p.status.as_ref()?;
+        let running = status.phase.as_deref() == Some("Running")
+            && status.container_statuses.iter().flatten().any(|c| {
+                c.name == container && c.state.as_ref().is_some_and(|s| s.running.is_some())
+            });
+        let name = p.metadata.name.clone()?;
+        running.then(|| (name, container.to_owned()))
+    })
+}
+
+/// The exec listing: one `ls` through `sh` in the Elsa container (read-only).
+async fn list_pod_files(
+    client: Client,
+    ns: String,
+    pod: String,
+    container: String,
+    timeout: Duration,
+) -> Probe<crate::facts::PodListing> {
+    crate::gather::pod::exec(
+        client,
+        ns,
+        pod.clone(),
+        container.clone(),
+        elsa::listing_command(),
+        timeout,
+    )
+    .await
+    .and_then(|out| match elsa::parse_listing(&out.stdout) {
+        Ok(paths) => Probe::Observed(crate::facts::PodListing {
+            pod,
+            container,
+            paths,
+        }),
+        Err(why) => Probe::failed(None, why),
+    })
+}
+
+/// The ephemeral container's `--files` results as a listing.
+fn listing_from_files(
+    report: &crate::probe::ProbeReport,
+    pod: String,
+    container: String,
+) -> crate::facts::PodListing {
+    let mut paths: Vec<String> = report
+        .files
+        .iter()
+        .flat_map(|l| l.entries.iter().map(|e| e.path.clone()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    crate::facts::PodListing {
+        pod,
+        container,
+        paths,
+    }
 }
 
 /// Names of the ConfigMaps and Secrets a pod template references.
@@ -540,7 +755,7 @@ fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
     hint: Option<&str>,
-) -> Result<(String, String, SourceNames), String> {
+) -> Result<(String, String, SourceNames, Option<elsa::Identity>), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
     let all = Workload::all(
@@ -555,7 +770,7 @@ fn select(
                 .ok_or_else(|| format!("{} has no selector", w.reference()))?;
             let query = selector_query(sel).map_err(|e| format!("{}: {e}", w.reference()))?;
             let sources = w.pod_spec().map(referenced_sources).unwrap_or_default();
-            Ok((w.name().to_owned(), query, sources))
+            Ok((w.name().to_owned(), query, sources, elsa::identify(w)))
         }
         _ => Err("no Elsa workload identified: see workload.found".to_owned()),
     }

@@ -321,3 +321,39 @@ pub fn explain(out: &mut dyn Write, spec: &CheckSpec) -> io::Result<()> {
     writeln!(out, "Docs: {}", spec.docs)?;
     Ok(())
 }
+
+/// `--watch`: what changed since the previous run, after that run's report.
+pub fn changes(
+    out: &mut dyn Write,
+    changes: &[crate::render::Change],
+    style: Style,
+    every: std::time::Duration,
+) -> io::Result<()> {
+    let paint = Paint { on: style.color };
+    let arrow = if style.unicode { "→" } else { "->" };
+    writeln!(out)?;
+    if changes.is_empty() {
+        writeln!(out, "{}", paint.bold("Changed since last run: nothing"))?;
+    } else {
+        writeln!(out, "{}", paint.bold("Changed since last run:"))?;
+        for c in changes {
+            let before = c.before.map_or("new", Status::as_str);
+            let after = paint.paint(status_style(c.after), c.after.as_str());
+            writeln!(
+                out,
+                "  {} {} {before} {arrow} {after}",
+                c.id,
+                paint.dim(&c.title)
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        paint.dim(&format!(
+            "(watching: next run in {}; Ctrl-C ends)",
+            humanize(every)
+        ))
+    )?;
+    out.flush()
+}

@@ -44,6 +44,44 @@ pub struct SimConfig {
     /// Where `pods/portforward` connections to a pod's port are tunnelled.
     #[serde(default)]
     pub port_forwards: Vec<PortForwardConfig>,
+    /// The simulated registry: what each image holds, for `pods/exec`. Keyed by image
+    /// reference (`repo:tag`) or repository without tag. Images not listed: the stock Elsa
+    /// images get their real layout, anything else a minimal shell image.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageConfig>,
+}
+
+/// One `images:` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Files in the image (a path ending in `/` is a directory).
+    #[serde(default)]
+    pub files: Vec<FileConfig>,
+    /// Whether the image has `/bin/sh` and coreutils (`ls`, `echo`); default true. Without
+    /// one, exec answers like the runtime: `executable file not found in $PATH`.
+    pub shell: Option<bool>,
+}
+
+/// A file: its path, or `{path, size}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FileConfig {
+    /// Just the path (size 0).
+    Path(String),
+    /// Path and size.
+    Sized(SizedFileConfig),
+}
+
+/// A file with a size.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SizedFileConfig {
+    /// Absolute path.
+    pub path: String,
+    /// Size in bytes (what `ls -l` shows).
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// `rbac:` section.
@@ -169,6 +207,43 @@ pub struct PodConfig {
     /// Previous-instance logs keyed by container name (`pods/log?previous=true`).
     #[serde(default)]
     pub previous_logs: BTreeMap<String, String>,
+    /// Files the app created at run time in its (first) container, on top of the image's,
+    /// e.g. `/app/App_Data/elsa.sqlite.db` (what `pods/exec` `ls` sees).
+    #[serde(default)]
+    pub files: Vec<FileConfig>,
+    /// Overrides the image's `shell` for the first container.
+    pub shell: Option<bool>,
+    /// An HTTP server in the pod (needs `name`), reached through `pods/portforward`.
+    pub http: Option<HttpConfig>,
+}
+
+/// A pod's HTTP answers by path, served behind `pods/portforward` to `port` of the pod:
+/// `http: { port: 8080, responses: { "/health/ready": { status: 503, body: "..." } } }`.
+/// A path without an entry answers 404 with an empty body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The pod port (default 8080, what Elsa's images listen on).
+    #[serde(default = "default_http_port")]
+    pub port: u16,
+    /// Answers keyed by request path (without the query).
+    #[serde(default)]
+    pub responses: BTreeMap<String, HttpResponseConfig>,
+}
+
+fn default_http_port() -> u16 {
+    8080
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpResponseConfig {
+    /// Status code (default 200).
+    pub status: Option<u16>,
+    /// Body, sent as `text/plain`.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// Per-container status overrides.

@@ -9,13 +9,32 @@
 //! `pods/portforward` speaks the real WebSocket protocol and tunnels each
 //! forwarded port to a real TCP address (`portForwards:` in `sim.yaml`, or
 //! [`Scenario::with_port_forward`]).
+//!
+//! `pods/exec` speaks the real WebSocket channel protocol (`v5.channel.k8s.io`,
+//! `v4.channel.k8s.io`) and answers from the container's simulated filesystem with a tiny
+//! `sh -c` interpreter (module `shell`): `images:` in `sim.yaml` declares what each image holds
+//! (`files:` paths or `{path, size}`, `shell: false` for images without `/bin/sh`), per-pod
+//! `files:` adds what the app created at run time, per-pod `shell:` overrides the image; stock
+//! Elsa images get their real layout from `domain::elsa` without any declaration.
+//!
+//! Pods can be created (`POST pods`), deleted (one, or a collection by selector) and given
+//! ephemeral containers (`PATCH pods/{name}/ephemeralcontainers`); watches see every change.
+//! With [`Scenario::with_kubelet`] a kubelet stand-in runs them: containers whose command starts
+//! with `elsadoctor` run as child processes of the configured binary, their output becoming the
+//! container's log (`follow=true` streams it), the pod moving Pending → Running →
+//! Succeeded/Failed.
 
 pub mod config;
+mod exec;
+mod fs;
+mod http;
+mod kubelet;
 mod portforward;
 mod rbac;
 mod resources;
 pub mod selectors;
 mod server;
+mod shell;
 mod store;
 mod util;
 
@@ -27,6 +46,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use config::{PortForwardConfig, SimConfig};
+pub use kubelet::KubeletConfig;
 use store::{Manifest, Store};
 
 /// Errors loading a scenario or starting the server. Messages are one line
@@ -133,6 +153,7 @@ pub struct Scenario {
     objects: Vec<Value>,
     config: SimConfig,
     store: Arc<Store>,
+    kubelet: Option<KubeletConfig>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -304,6 +325,7 @@ impl Scenario {
             objects: manifests.into_iter().map(|m| m.value).collect(),
             config,
             store: Arc::new(store),
+            kubelet: None,
         })
     }
 
@@ -322,6 +344,7 @@ impl Scenario {
                     objects: Vec::new(),
                     config: SimConfig::default(),
                     store: Arc::new(Store::default()),
+                    kubelet: None,
                 }
             }
         }
@@ -345,6 +368,14 @@ impl Scenario {
     /// `sim.yaml` `namespace`, default `"default"`.
     pub fn default_namespace(&self) -> &str {
         self.config.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// Enable the kubelet stand-in: pods created through the API (`POST pods`) and ephemeral
+    /// containers added to a pod run, `elsadoctor` commands as real child processes of
+    /// `kubelet.exe` (see [`KubeletConfig`]). Without it, created pods stay Pending.
+    pub fn with_kubelet(mut self, kubelet: KubeletConfig) -> Scenario {
+        self.kubelet = Some(kubelet);
+        self
     }
 
     /// Tunnel `pods/portforward` connections to `port` of pod `namespace/pod` to `to`
@@ -472,7 +503,7 @@ impl SimServer {
         let namespace = scenario.default_namespace().to_string();
         let token = random_token();
         let cfg = &scenario.config;
-        let port_forwards = cfg
+        let mut port_forwards: Vec<(String, String, u16, String)> = cfg
             .port_forwards
             .iter()
             .map(|f| {
@@ -484,6 +515,35 @@ impl SimServer {
                 )
             })
             .collect();
+        let closing = tokio::sync::watch::channel(false).0;
+        // Pods that answer HTTP: a responder each, behind the port-forward to their port (an
+        // explicit `portForwards` entry for the same port wins).
+        for (i, p) in cfg.pods.iter().enumerate() {
+            let Some(http) = &p.http else { continue };
+            let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
+            let names = match &p.name {
+                Some(name) => vec![name.clone()],
+                None => http::pods_of(&scenario.store, &ns, &p.workload),
+            };
+            if names.is_empty() {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: http: no pods of {} in namespace {ns}",
+                    p.workload
+                )));
+            }
+            for name in names {
+                if port_forwards
+                    .iter()
+                    .any(|(n, pod, port, _)| *n == ns && *pod == name && *port == http.port)
+                {
+                    continue;
+                }
+                let to = http::spawn(http.responses.clone(), closing.subscribe())
+                    .await
+                    .map_err(SimError::Bind)?;
+                port_forwards.push((ns.clone(), name, http.port, to.to_string()));
+            }
+        }
         let mut version = json!({
             "major": "1",
             "minor": "33",
@@ -507,7 +567,12 @@ impl SimServer {
         let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
-            store: scenario.store.clone(),
+            store: std::sync::RwLock::new((*scenario.store).clone()),
+            changes: tokio::sync::broadcast::channel(1024).0,
+            log_tick: tokio::sync::watch::channel(0).0,
+            images: cfg.images.clone(),
+            kubelet: scenario.kubelet.clone(),
+            processes: kubelet::Processes::default(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),
             faults: cfg.faults.clone(),
@@ -518,7 +583,7 @@ impl SimServer {
             log: Mutex::new(Vec::new()),
             port_forwards,
             connect_requires_create,
-            closing: tokio::sync::watch::channel(false).0,
+            closing,
         });
         let app = axum::Router::new()
             .fallback(server::handle)
@@ -577,6 +642,7 @@ impl SimServer {
     /// tunnels end.
     pub async fn shutdown(mut self) {
         self.state.closing.send_replace(true);
+        self.state.processes.kill_all();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -593,6 +659,7 @@ impl SimServer {
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.state.closing.send_replace(true);
+        self.state.processes.kill_all();
         if let Some(task) = self.task.take() {
             task.abort();
         }

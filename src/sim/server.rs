@@ -9,8 +9,9 @@
 //! server's `RequestInfoFactory` splits paths, so odd paths get the same
 //! answers a real cluster gives instead of a framework's default 404.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -20,20 +21,34 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::RecordedRequest;
-use super::config::FaultConfig;
+use super::config::{FaultConfig, ImageConfig};
+use super::exec;
+use super::fs;
+use super::kubelet::{self, KubeletConfig, Processes};
 use super::portforward::{self, PodRuntime, PortPlan, Tunnel};
 use super::rbac::{Attributes, Rbac};
 use super::resources::{self, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{Store, str_of};
+use super::shell;
+use super::store::{Change, Store, str_of};
 use super::util::{base64_decode, base64_encode, parse_query};
 
 /// Shared state of a running server.
 pub struct ServerState {
     /// When the server started: request times are measured from here.
     pub epoch: std::time::Instant,
-    /// Objects.
-    pub store: Arc<Store>,
+    /// Objects (changed by pod create/delete and the kubelet stand-in).
+    pub store: RwLock<Store>,
+    /// Every change to the store, for open watches.
+    pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// Bumped whenever a container's logs grow (for `follow=true`).
+    pub log_tick: tokio::sync::watch::Sender<u64>,
+    /// `images:` of `sim.yaml`: what `pods/exec` finds in a container.
+    pub images: BTreeMap<String, ImageConfig>,
+    /// The kubelet stand-in, when enabled: runs created pods.
+    pub kubelet: Option<KubeletConfig>,
+    /// Processes the stand-in runs.
+    pub processes: Processes,
     /// Expected bearer token.
     pub token: String,
     /// Authorization.
@@ -57,6 +72,27 @@ pub struct ServerState {
     pub connect_requires_create: bool,
     /// Set to `true` on shutdown: open port-forward tunnels end.
     pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl ServerState {
+    /// Read access to the objects.
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access to the objects.
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record a change: it is already in the store; open watches get it now.
+    pub fn publish(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
 }
 
 /// A request split like the API server's `RequestInfo`.
@@ -334,7 +370,7 @@ fn forbidden(user: &str, info: &Info, def_qualified: &str) -> Response {
 // ---------------------------------------------------------------------------
 
 /// The single entry point: every request goes through here.
-pub async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+pub async fn handle(State(state): State<std::sync::Arc<ServerState>>, req: Request) -> Response {
     let received = state.epoch.elapsed();
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
@@ -397,7 +433,7 @@ fn take_fault(state: &ServerState, info: &Info) -> Option<FaultConfig> {
 }
 
 async fn process(
-    state: &ServerState,
+    state: &std::sync::Arc<ServerState>,
     info: &Info,
     headers: &axum::http::HeaderMap,
     body: &Bytes,
@@ -488,8 +524,24 @@ async fn process(
     if def.plural == "pods" && info.subresource.as_deref() == Some("portforward") {
         return portforward(state, info, def, headers, anonymous, &user, upgrade);
     }
+    if def.plural == "pods" && info.subresource.as_deref() == Some("exec") {
+        return exec_request(state, info, def, headers, anonymous, upgrade);
+    }
     match info.verb.as_str() {
         "get" => get(state, info, def),
+        "create" if def.plural == "pods" && info.name.is_none() => {
+            create_pod(state, info, def, body)
+        }
+        "delete" if def.plural == "pods" && info.subresource.is_none() => {
+            delete_pod(state, info, def)
+        }
+        "deletecollection" if def.plural == "pods" => delete_pods(state, info, def),
+        "patch"
+            if def.plural == "pods"
+                && info.subresource.as_deref() == Some("ephemeralcontainers") =>
+        {
+            patch_ephemeral(state, info, def, headers, body)
+        }
         "list" => list(state, info, def),
         "watch" => watch(state, info, def),
         other => method_not_allowed(other),
@@ -566,7 +618,7 @@ fn non_resource(state: &ServerState, info: &Info, headers: &axum::http::HeaderMa
 }
 
 /// The object as a GET returns it (the store keeps kind/apiVersion).
-fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+fn get(state: &std::sync::Arc<ServerState>, info: &Info, def: &ResourceDef) -> Response {
     let name = info.name.clone().unwrap_or_default();
     let ns = if def.namespaced {
         info.namespace.clone().unwrap_or_default()
@@ -577,12 +629,20 @@ fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
         // `/api/v1/pods/x` is not a valid path.
         return not_found_generic();
     }
-    let Some(entry) = state.store.entry(def, &ns, &name) else {
+    let store = state.store();
+    let Some(entry) = store.entry(def, &ns, &name) else {
         return not_found(def, &name);
     };
     match info.subresource.as_deref() {
         None | Some("status") => raw_json_response(StatusCode::OK, entry.full_json(def)),
-        Some("log") if def.plural == "pods" => pod_log(state, info, &entry.value(def)),
+        Some("ephemeralcontainers") if def.plural == "pods" => {
+            raw_json_response(StatusCode::OK, entry.full_json(def))
+        }
+        Some("log") if def.plural == "pods" => {
+            let pod = entry.value(def);
+            drop(store);
+            pod_log(state, info, &pod)
+        }
         Some("scale") if def.subresources.iter().any(|(s, ..)| *s == "scale") => {
             let obj = &entry.value(def);
             let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
@@ -623,21 +683,20 @@ fn get(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     }
 }
 
-fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
+fn pod_log(state: &std::sync::Arc<ServerState>, info: &Info, pod: &Value) -> Response {
     let pod_name = str_of(pod, &["metadata", "name"]).unwrap_or_default();
     let ns = str_of(pod, &["metadata", "namespace"]).unwrap_or_default();
-    let containers: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| str_of(c, &["name"]).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let regular: Vec<String> = pod_containers(pod, false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let containers: Vec<String> = pod_containers(pod, true)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let container = match info.param("container").filter(|c| !c.is_empty()) {
         Some(c) => c.to_string(),
-        None if containers.len() == 1 => containers[0].clone(),
+        None if regular.len() == 1 => regular[0].clone(),
         None => {
             return bad_request(&format!(
                 "a container name must be specified for pod {pod_name}, choose one of: [{}]",
@@ -650,17 +709,22 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
             "container {container} is not valid for pod {pod_name}"
         ));
     }
-    let cs = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter()
-                .find(|c| str_of(c, &["name"]) == Some(container.as_str()))
-        });
+    let cs = ["containerStatuses", "ephemeralContainerStatuses"]
+        .iter()
+        .filter_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .find(|c| str_of(c, &["name"]) == Some(container.as_str()));
     let previous = matches!(info.param("previous"), Some("true" | "1"));
+    let follow = matches!(info.param("follow"), Some("true" | "1"));
+    if follow && !previous && cs.is_some_and(|c| c.pointer("/state/running").is_some()) {
+        return follow_log(state, ns, pod_name, &container);
+    }
     let text: String = if previous {
         let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
-        match state.store.log(ns, pod_name, &container, true) {
+        match state.store().log(ns, pod_name, &container, true) {
             Some(t) => t.to_string(),
             None if has_last => String::new(),
             None => {
@@ -672,10 +736,10 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
     } else {
         let waiting = cs.and_then(|c| c.pointer("/state/waiting"));
         let has_last = cs.is_some_and(|c| c.pointer("/lastState/terminated").is_some());
-        match (state.store.log(ns, pod_name, &container, false), waiting) {
+        let store = state.store();
+        match (store.log(ns, pod_name, &container, false), waiting) {
             (Some(t), _) => t.to_string(),
-            (None, Some(_)) if has_last => state
-                .store
+            (None, Some(_)) if has_last => store
                 .log(ns, pod_name, &container, true)
                 .unwrap_or_default()
                 .to_string(),
@@ -725,6 +789,77 @@ fn pod_log(state: &ServerState, info: &Info, pod: &Value) -> Response {
         out.truncate(cut);
     }
     let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// `pods/log?follow=true` of a running container: what is there, then what is appended, until
+/// the container stops running (or the pod goes away, or the server stops).
+fn follow_log(
+    state: &std::sync::Arc<ServerState>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Response {
+    let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+    let tick = state.log_tick.subscribe();
+    let closing = state.closing.subscribe();
+    let st = state.clone();
+    let stream = futures::stream::unfold(
+        (st, tick, closing, 0usize, false),
+        move |(st, mut tick, mut closing, offset, done)| {
+            let (ns, pod, container) = (ns.clone(), pod.clone(), container.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    tick.borrow_and_update();
+                    let (text, running) = {
+                        let store = st.store();
+                        let text = store
+                            .log(&ns, &pod, &container, false)
+                            .unwrap_or_default()
+                            .to_string();
+                        let running = resources::find("", "v1", "pods")
+                            .and_then(|def| store.get(def, &ns, &pod))
+                            .is_some_and(|p| {
+                                ["containerStatuses", "ephemeralContainerStatuses"]
+                                    .iter()
+                                    .filter_map(|k| {
+                                        p.pointer(&format!("/status/{k}"))
+                                            .and_then(Value::as_array)
+                                            .cloned()
+                                    })
+                                    .flatten()
+                                    .any(|c| {
+                                        str_of(&c, &["name"]) == Some(container.as_str())
+                                            && c.pointer("/state/running").is_some()
+                                    })
+                            });
+                        (text, running)
+                    };
+                    if text.len() > offset {
+                        let chunk = Bytes::from(text[offset..].to_string());
+                        let next = text.len();
+                        return Some((
+                            Ok::<Bytes, Infallible>(chunk),
+                            (st, tick, closing, next, !running),
+                        ));
+                    }
+                    if !running {
+                        return None;
+                    }
+                    tokio::select! {
+                        r = tick.changed() => if r.is_err() { return None; },
+                        _ = closing.wait_for(|c| *c) => return None,
+                    }
+                }
+            }
+        },
+    );
+    let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
@@ -835,10 +970,9 @@ fn portforward(
             );
         }
     }
-    let Some(entry) = state.store.entry(def, ns, name) else {
+    let Some(pod) = state.store().get(def, ns, name) else {
         return not_found(def, name);
     };
-    let pod = entry.value(def);
     if str_of(&pod, &["spec", "nodeName"]).is_none_or(str::is_empty) {
         return bad_request(&format!("pod {name} does not have a host assigned"));
     }
@@ -952,6 +1086,620 @@ fn portforward(
     r
 }
 
+/// Names of a pod's containers (`spec.containers`, then `spec.ephemeralContainers`), with
+/// their images.
+fn pod_containers(pod: &Value, ephemeral: bool) -> Vec<(String, String)> {
+    let keys: &[&str] = if ephemeral {
+        &["containers", "ephemeralContainers"]
+    } else {
+        &["containers"]
+    };
+    keys.iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                str_of(c, &["name"])?.to_string(),
+                str_of(c, &["image"]).unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade.
+fn switching_protocols(key: &str, protocol: &'static str) -> Response {
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if !protocol.is_empty() {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
+    r
+}
+
+/// `pods/exec`: the API server's checks (options, RBAC `create` from 1.35, pod, container,
+/// phase), the upgrade, then the container's answer from its simulated filesystem.
+fn exec_request(
+    state: &ServerState,
+    info: &Info,
+    def: &ResourceDef,
+    headers: &axum::http::HeaderMap,
+    anonymous: bool,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response {
+    if !matches!(info.method.as_str(), "GET" | "POST") {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        );
+    }
+    let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
+        return not_found_generic();
+    };
+    let argv: Vec<String> = info
+        .params
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let flag = |k: &str| matches!(info.param(k), Some("true" | "1"));
+    let (stdin, stdout, stderr) = (flag("stdin"), flag("stdout"), flag("stderr"));
+    if state.connect_requires_create && info.verb != "create" {
+        let allowed = !anonymous
+            && state.rbac.allows(&Attributes {
+                verb: "create",
+                group: &info.group,
+                resource: &info.resource,
+                subresource: info.subresource.as_deref(),
+                namespace: ns,
+                name: Some(name),
+            });
+        if !allowed {
+            return status(
+                403,
+                "Forbidden",
+                &format!("pods \"{name}\" is forbidden: "),
+                Some(json!({"name": name, "kind": "pods"})),
+            );
+        }
+    }
+    if argv.is_empty() {
+        return bad_request("you must specify at least 1 command");
+    }
+    if !stdin && !stdout && !stderr {
+        return bad_request("you must specify at least one of stdin, stdout, stderr");
+    }
+    let Some(pod) = state.store().get(def, ns, name) else {
+        return not_found(def, name);
+    };
+    let containers = pod_containers(&pod, true);
+    let container = match info.param("container").filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None => match pod_containers(&pod, false).as_slice() {
+            [(only, _)] => only.clone(),
+            all => {
+                let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+                return bad_request(&format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    names.join(" ")
+                ));
+            }
+        },
+    };
+    let Some(image) = containers
+        .iter()
+        .find(|(n, _)| *n == container)
+        .map(|(_, i)| i.clone())
+    else {
+        return bad_request(&format!(
+            "container {container} is not valid for pod {name}"
+        ));
+    };
+    let phase = str_of(&pod, &["status", "phase"]).unwrap_or("Pending");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return bad_request(&format!(
+            "cannot exec into a container in a completed pod; current phase is {phase}"
+        ));
+    }
+    if str_of(&pod, &["spec", "nodeName"]).is_none_or(str::is_empty) {
+        return bad_request(&format!("pod {name} does not have a host assigned"));
+    }
+    let connection = header_str(headers, header::CONNECTION).to_ascii_lowercase();
+    if !connection.contains("upgrade")
+        || !header_str(headers, header::UPGRADE).eq_ignore_ascii_case("websocket")
+    {
+        return bad_request("Upgrade request required");
+    }
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let protocol = match exec::negotiate(offered) {
+        Ok(p) => p,
+        Err(offered) => {
+            return bad_request(&format!(
+                "unable to upgrade connection: requested protocol(s) are not supported: [{}]; supports [{} {}]",
+                offered.join(" "),
+                exec::V5,
+                exec::V4
+            ));
+        }
+    };
+    // The kubelet: the container must be running.
+    let running = ["containerStatuses", "ephemeralContainerStatuses"]
+        .iter()
+        .filter_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .find(|cs| str_of(cs, &["name"]) == Some(container.as_str()))
+        .is_some_and(|cs| cs.pointer("/state/running").is_some());
+    if !running {
+        return kubelet_text(
+            StatusCode::NOT_FOUND,
+            &format!("unable to upgrade connection: container not found (\"{container}\")"),
+        );
+    }
+    let key = header_str(headers, header::SEC_WEBSOCKET_KEY).to_string();
+    if key.is_empty() || header_str(headers, header::SEC_WEBSOCKET_VERSION) != "13" {
+        return bad_request(
+            "websocket: not a websocket handshake: bad Sec-WebSocket-Key or version",
+        );
+    }
+    let Some(on_upgrade) = upgrade else {
+        return bad_request("Upgrade request required");
+    };
+    let first = pod_containers(&pod, false)
+        .first()
+        .is_some_and(|(n, _)| *n == container);
+    let (files, shell_override) = match state.store().pod_files(ns, name) {
+        Some((files, shell)) if first => (files.clone(), *shell),
+        _ => (Vec::new(), None),
+    };
+    let cfs = fs::container_fs(&state.images, &image, &files, shell_override);
+    let outcome = shell::exec(&argv, &cfs.fs, cfs.shell);
+    let container_id = super::util::hex_id(&["exec", ns, name, &container, &argv.join(" ")], 64);
+    let status_v = exec::status_json(&outcome.exit, &argv, &container_id);
+    exec::spawn(
+        on_upgrade,
+        exec::Session {
+            protocol,
+            outcome,
+            status: status_v,
+            stdout,
+            stderr,
+            closing: state.closing.subscribe(),
+        },
+    );
+    switching_protocols(&key, protocol)
+}
+
+/// A `422 Invalid` Status: `Pod "x" is invalid: field: message` for each cause.
+fn invalid(name: &str, causes: &[(String, &str, String)]) -> Response {
+    let parts: Vec<String> = causes
+        .iter()
+        .map(|(field, _, message)| format!("{field}: {message}"))
+        .collect();
+    let what = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    };
+    let causes_v: Vec<Value> = causes
+        .iter()
+        .map(|(field, reason, message)| {
+            json!({"reason": reason, "message": message, "field": field})
+        })
+        .collect();
+    status(
+        422,
+        "Invalid",
+        &format!("Pod \"{name}\" is invalid: {what}"),
+        Some(json!({"name": name, "kind": "Pod", "causes": causes_v})),
+    )
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    super::util::format_rfc3339(secs)
+}
+
+/// Required-field causes of a list of containers (`spec.containers` or
+/// `spec.ephemeralContainers`), starting at index `from`.
+fn container_causes(list: &[Value], key: &str, from: usize) -> Vec<(String, &'static str, String)> {
+    let mut causes = Vec::new();
+    for (i, c) in list.iter().enumerate().skip(from) {
+        for field in ["name", "image"] {
+            if str_of(c, &[field]).is_none_or(str::is_empty) {
+                causes.push((
+                    format!("spec.{key}[{i}].{field}"),
+                    "FieldValueRequired",
+                    "Required value".to_string(),
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// `POST pods`: the API server's minimum validation and defaults, then the stand-in kubelet.
+fn create_pod(
+    state: &std::sync::Arc<ServerState>,
+    info: &Info,
+    def: &'static ResourceDef,
+    body: &Bytes,
+) -> Response {
+    let Some(ns) = info.namespace.clone() else {
+        return method_not_allowed("create");
+    };
+    let mut pod: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return bad_request("the object provided is unrecognized (must be of type Pod)"),
+        Err(e) => {
+            return bad_request(&format!(
+                "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {e}"
+            ));
+        }
+    };
+    if let Some(k) = pod.get("kind").and_then(Value::as_str)
+        && k != "Pod"
+    {
+        return bad_request(&format!(
+            "the object provided is unrecognized (must be of type Pod): kind {k:?}"
+        ));
+    }
+    let meta = super::store::child(&mut pod, "metadata");
+    if let Some(n) = str_of(meta, &["namespace"])
+        && !n.is_empty()
+        && n != ns
+    {
+        return bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
+    }
+    let given = str_of(meta, &["name"]).unwrap_or_default().to_string();
+    let generate = str_of(meta, &["generateName"])
+        .unwrap_or_default()
+        .to_string();
+    let containers: Vec<Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    if given.is_empty() && generate.is_empty() {
+        causes.push((
+            "metadata.name".to_string(),
+            "FieldValueRequired",
+            "Required value: name or generateName is required".to_string(),
+        ));
+    }
+    if containers.is_empty() {
+        causes.push((
+            "spec.containers".to_string(),
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    causes.extend(container_causes(&containers, "containers", 0));
+    if !causes.is_empty() {
+        return invalid(&given, &causes);
+    }
+    let mut store = state.store_mut();
+    let name = if given.is_empty() {
+        let seed = store.resource_version().to_string();
+        format!(
+            "{generate}{}",
+            super::util::name_suffix(&[&ns, &generate, &seed], 5)
+        )
+    } else {
+        given
+    };
+    if store.entry(def, &ns, &name).is_some() {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": "pods"})),
+        );
+    }
+    let created = now_rfc3339();
+    let m = super::store::map_mut(super::store::child(&mut pod, "metadata"));
+    for k in [
+        "resourceVersion",
+        "managedFields",
+        "deletionTimestamp",
+        "selfLink",
+    ] {
+        m.remove(k);
+    }
+    m.insert("name".into(), json!(name));
+    m.insert("namespace".into(), json!(ns));
+    m.insert(
+        "uid".into(),
+        json!(super::util::uid(&[
+            "Pod",
+            &ns,
+            &name,
+            &created,
+            &store.resource_version().to_string()
+        ])),
+    );
+    m.insert("creationTimestamp".into(), json!(created));
+    let spec = super::store::child(&mut pod, "spec");
+    super::store::normalize_pod_spec(spec);
+    super::store::add_service_account_volume(spec, &name);
+    if str_of(spec, &["nodeName"]).is_none_or(str::is_empty) {
+        super::store::map_mut(spec).insert("nodeName".into(), json!("node-1"));
+    }
+    let qos = super::store::qos_class(spec);
+    let statuses: Vec<Value> = containers.iter().map(kubelet::creating_status).collect();
+    let pod_ip = format!(
+        "10.244.1.{}",
+        2 + super::util::hash_parts(&[&ns, &name]) % 250
+    );
+    super::store::map_mut(&mut pod).insert(
+        "status".into(),
+        json!({
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+                {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+                {"type": "Ready", "status": "False", "lastProbeTime": null, "lastTransitionTime": created, "reason": "ContainersNotReady"},
+                {"type": "ContainersReady", "status": "False", "lastProbeTime": null, "lastTransitionTime": created, "reason": "ContainersNotReady"}
+            ],
+            "hostIP": "10.0.0.11",
+            "hostIPs": [{"ip": "10.0.0.11"}],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
+            "startTime": created,
+            "qosClass": qos,
+            "containerStatuses": statuses
+        }),
+    );
+    let change = store.upsert(def, pod);
+    let body = store
+        .entry(def, &ns, &name)
+        .map(|e| e.full_json(def))
+        .unwrap_or_default();
+    let stored = store.get(def, &ns, &name);
+    drop(store);
+    state.publish(change);
+    if let (Some(cfg), Some(p)) = (&state.kubelet, stored) {
+        kubelet::start_pod(state, cfg, &p);
+    }
+    raw_json_response(StatusCode::CREATED, body)
+}
+
+/// Remove a pod, kill what the stand-in runs for it; the deleted object (with its
+/// `deletionTimestamp`) as JSON.
+fn remove_pod(
+    state: &ServerState,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+) -> Option<Value> {
+    let change = {
+        let mut store = state.store_mut();
+        let change = store.remove(def, ns, name)?;
+        store.forget_pod(ns, name);
+        change
+    };
+    state.processes.kill_pod(ns, name);
+    let mut obj: Value = serde_json::from_str(&change.object).unwrap_or_default();
+    let m = super::store::map_mut(super::store::child(&mut obj, "metadata"));
+    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    state.publish(change);
+    state.log_tick.send_modify(|t| *t += 1);
+    Some(obj)
+}
+
+fn delete_pod(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
+    let (Some(ns), Some(name)) = (info.namespace.as_deref(), info.name.as_deref()) else {
+        return not_found_generic();
+    };
+    match remove_pod(state, def, ns, name) {
+        Some(obj) => json_response(StatusCode::OK, &obj),
+        None => not_found(def, name),
+    }
+}
+
+fn delete_pods(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
+    let f = match filters(info, def) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let ns = info.namespace.clone();
+    let names: Vec<(String, String)> = state
+        .store()
+        .list(def, ns.as_deref())
+        .filter(|(_, e)| {
+            f.labels.matches_labels(e.labels()) && f.fields.matches_with(|n| e.field(n))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let items: Vec<Value> = names
+        .iter()
+        .filter_map(|(n, p)| remove_pod(state, def, n, p))
+        .collect();
+    let rv = state.store().resource_version().to_string();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
+    )
+}
+
+/// `PATCH pods/{name}/ephemeralcontainers` (strategic merge or JSON merge patch): add
+/// ephemeral containers; existing ones can be neither changed nor removed.
+fn patch_ephemeral(
+    state: &std::sync::Arc<ServerState>,
+    info: &Info,
+    def: &'static ResourceDef,
+    headers: &axum::http::HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let (Some(ns), Some(name)) = (info.namespace.clone(), info.name.clone()) else {
+        return not_found_generic();
+    };
+    let content_type = header_str(headers, header::CONTENT_TYPE).to_ascii_lowercase();
+    let strategic = content_type.starts_with("application/strategic-merge-patch+json");
+    let merge = content_type.starts_with("application/merge-patch+json");
+    if !strategic && !merge {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (the simulated API server does not apply {content_type})"
+            ),
+            None,
+        );
+    }
+    let patch: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(&format!("error decoding patch: {e}")),
+    };
+    let mut store = state.store_mut();
+    let Some(mut pod) = store.get(def, &ns, &name) else {
+        return not_found(def, &name);
+    };
+    let existing: Vec<Value> = pod
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let patched: Option<Vec<Value>> = patch
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned();
+    let mut result = existing.clone();
+    if let Some(list) = patched {
+        if strategic {
+            for p in list {
+                let pname = str_of(&p, &["name"]).unwrap_or_default().to_string();
+                match result
+                    .iter_mut()
+                    .find(|c| !pname.is_empty() && str_of(c, &["name"]) == Some(pname.as_str()))
+                {
+                    Some(slot) => {
+                        if let (Some(dst), Some(src)) = (slot.as_object_mut(), p.as_object()) {
+                            for (k, v) in src {
+                                dst.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    None => result.push(p),
+                }
+            }
+        } else {
+            result = list;
+        }
+    }
+    // Existing ephemeral containers stay exactly as they are.
+    for old in &existing {
+        let oname = str_of(old, &["name"]).unwrap_or_default();
+        match result.iter().find(|c| str_of(c, &["name"]) == Some(oname)) {
+            None => {
+                return invalid(
+                    &name,
+                    &[(
+                        "spec.ephemeralContainers".into(),
+                        "FieldValueForbidden",
+                        format!(
+                            "Forbidden: existing ephemeral containers \"{oname}\" may not be removed"
+                        ),
+                    )],
+                );
+            }
+            Some(new) if new != old => {
+                return invalid(
+                    &name,
+                    &[(
+                        "spec.ephemeralContainers".into(),
+                        "FieldValueForbidden",
+                        format!(
+                            "Forbidden: existing ephemeral containers \"{oname}\" may not be changed"
+                        ),
+                    )],
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let mut causes = container_causes(&result, "ephemeralContainers", existing.len());
+    let mut seen: Vec<String> = pod_containers(&pod, false)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for (i, c) in result.iter().enumerate() {
+        let n = str_of(c, &["name"]).unwrap_or_default().to_string();
+        if n.is_empty() {
+            continue;
+        }
+        if seen.contains(&n) {
+            causes.push((
+                format!("spec.ephemeralContainers[{i}].name"),
+                "FieldValueDuplicate",
+                format!("Duplicate value: \"{n}\""),
+            ));
+        }
+        seen.push(n);
+    }
+    if !causes.is_empty() {
+        return invalid(&name, &causes);
+    }
+    let mut added = Vec::new();
+    for c in result.iter_mut().skip(existing.len()) {
+        let mut tmp = json!({"containers": [c.clone()]});
+        super::store::normalize_pod_spec(&mut tmp);
+        if let Some(n) = tmp.pointer("/containers/0") {
+            *c = n.clone();
+        }
+        added.push(c.clone());
+    }
+    super::store::map_mut(super::store::child(&mut pod, "spec"))
+        .insert("ephemeralContainers".into(), json!(result));
+    if !added.is_empty() {
+        let status_v = super::store::child(&mut pod, "status");
+        let list = super::store::map_mut(status_v)
+            .entry("ephemeralContainerStatuses")
+            .or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.extend(added.iter().map(kubelet::creating_status));
+        }
+    }
+    if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    let change = store.upsert(def, pod);
+    let body = store
+        .entry(def, &ns, &name)
+        .map(|e| e.full_json(def))
+        .unwrap_or_default();
+    drop(store);
+    state.publish(change);
+    if let Some(cfg) = &state.kubelet {
+        for c in added {
+            kubelet::start_ephemeral(state, cfg, &ns, &name, c);
+        }
+    }
+    raw_json_response(StatusCode::OK, body)
+}
+
 struct Filters {
     labels: LabelSelector,
     fields: FieldSelector,
@@ -987,7 +1735,8 @@ fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
         None
     };
     let namespaced_list = ns_scope.is_some();
-    let rv = state.store.resource_version();
+    let store = state.store();
+    let rv = store.resource_version();
     let limit = info
         .param("limit")
         .and_then(|l| l.parse::<i64>().ok())
@@ -1004,7 +1753,7 @@ fn list(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
     let mut last_key: Option<String> = None;
     let mut more = false;
     let mut remaining = 0usize;
-    for (key, entry) in state.store.list(def, ns_scope) {
+    for (key, entry) in store.list(def, ns_scope) {
         // Filter first: the key string is only needed for paging and for matched items.
         if !f.labels.matches_labels(entry.labels()) || !f.fields.matches_with(|n| entry.field(n)) {
             continue;
@@ -1076,55 +1825,92 @@ fn decode_continue(token: &str) -> Result<String, String> {
     Ok(start.to_string())
 }
 
-fn watch(state: &ServerState, info: &Info, def: &ResourceDef) -> Response {
+fn watch(state: &ServerState, info: &Info, def: &'static ResourceDef) -> Response {
     let f = match filters(info, def) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let ns_scope = if def.namespaced {
-        info.namespace.as_deref()
+    let ns_scope: Option<String> = if def.namespaced {
+        info.namespace.clone()
     } else {
         None
     };
     let rv = info.param("resourceVersion").unwrap_or_default();
     let send_initial = matches!(info.param("sendInitialEvents"), Some("true" | "1"));
     let initial = send_initial || rv.is_empty() || rv == "0";
+    let in_scope = move |c: &Change, f: &Filters, ns: &Option<String>| {
+        c.res == (def.group, def.plural)
+            && ns.as_deref().is_none_or(|n| n == c.namespace)
+            && f.labels.matches_labels(c.labels.as_ref())
+            && f.fields.matches_with(|n| c.field(n))
+    };
+    let event = |kind: &str, object: &str| {
+        Ok::<Bytes, Infallible>(Bytes::from(format!(
+            "{{\"type\":\"{kind}\",\"object\":{object}}}\n"
+        )))
+    };
     let mut lines: Vec<Result<Bytes, Infallible>> = Vec::new();
-    if initial {
-        for (_, entry) in state.store.list(def, ns_scope) {
-            if f.labels.matches_labels(entry.labels()) && f.fields.matches_with(|n| entry.field(n))
-            {
-                let line = format!(
-                    "{{\"type\":\"ADDED\",\"object\":{}}}\n",
-                    entry.full_json(def)
-                );
-                lines.push(Ok(Bytes::from(line)));
+    // Snapshot, replay and subscription under one lock: no change is lost or doubled.
+    let (seen_rv, rx) = {
+        let store = state.store();
+        if initial {
+            for (_, entry) in store.list(def, ns_scope.as_deref()) {
+                if f.labels.matches_labels(entry.labels())
+                    && f.fields.matches_with(|n| entry.field(n))
+                {
+                    lines.push(event("ADDED", &entry.full_json(def)));
+                }
+            }
+        } else if let Ok(from) = rv.parse::<u64>() {
+            for c in store.changes.iter().filter(|c| c.rv > from) {
+                if in_scope(c, &f, &ns_scope) {
+                    lines.push(event(c.kind, &c.object));
+                }
             }
         }
-    }
-    if send_initial || matches!(info.param("allowWatchBookmarks"), Some("true" | "1")) {
-        let mut meta = json!({"resourceVersion": state.store.resource_version().to_string()});
-        if send_initial && let Some(m) = meta.as_object_mut() {
-            m.insert(
-                "annotations".into(),
-                json!({"k8s.io/initial-events-end": "true"}),
+        if send_initial || matches!(info.param("allowWatchBookmarks"), Some("true" | "1")) {
+            let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
+            if send_initial && let Some(m) = meta.as_object_mut() {
+                m.insert(
+                    "annotations".into(),
+                    json!({"k8s.io/initial-events-end": "true"}),
+                );
+            }
+            let line = format!(
+                "{}\n",
+                json!({"type": "BOOKMARK", "object": {"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}})
             );
+            lines.push(Ok(Bytes::from(line)));
         }
-        let line = format!(
-            "{}\n",
-            json!({"type": "BOOKMARK", "object": {"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}})
-        );
-        lines.push(Ok(Bytes::from(line)));
-    }
+        (store.resource_version(), state.changes.subscribe())
+    };
     let timeout = info
         .param("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let tail = futures::stream::once(async move {
-        tokio::time::sleep(Duration::from_secs(timeout)).await;
-        Ok::<Bytes, Infallible>(Bytes::new())
-    });
-    let stream = futures::StreamExt::chain(futures::stream::iter(lines), tail);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let closing = state.closing.subscribe();
+    let live = futures::stream::unfold(
+        (rx, closing, f, ns_scope),
+        move |(mut rx, mut closing, f, ns)| async move {
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    () = tokio::time::sleep_until(deadline) => return None,
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                match next {
+                    Ok(c) if c.rv > seen_rv && in_scope(&c, &f, &ns) => {
+                        let line = event(c.kind, &c.object);
+                        return Some((line, (rx, closing, f, ns)));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let stream = futures::StreamExt::chain(futures::stream::iter(lines), live);
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

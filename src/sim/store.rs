@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value, json};
 
 use super::config::{
-    ContainerConfig, EventConfig, PodConfig, SimConfig, StateConfig, WorkloadConfig,
+    ContainerConfig, EventConfig, FileConfig, PodConfig, SimConfig, StateConfig, WorkloadConfig,
 };
 use super::resources::{self, ResourceDef};
 use super::selectors::{field_value, supported_fields};
@@ -38,7 +38,7 @@ type ResKey = (&'static str, &'static str);
 
 /// One stored object, kept compact: its JSON (without `kind`/`apiVersion`,
 /// i.e. in list-item form) plus what selectors need, precomputed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     item: Box<str>,
     labels: Option<Map<String, Value>>,
@@ -88,12 +88,47 @@ impl Entry {
     }
 }
 
+/// Runtime files and shell override of a `sim.yaml` pod: (files, shell).
+pub type PodFiles = (Vec<FileConfig>, Option<bool>);
+
+/// One change to a stored object, as a watch reports it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Resource version after the change.
+    pub rv: u64,
+    /// (group, plural).
+    pub res: ResKey,
+    /// Namespace of the object (`""` when cluster-scoped).
+    pub namespace: String,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    /// The object with `kind`/`apiVersion`, compact JSON.
+    pub object: String,
+    /// Its labels.
+    pub labels: Option<Map<String, Value>>,
+    /// Its field-selector values.
+    pub fields: Vec<(&'static str, Box<str>)>,
+}
+
+impl Change {
+    /// Value of a supported field selector label.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| &**v)
+    }
+}
+
 /// The served objects.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Store {
     tables: HashMap<ResKey, BTreeMap<(String, String), Entry>>,
     resource_version: u64,
     logs: HashMap<(String, String, String, bool), String>,
+    pod_files: HashMap<(String, String), PodFiles>,
+    /// Changes made while serving, oldest first (a watch from a resource version replays them).
+    pub changes: Vec<Change>,
 }
 
 impl Store {
@@ -119,6 +154,7 @@ impl Store {
             staged: Vec::new(),
             index: HashMap::new(),
             logs: HashMap::new(),
+            pod_files: HashMap::new(),
             ip_counters: HashMap::new(),
             cluster_ips: 0,
         };
@@ -134,6 +170,8 @@ impl Store {
             tables: HashMap::new(),
             resource_version: 1000,
             logs: std::mem::take(&mut b.logs),
+            pod_files: std::mem::take(&mut b.pod_files),
+            changes: Vec::new(),
         };
         // Namespaces first, as a cluster would have created them first.
         let (nss, rest): (Vec<Staged>, Vec<Staged>) = std::mem::take(&mut b.staged)
@@ -151,7 +189,13 @@ impl Store {
         Ok(store)
     }
 
-    fn insert(&mut self, def: &'static ResourceDef, mut obj: Value) {
+    fn insert(&mut self, def: &'static ResourceDef, obj: Value) {
+        self.put(def, obj);
+    }
+
+    /// Store `obj` (replacing one of the same name) under a new resource version; returns the
+    /// entry's full JSON and the change for watchers.
+    fn put(&mut self, def: &'static ResourceDef, mut obj: Value) -> Change {
         self.resource_version += 1;
         let rv = self.resource_version.to_string();
         let meta = child(&mut obj, "metadata");
@@ -173,17 +217,94 @@ impl Store {
         let item = serde_json::to_string(&obj)
             .unwrap_or_default()
             .into_boxed_str();
+        let entry = Entry {
+            item,
+            labels,
+            fields,
+        };
+        let change = Change {
+            rv: self.resource_version,
+            res: (def.group, def.plural),
+            namespace: ns.clone(),
+            kind: "ADDED",
+            object: entry.full_json(def),
+            labels: entry.labels.clone(),
+            fields: entry.fields.clone(),
+        };
         self.tables
             .entry((def.group, def.plural))
             .or_default()
-            .insert(
-                (ns, name),
-                Entry {
-                    item,
-                    labels,
-                    fields,
-                },
-            );
+            .insert((ns, name), entry);
+        change
+    }
+
+    /// Create or replace an object while serving; the change is recorded for watchers.
+    pub fn upsert(&mut self, def: &'static ResourceDef, obj: Value) -> Change {
+        let meta = obj.get("metadata");
+        let ns = meta
+            .and_then(|m| str_of(m, &["namespace"]))
+            .unwrap_or_default()
+            .to_string();
+        let name = meta
+            .and_then(|m| str_of(m, &["name"]))
+            .unwrap_or_default()
+            .to_string();
+        let existed = self.entry(def, &ns, &name).is_some();
+        let mut change = self.put(def, obj);
+        if existed {
+            change.kind = "MODIFIED";
+        }
+        self.changes.push(change.clone());
+        change
+    }
+
+    /// Delete an object while serving; returns it (with a new resource version) if it existed.
+    pub fn remove(&mut self, def: &'static ResourceDef, ns: &str, name: &str) -> Option<Change> {
+        let entry = self
+            .tables
+            .get_mut(&(def.group, def.plural))?
+            .remove(&(ns.to_string(), name.to_string()))?;
+        self.resource_version += 1;
+        let mut obj = entry.value(def);
+        map_mut(child(&mut obj, "metadata")).insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
+        let change = Change {
+            rv: self.resource_version,
+            res: (def.group, def.plural),
+            namespace: ns.to_string(),
+            kind: "DELETED",
+            object: serde_json::to_string(&obj).unwrap_or_default(),
+            labels: entry.labels,
+            fields: entry.fields,
+        };
+        self.changes.push(change.clone());
+        Some(change)
+    }
+
+    /// Append to a container's current logs.
+    pub fn append_log(&mut self, ns: &str, pod: &str, container: &str, text: &str) {
+        self.logs
+            .entry((
+                ns.to_string(),
+                pod.to_string(),
+                container.to_string(),
+                false,
+            ))
+            .or_default()
+            .push_str(text);
+    }
+
+    /// Forget a pod's logs and runtime files (it was deleted).
+    pub fn forget_pod(&mut self, ns: &str, pod: &str) {
+        self.logs.retain(|(n, p, _, _), _| !(n == ns && p == pod));
+        self.pod_files.remove(&(ns.to_string(), pod.to_string()));
+    }
+
+    /// The `sim.yaml` runtime files and shell override of a pod.
+    pub fn pod_files(&self, ns: &str, pod: &str) -> Option<&PodFiles> {
+        self.pod_files.get(&(ns.to_string(), pod.to_string()))
     }
 
     /// Current resource version (the list `metadata.resourceVersion`).
@@ -386,6 +507,7 @@ struct Builder<'a> {
     staged: Vec<Staged>,
     index: HashMap<(String, String, String), usize>,
     logs: HashMap<(String, String, String, bool), String>,
+    pod_files: HashMap<(String, String), PodFiles>,
     ip_counters: HashMap<String, u32>,
     cluster_ips: u32,
 }
@@ -1251,6 +1373,10 @@ impl Builder<'_> {
         extra_spec: Option<Value>,
     ) -> Result<Value, String> {
         let pod_uid = uid(&["Pod", ns, name]);
+        if !e.files.is_empty() || e.shell.is_some() {
+            self.pod_files
+                .insert((ns.into(), name.into()), (e.files.clone(), e.shell));
+        }
         let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
         normalize_pod_spec(&mut spec);
         if let Some(img) = &e.image
@@ -2235,7 +2361,7 @@ fn max_unavailable(deploy: &Value, desired: u32) -> u32 {
     unavailable.min(desired)
 }
 
-fn qos_class(spec: &Value) -> &'static str {
+pub fn qos_class(spec: &Value) -> &'static str {
     let containers: Vec<&Value> = ["containers", "initContainers"]
         .iter()
         .filter_map(|k| spec.get(*k).and_then(Value::as_array))
@@ -2331,7 +2457,7 @@ fn normalize_container(c: &mut Value) {
     }
 }
 
-fn normalize_pod_spec(spec: &mut Value) {
+pub fn normalize_pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -2347,7 +2473,7 @@ fn normalize_pod_spec(spec: &mut Value) {
 }
 
 /// What admission adds to a pod: service account, token volume, tolerations.
-fn add_service_account_volume(spec: &mut Value, pod_name: &str) {
+pub fn add_service_account_volume(spec: &mut Value, pod_name: &str) {
     let sa = str_of(spec, &["serviceAccountName"])
         .or_else(|| str_of(spec, &["serviceAccount"]))
         .unwrap_or("default")

@@ -1,0 +1,541 @@
+//! Runtime checks: what the running Elsa pods say about themselves. `runtime.logs` matches the
+//! recent (and previous) logs against the known signatures of `domain::log_signatures`;
+//! `runtime.health` judges the answer of the version's health endpoint.
+
+use std::collections::BTreeMap;
+
+use super::workload::selected;
+use super::{CheckImpl, Finding, not_observed};
+use crate::domain::elsa;
+use crate::domain::log_signatures::{self, Signature};
+use crate::facts::{FactKey, Facts, HealthAnswer, PodLog, Probe};
+use crate::report::Evidence;
+
+/// The causes of `runtime.logs`: the signature families, in priority order.
+pub const LOG_CAUSES: &[&str] = &[
+    "sqlite",
+    "bad-provider",
+    "signing-key",
+    "dns",
+    "db-unreachable",
+    "db-auth",
+    "db-missing",
+    "db-permission",
+    "db-tables",
+    "db-schema-mismatch",
+    "lock-dir",
+    "local-lock",
+];
+
+pub const LOGS: CheckImpl = CheckImpl {
+    id: "runtime.logs",
+    needs: &[FactKey::Workloads, FactKey::Logs],
+    causes: LOG_CAUSES,
+    run: logs,
+};
+
+pub const HEALTH: CheckImpl = CheckImpl {
+    id: "runtime.health",
+    needs: &[FactKey::Workloads, FactKey::Health],
+    causes: &["unhealthy", "unexpected-status", "not-listening"],
+    run: health,
+};
+
+/// Matching lines shown per signature.
+const LINES_PER_SIGNATURE: usize = 3;
+/// Characters of a log line shown.
+const LINE_CHARS: usize = 240;
+
+/// `s` cut to `max` characters, with an ellipsis when cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// `pod/x (container c, previous instance)`.
+fn where_(l: &PodLog) -> String {
+    format!(
+        "pod/{} (container {}, {})",
+        l.pod,
+        l.container,
+        if l.previous {
+            "previous instance"
+        } else {
+            "current"
+        }
+    )
+}
+
+/// One signature's hits: (log index, line), unique lines in order of appearance.
+type Hits<'a> = BTreeMap<usize, (&'static Signature, Vec<(usize, &'a str)>)>;
+
+fn logs(f: &Facts) -> Finding {
+    if let Err(finding) = selected(f) {
+        return finding;
+    }
+    let list = match &f.logs {
+        Probe::Observed(l) => l,
+        other => return not_observed(other, "the Elsa pods' logs"),
+    };
+    let read: Vec<(usize, &PodLog, &str)> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.text.observed().map(|t| (i, l, t.as_str())))
+        .collect();
+    let unread: Vec<Evidence> = list
+        .iter()
+        .filter(|l| !matches!(l.text, Probe::Observed(_) | Probe::Absent))
+        .map(|l| {
+            Evidence::new(
+                "log not read",
+                l.text.why_not().unwrap_or_default().to_string(),
+            )
+            .from(where_(l))
+        })
+        .collect();
+    if read.is_empty() {
+        let why = if list.is_empty() {
+            "the workload has no pods whose logs could be read — see workload.pods".to_owned()
+        } else {
+            "no log of the Elsa container could be read".to_owned()
+        };
+        return Finding::unknown(None, why).with_all(unread);
+    }
+    // Signature position in the table → its hits.
+    let mut hits: Hits<'_> = BTreeMap::new();
+    for &(i, _, text) in &read {
+        for line in text.lines() {
+            for sig in log_signatures::matching(line) {
+                let pos = log_signatures::SIGNATURES
+                    .iter()
+                    .position(|s| s.id == sig.id)
+                    .unwrap_or(usize::MAX);
+                let entry = hits.entry(pos).or_insert((sig, Vec::new()));
+                let line = line.trim();
+                if !entry.1.iter().any(|(_, l)| *l == line) {
+                    entry.1.push((i, line));
+                }
+            }
+        }
+    }
+    let read_evidence = read.iter().map(|(_, l, t)| {
+        Evidence::new("log read", format!("{} lines", t.lines().count())).from(where_(l))
+    });
+    if hits.is_empty() {
+        return Finding::pass(format!("{} log(s) read, no known error lines", read.len()))
+            .with_all(read_evidence)
+            .with_all(unread);
+    }
+    let mut evidence = Vec::new();
+    let mut summaries = Vec::new();
+    let mut first_hit: Option<&PodLog> = None;
+    for (sig, lines) in hits.values() {
+        summaries.push(format!("{} — see {}", sig.meaning, sig.check));
+        for (i, line) in lines.iter().take(LINES_PER_SIGNATURE) {
+            let Some(l) = list.get(*i) else { continue };
+            first_hit.get_or_insert(l);
+            evidence.push(
+                Evidence::new(
+                    format!("{} (see {})", sig.id, sig.check),
+                    truncate(line, LINE_CHARS),
+                )
+                .from(where_(l)),
+            );
+        }
+        if lines.len() > LINES_PER_SIGNATURE {
+            evidence.push(Evidence::new(
+                format!("{} (see {})", sig.id, sig.check),
+                format!(
+                    "{} more matching line(s) not shown",
+                    lines.len() - LINES_PER_SIGNATURE
+                ),
+            ));
+        }
+    }
+    let serious = hits.values().find(|(s, _)| !s.warning_only);
+    let lead = serious.or_else(|| hits.values().next());
+    let Some((lead, _)) = lead else {
+        return Finding::unknown(None, "no signature");
+    };
+    let cause = LOG_CAUSES
+        .iter()
+        .copied()
+        .find(|c| *c == lead.family)
+        .unwrap_or("db-auth");
+    let message = format!("known error lines in the logs: {}", summaries.join("; "));
+    let finding = if serious.is_some() {
+        Finding::problem(cause, message)
+    } else {
+        Finding::warn(cause, message)
+    };
+    let mut finding = finding.with_all(evidence).with_all(unread);
+    if let Some(l) = first_hit {
+        finding = finding.var("pod", &l.pod).var("container", &l.container);
+    }
+    finding
+}
+
+/// The failing part a 3.8 `/health/ready` body names: the store in "Elsa workflow store 'X' is
+/// not reachable", else the health check names Elsa registers.
+pub fn failing_part(body: &str) -> Option<String> {
+    let marker = "Elsa workflow store '";
+    if let Some(start) = body.find(marker) {
+        let rest = &body[start + marker.len()..];
+        if let Some(end) = rest.find('\'') {
+            return Some(format!("workflow store '{}'", &rest[..end]));
+        }
+    }
+    let named: Vec<&str> = [
+        "elsa-workflow-persistence",
+        "elsa-distributed-locks",
+        "elsa-runtime",
+    ]
+    .into_iter()
+    .filter(|n| body.contains(n))
+    .collect();
+    (!named.is_empty()).then(|| format!("health check {}", named.join(", ")))
+}
+
+fn health(f: &Facts) -> Finding {
+    let (w, _) = match selected(f) {
+        Ok(s) => s,
+        Err(finding) => return finding,
+    };
+    let Some(id) = elsa::identify(&w) else {
+        return Finding::skip("no Elsa container identified — see workload.flavor");
+    };
+    if id.version.is_none() {
+        return Finding::skip("Elsa version not known — see workload.flavor");
+    }
+    let Some(probe) = elsa::health_probe(id.flavor, id.version) else {
+        return Finding::skip(format!(
+            "the health endpoints of {} are not known — see workload.flavor",
+            id.flavor
+        ));
+    };
+    let h = match &f.health {
+        Probe::Observed(h) => h,
+        other => return not_observed(other, "the health endpoint"),
+    };
+    let at = format!("pod/{} port {}", h.pod, h.port);
+    let base = vec![Evidence::new("asked", format!("GET {}", h.path)).from(at.clone())];
+    let finding = match &h.answer {
+        HealthAnswer::Refused { message } => Finding::problem(
+            "not-listening",
+            format!(
+                "nothing accepts connections on port {} in pod {}: Elsa is not serving HTTP there",
+                h.port, h.pod
+            ),
+        )
+        .with_all(base)
+        .with(Evidence::new("kubelet", message.clone()).from("port-forward")),
+        HealthAnswer::Http { status, body } => {
+            let mut ev = base;
+            ev.push(Evidence::new("status", status.to_string()).from(at.clone()));
+            if !body.trim().is_empty() {
+                ev.push(Evidence::new("body", truncate(body.trim(), 400)).from(at));
+            }
+            match *status {
+                200..=299 if probe.checks_stores => Finding::pass(format!(
+                    "{} answered {status}: Elsa's runtime, workflow stores and locks report healthy",
+                    h.path
+                ))
+                .with_all(ev),
+                200..=299 => Finding::pass(format!(
+                    "{} answered {status}: the web server is up",
+                    h.path
+                ))
+                .with_all(ev)
+                .with(Evidence::new(
+                    "what this proves",
+                    format!(
+                        "only that Kestrel is up: {} {} registers no health checks on {}, so the database is not touched (see database.login for that)",
+                        id.flavor,
+                        id.version.map(|v| v.to_string()).unwrap_or_default(),
+                        h.path
+                    ),
+                )),
+                503 if probe.checks_stores => {
+                    let part = failing_part(body);
+                    Finding::problem(
+                        "unhealthy",
+                        match &part {
+                            Some(p) => format!("{} answered 503: {p} is failing", h.path),
+                            None => format!(
+                                "{} answered 503: Elsa reports itself unhealthy (the body names no store)",
+                                h.path
+                            ),
+                        },
+                    )
+                    .with_all(ev)
+                }
+                other => Finding::problem(
+                    "unexpected-status",
+                    format!("{} answered {other} instead of 200", h.path),
+                )
+                .with_all(ev),
+            }
+        }
+    };
+    finding.var("pod", &h.pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::facts::HealthObservation;
+
+    fn facts_with(image: &str) -> Facts {
+        with_deployments(serde_json::json!([deployment("elsa-server", image, 1)]))
+    }
+
+    fn log(pod: &str, previous: bool, text: Probe<String>) -> PodLog {
+        PodLog {
+            pod: pod.into(),
+            container: "elsa-server".into(),
+            previous,
+            text,
+        }
+    }
+
+    #[test]
+    fn clean_logs_pass_and_name_what_was_read() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        f.logs = Probe::Observed(vec![
+            log(
+                "p1",
+                false,
+                Probe::Observed("info: Now listening on: http://[::]:8080\n".into()),
+            ),
+            log("p1", true, Probe::Absent),
+        ]);
+        let r = logs(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+        assert!(r.evidence.iter().any(|e| e.value.contains("1 lines")));
+    }
+
+    #[test]
+    fn a_28p01_in_the_previous_logs_fails_and_points_to_database_login() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        let line = "Npgsql.PostgresException (0x80004005): 28P01: password authentication failed for user \"elsa\"";
+        f.logs = Probe::Observed(vec![
+            log("p1", false, Probe::failed(Some(400), "waiting to start")),
+            log(
+                "p1",
+                true,
+                Probe::Observed(format!("{line}\n   at Npgsql.Internal\n{line}\n")),
+            ),
+        ]);
+        let r = logs(&f);
+        assert_eq!(r.outcome, Outcome::Problem);
+        assert_eq!(r.cause, Some("db-auth"));
+        assert!(r.message.contains("see database.login"), "{}", r.message);
+        let shown: Vec<_> = r
+            .evidence
+            .iter()
+            .filter(|e| e.label.contains("pg-28P01"))
+            .collect();
+        assert_eq!(shown.len(), 1, "identical lines shown once: {shown:?}");
+        assert!(
+            shown[0]
+                .source
+                .as_deref()
+                .is_some_and(|s| s.contains("previous instance"))
+        );
+        assert!(r.evidence.iter().any(|e| e.label == "log not read"));
+        assert_eq!(r.vars.fill("{pod}"), "p1");
+    }
+
+    #[test]
+    fn the_root_cause_leads_and_a_local_lock_warning_alone_only_warns() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        f.logs = Probe::Observed(vec![log(
+            "p1",
+            false,
+            Probe::Observed(
+                "warn: Distributed workflow runtime is using local-only lock provider File\nMicrosoft.Data.Sqlite.SqliteException (0x80004005): SQLite Error 1: 'no such table: Triggers'.\n"
+                    .into(),
+            ),
+        )]);
+        let r = logs(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("sqlite")));
+        assert!(r.message.contains("see production.locking"));
+        f.logs = Probe::Observed(vec![log(
+            "p1",
+            false,
+            Probe::Observed(
+                "warn: Distributed workflow runtime is using local-only lock provider File\n"
+                    .into(),
+            ),
+        )]);
+        let r = logs(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Warn, Some("local-lock")));
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_many_lines_are_counted() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        let text: String = (0..5)
+            .map(|i| {
+                format!(
+                    "42P01: relation \"Elsa.T{i}\" does not exist {}\n",
+                    "x".repeat(400)
+                )
+            })
+            .collect();
+        f.logs = Probe::Observed(vec![log("p1", false, Probe::Observed(text))]);
+        let r = logs(&f);
+        assert_eq!(r.cause, Some("db-tables"));
+        let lines: Vec<_> = r
+            .evidence
+            .iter()
+            .filter(|e| e.label.starts_with("pg-42P01"))
+            .collect();
+        assert_eq!(lines.len(), LINES_PER_SIGNATURE + 1);
+        assert!(lines[0].value.ends_with('…') && lines[0].value.chars().count() == LINE_CHARS + 1);
+        assert!(lines[LINES_PER_SIGNATURE].value.contains("2 more"));
+    }
+
+    #[test]
+    fn unreadable_logs_are_unknown_never_pass() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        f.logs = Probe::Forbidden {
+            verb: "get".into(),
+            resource: "pods/log".into(),
+        };
+        let r = logs(&f);
+        assert_eq!(r.outcome, Outcome::Unknown);
+        assert!(r.message.contains("get pods/log"), "{}", r.message);
+        f.logs = Probe::Observed(vec![log("p1", false, Probe::failed(None, "timeout"))]);
+        assert_eq!(logs(&f).outcome, Outcome::Unknown);
+        f.logs = Probe::Observed(vec![]);
+        assert_eq!(logs(&f).outcome, Outcome::Unknown);
+    }
+
+    fn observed(path: &str, answer: HealthAnswer) -> Probe<HealthObservation> {
+        Probe::Observed(HealthObservation {
+            pod: "p1".into(),
+            port: 8080,
+            path: path.into(),
+            answer,
+        })
+    }
+
+    #[test]
+    fn a_38_503_names_the_failing_store() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-8:3.8.0");
+        f.health = observed(
+            "/health/ready",
+            HealthAnswer::Http {
+                status: 503,
+                body: "Unhealthy: Elsa workflow store 'WorkflowInstanceStore' is not reachable."
+                    .into(),
+            },
+        );
+        let r = health(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("unhealthy")));
+        assert!(
+            r.message.contains("workflow store 'WorkflowInstanceStore'"),
+            "{}",
+            r.message
+        );
+        f.health = observed(
+            "/health/ready",
+            HealthAnswer::Http {
+                status: 200,
+                body: "Healthy".into(),
+            },
+        );
+        assert_eq!(health(&f).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn a_200_before_38_passes_but_says_it_proves_only_kestrel() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-5:3.5.3");
+        f.health = observed(
+            "/",
+            HealthAnswer::Http {
+                status: 200,
+                body: "Healthy".into(),
+            },
+        );
+        let r = health(&f);
+        assert_eq!(r.outcome, Outcome::Pass);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.value.contains("only that Kestrel is up")),
+            "{:?}",
+            r.evidence
+        );
+        f.health = observed(
+            "/",
+            HealthAnswer::Http {
+                status: 404,
+                body: String::new(),
+            },
+        );
+        assert_eq!(health(&f).cause, Some("unexpected-status"));
+        f.health = observed(
+            "/",
+            HealthAnswer::Refused {
+                message: "connection refused".into(),
+            },
+        );
+        assert_eq!(health(&f).cause, Some("not-listening"));
+    }
+
+    #[test]
+    fn health_skips_without_a_version_and_is_unknown_without_an_answer() {
+        let mut f = facts_with("elsaworkflows/elsa-server-v3:latest");
+        f.health = Probe::NotAttempted("x".into());
+        let r = health(&f);
+        assert_eq!(r.outcome, Outcome::Skip);
+        assert!(r.message.contains("see workload.flavor"));
+        let mut f = facts_with("elsaworkflows/elsa-server-v3-8:3.8.0");
+        f.health = Probe::Forbidden {
+            verb: "get".into(),
+            resource: "pods/portforward".into(),
+        };
+        let r = health(&f);
+        assert_eq!(r.outcome, Outcome::Unknown);
+        assert!(r.message.contains("pods/portforward"));
+    }
+
+    #[test]
+    fn every_signature_points_to_a_check_of_the_catalogue() {
+        let cat = crate::catalogue::Catalogue::embedded().expect("catalogue");
+        // Added by the network work in parallel (DESIGN §3); drop once they are in the catalogue.
+        let planned = ["network.dns", "network.tcp"];
+        for s in log_signatures::SIGNATURES {
+            assert!(
+                cat.get(s.check).is_some() || planned.contains(&s.check),
+                "{}: {} is not a check",
+                s.id,
+                s.check
+            );
+        }
+    }
+
+    #[test]
+    fn causes_are_the_signature_families() {
+        assert_eq!(LOG_CAUSES.to_vec(), log_signatures::families());
+    }
+
+    #[test]
+    fn failing_part_reads_the_store_or_the_check_name() {
+        assert_eq!(
+            failing_part("Elsa workflow store 'Bookmarks' is not reachable."),
+            Some("workflow store 'Bookmarks'".into())
+        );
+        assert_eq!(
+            failing_part("{\"elsa-distributed-locks\":\"Unhealthy\"}"),
+            Some("health check elsa-distributed-locks".into())
+        );
+        assert_eq!(failing_part("Unhealthy"), None);
+    }
+}

@@ -1,0 +1,633 @@
+//! The short-lived probe pod of `--vantage debug-pod`, and the janitor that makes sure it goes.
+//!
+//! Lifecycle: a client-chosen name is registered with the [`Janitor`] *before* the create request
+//! is sent, so an interruption at any moment leaves a name to delete; the pod runs
+//! `elsadoctor probe …` once (restartPolicy Never, activeDeadlineSeconds, small limits, no
+//! service-account token, non-root, read-only root filesystem); its end is awaited with a
+//! field-selected watch; its stdout (the probe's JSON) is read from `pods/log`; then it is
+//! deleted with grace period 0. Whatever happens on the way (an error, the run's deadline, Ctrl-C,
+//! SIGTERM) the caller sweeps the janitor, which deletes every pod still registered.
+//! `elsadoctor cleanup` removes leftovers of runs that were killed outright (SIGKILL).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
+
+use super::kube::classify;
+use crate::facts::Probe;
+
+/// Label every pod elsadoctor creates carries (`kubectl get pods -l app.kubernetes.io/managed-by=elsadoctor`).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "elsadoctor");
+/// Second label: what the pod is for.
+pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "probe");
+/// The probe image when `--probe-image` is not given.
+pub const DEFAULT_PROBE_IMAGE: &str = concat!("elsadoctor:", env!("CARGO_PKG_VERSION"));
+/// The container name inside the probe pod.
+pub const CONTAINER: &str = "probe";
+/// Largest probe output read back (the JSON report is a few KiB).
+const MAX_LOG_BYTES: i64 = 256 * 1024;
+
+/// Pods this process created and has not yet seen deleted, with the client that created
+/// them.
+#[derive(Clone, Default)]
+pub struct Janitor {
+    pods: Arc<Mutex<Vec<(Client, String, String)>>>,
+}
+
+impl std::fmt::Debug for Janitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pending()).finish()
+    }
+}
+
+impl Janitor {
+    /// The process's janitor: every run registers its pods here, and whatever ends the run
+    /// (its end, an error, the TUI quitting mid-run, a signal) sweeps it.
+    pub fn global() -> &'static Janitor {
+        static GLOBAL: std::sync::LazyLock<Janitor> = std::sync::LazyLock::new(Janitor::default);
+        &GLOBAL
+    }
+
+    fn track(&self, client: &Client, namespace: &str, name: &str) {
+        if let Ok(mut pods) = self.pods.lock() {
+            pods.push((client.clone(), namespace.to_owned(), name.to_owned()));
+        }
+    }
+
+    fn forget(&self, namespace: &str, name: &str) {
+        if let Ok(mut pods) = self.pods.lock() {
+            pods.retain(|(_, ns, n)| !(ns == namespace && n == name));
+        }
+    }
+
+    /// The pods still registered.
+    pub fn pending(&self) -> Vec<(String, String)> {
+        self.pods
+            .lock()
+            .map(|p| p.iter().map(|(_, ns, n)| (ns.clone(), n.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Deletes every registered pod (404 counts as deleted), each bounded by `timeout`.
+    /// Returns the names it could not delete, with why.
+    pub async fn sweep(&self, timeout: Duration) -> Vec<String> {
+        let pending: Vec<(Client, String, String)> =
+            self.pods.lock().map(|p| p.clone()).unwrap_or_default();
+        let results =
+            futures::future::join_all(pending.into_iter().map(|(client, ns, name)| async move {
+                let r = delete(&client, &ns, &name, timeout).await;
+                (ns, name, r)
+            }))
+            .await;
+        let mut failed = Vec::new();
+        for (ns, name, r) in results {
+            match r {
+                Ok(()) => self.forget(&ns, &name),
+                Err(why) => failed.push(format!("{ns}/{name}: {why}")),
+            }
+        }
+        failed
+    }
+}
+
+/// What the probe pod runs.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    pub image: String,
+    /// Arguments after `elsadoctor probe`.
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    /// `activeDeadlineSeconds`: the kubelet kills the pod after this long, whatever happens to us.
+    pub deadline_seconds: i64,
+}
+
+/// A name no other run picks: time and process id, base 36.
+pub fn pod_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut n = nanos ^ (u128::from(std::process::id()) << 64);
+    let mut suffix = String::new();
+    while suffix.len() < 10 {
+        let digit = u32::try_from(n % 36).unwrap_or(0);
+        suffix.push(char::from_digit(digit, 36).unwrap_or('0'));
+        n /= 36;
+    }
+    format!("elsadoctor-probe-{suffix}")
+}
+
+/// The probe pod's manifest.
+pub fn manifest(namespace: &str, name: &str, spec: &ProbeSpec) -> Pod {
+    let labels: BTreeMap<String, String> = [MANAGED_BY, COMPONENT]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let q = |s: &str| Quantity(s.to_owned());
+    let mut args = vec!["probe".to_owned()];
+    args.extend(spec.args.iter().cloned());
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                "elsadoctor/purpose".to_owned(),
+                "one-shot network probe from this namespace; deleted by the run that created it, or by `elsadoctor cleanup`".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".to_owned()),
+            active_deadline_seconds: Some(spec.deadline_seconds),
+            termination_grace_period_seconds: Some(0),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(65532),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: CONTAINER.to_owned(),
+                image: Some(spec.image.clone()),
+                command: Some(vec!["elsadoctor".to_owned()]),
+                args: Some(args),
+                env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                resources: Some(ResourceRequirements {
+                    requests: Some(BTreeMap::from([
+                        ("cpu".to_owned(), q("10m")),
+                        ("memory".to_owned(), q("16Mi")),
+                    ])),
+                    limits: Some(BTreeMap::from([
+                        ("cpu".to_owned(), q("200m")),
+                        ("memory".to_owned(), q("64Mi")),
+                    ])),
+                    ..Default::default()
+                }),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    capabilities: Some(Capabilities {
+                        drop: Some(vec!["ALL".to_owned()]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// How the probe pod ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub pod: String,
+    /// The probe's stdout.
+    pub output: String,
+    pub exit_code: Option<i32>,
+}
+
+/// Creates the probe pod, waits for it to finish, reads its output and deletes it. The pod is
+/// registered with `janitor` before it is created and forgotten once deleted, so a caller that
+/// drops this future half-way sweeps it.
+pub async fn run(
+    client: Client,
+    namespace: String,
+    spec: ProbeSpec,
+    janitor: Janitor,
+    timeout: Duration,
+) -> Probe<Ran> {
+    let name = pod_name();
+    janitor.track(&client, &namespace, &name);
+    let outcome = create_and_read(&client, &namespace, &name, &spec, timeout).await;
+    // Delete on every path that gets here; interruptions are the janitor's job.
+    match delete(&client, &namespace, &name, timeout).await {
+        Ok(()) => janitor.forget(&namespace, &name),
+        Err(why) => tracing::warn!(pod = %name, %why, "could not delete the probe pod"),
+    }
+    outcome
+}
+
+async fn create_and_read(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &ProbeSpec,
+    timeout: Duration,
+) -> Probe<Ran> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = manifest(namespace, name, spec);
+    match tokio::time::timeout(timeout, api.create(&PostParams::default(), &pod)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return classify(&e, "create", "pods"),
+        Err(_) => return Probe::failed(None, "creating the probe pod took longer than --timeout"),
+    }
+    tracing::info!(pod = %name, image = %spec.image, "probe pod created");
+    let end = match finished(
+        &api,
+        name,
+        Duration::from_secs(spec.deadline_seconds.unsigned_abs()),
+    )
+    .await
+    {
+        Ok(end) => end,
+        Err(p) => return p,
+    };
+    let lp = LogParams {
+        container: Some(CONTAINER.to_owned()),
+        limit_bytes: Some(MAX_LOG_BYTES),
+        ..Default::default()
+    };
+    let output = match tokio::time::timeout(timeout, api.logs(name, &lp)).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(e)) => return classify(&e, "get", "pods/log"),
+        Err(_) => {
+            return Probe::failed(
+                None,
+                "reading the probe pod's log took longer than --timeout",
+            );
+        }
+    };
+    match end {
+        End::Terminated(exit_code) => Probe::Observed(Ran {
+            pod: name.to_owned(),
+            output,
+            exit_code,
+        }),
+        End::Failed(why) => Probe::failed(None, format!("probe pod {name} failed: {why}")),
+    }
+}
+
+enum End {
+    /// The container ran to its end with this exit code.
+    Terminated(Option<i32>),
+    /// The pod failed before its container could report (deadline, image pull, eviction).
+    Failed(String),
+}
+
+/// Waits until the pod has terminated, watching it by name. Image pull errors end the wait
+/// early: the pod would otherwise sit until its deadline.
+async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Probe<Ran>> {
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(
+            u32::try_from(limit.as_secs().max(1))
+                .unwrap_or(u32::MAX)
+                .min(290),
+        );
+    let wait = async {
+        let mut stream = match api.watch(&wp, "0").await {
+            Ok(s) => s.boxed(),
+            Err(e) => return Err(classify(&e, "watch", "pods")),
+        };
+        while let Some(event) = stream.next().await {
+            let pod = match event {
+                Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
+                Ok(WatchEvent::Deleted(_)) => {
+                    return Ok(End::Failed("deleted before it finished".to_owned()));
+                }
+                Ok(WatchEvent::Bookmark(_)) => continue,
+                Ok(WatchEvent::Error(e)) => {
+                    return Err(Probe::failed(Some(e.code), e.message));
+                }
+                Err(e) => return Err(classify(&e, "watch", "pods")),
+            };
+            if let Some(end) = ended(&pod) {
+                return Ok(end);
+            }
+        }
+        Err(Probe::failed(
+            None,
+            "the watch on the probe pod ended before it finished",
+        ))
+    };
+    match tokio::time::timeout(limit, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(Probe::failed(
+            None,
+            format!("the probe pod did not finish within {}s", limit.as_secs()),
+        )),
+    }
+}
+
+/// Whether a pod's status says it is done, and how.
+fn ended(pod: &Pod) -> Option<End> {
+    let status = pod.status.as_ref()?;
+    let container = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == CONTAINER);
+    if let Some(t) = container.and_then(|c| c.state.as_ref()?.terminated.as_ref()) {
+        return Some(End::Terminated(Some(t.exit_code)));
+    }
+    if let Some(w) = container.and_then(|c| c.state.as_ref()?.waiting.as_ref())
+        && let Some(reason) = w.reason.as_deref()
+        && matches!(
+            reason,
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "CreateContainerConfigError"
+        )
+    {
+        return Some(End::Failed(format!(
+            "{reason}: {} (set --probe-image to an image this cluster can pull)",
+            w.message.as_deref().unwrap_or("")
+        )));
+    }
+    match status.phase.as_deref() {
+        Some("Failed") => Some(End::Failed(
+            status
+                .reason
+                .clone()
+                .or_else(|| status.message.clone())
+                .unwrap_or_else(|| "Failed".to_owned()),
+        )),
+        Some("Succeeded") => Some(End::Terminated(None)),
+        _ => None,
+    }
+}
+
+/// Adds an ephemeral container running the probe to `pod`, targeting `target` (it shares that
+/// container's process namespace, so `/proc/1/root` is the Elsa container's filesystem), waits
+/// for it to finish and reads its output. Ephemeral containers cannot be removed: it stays in
+/// the pod's spec until the pod is replaced.
+pub async fn ephemeral(
+    client: Client,
+    namespace: String,
+    pod: String,
+    target: String,
+    spec: ProbeSpec,
+    timeout: Duration,
+) -> Probe<Ran> {
+    let name = pod_name().replacen("elsadoctor-probe-", "elsadoctor-", 1);
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut args = vec!["probe".to_owned()];
+    args.extend(spec.args.iter().cloned());
+    let patch = serde_json::json!({
+        "spec": {"ephemeralContainers": [{
+            "name": name,
+            "image": spec.image,
+            "command": ["elsadoctor"],
+            "args": args,
+            "targetContainerName": target,
+            "env": [{"name": "ELSADOCTOR_PROBE_ROOT", "value": "/proc/1/root"}],
+        }]}
+    });
+    tracing::warn!(
+        pod = %pod,
+        container = %name,
+        "adding an ephemeral container (--vantage ephemeral): it stays in the pod's spec until the pod is replaced"
+    );
+    let pp = kube::api::PatchParams::default();
+    match tokio::time::timeout(
+        timeout,
+        api.patch_subresource(
+            "ephemeralcontainers",
+            &pod,
+            &pp,
+            &kube::api::Patch::Strategic(patch),
+        ),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return classify(&e, "patch", "pods/ephemeralcontainers"),
+        Err(_) => {
+            return Probe::failed(
+                None,
+                "adding the ephemeral container took longer than --timeout",
+            );
+        }
+    }
+    let limit = Duration::from_secs(spec.deadline_seconds.unsigned_abs());
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={pod}"))
+        .timeout(
+            u32::try_from(limit.as_secs().max(1))
+                .unwrap_or(u32::MAX)
+                .min(290),
+        );
+    let wait = async {
+        let mut stream = match api.watch(&wp, "0").await {
+            Ok(s) => s.boxed(),
+            Err(e) => return Err(classify(&e, "watch", "pods")),
+        };
+        while let Some(event) = stream.next().await {
+            let p = match event {
+                Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)) => p,
+                Ok(WatchEvent::Deleted(_)) => {
+                    return Err(Probe::failed(
+                        None,
+                        format!("pod {pod} was deleted while the probe ran"),
+                    ));
+                }
+                Ok(WatchEvent::Bookmark(_)) => continue,
+                Ok(WatchEvent::Error(e)) => return Err(Probe::failed(Some(e.code), e.message)),
+                Err(e) => return Err(classify(&e, "watch", "pods")),
+            };
+            let state = p
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|all| all.iter().find(|c| c.name == name))
+                .and_then(|c| c.state.clone());
+            if let Some(t) = state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                return Ok(Some(t.exit_code));
+            }
+            if let Some(reason) = state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .filter(|r| {
+                    r.contains("ImagePull") || r == "ErrImagePull" || r == "InvalidImageName"
+                })
+            {
+                return Err(Probe::failed(
+                    None,
+                    format!(
+                        "ephemeral container {name}: {reason} (set --probe-image to an image this cluster can pull)"
+                    ),
+                ));
+            }
+        }
+        Err(Probe::failed(
+            None,
+            "the watch on the pod ended before the ephemeral container finished",
+        ))
+    };
+    let exit_code = match tokio::time::timeout(limit, wait).await {
+        Ok(Ok(code)) => code,
+        Ok(Err(p)) => return p,
+        Err(_) => {
+            return Probe::failed(
+                None,
+                format!(
+                    "the ephemeral container did not finish within {}s",
+                    limit.as_secs()
+                ),
+            );
+        }
+    };
+    let lp = LogParams {
+        container: Some(name.clone()),
+        limit_bytes: Some(MAX_LOG_BYTES),
+        ..Default::default()
+    };
+    match tokio::time::timeout(timeout, api.logs(&pod, &lp)).await {
+        Ok(Ok(output)) => Probe::Observed(Ran {
+            pod: format!("{pod}/{name}"),
+            output,
+            exit_code,
+        }),
+        Ok(Err(e)) => classify(&e, "get", "pods/log"),
+        Err(_) => Probe::failed(
+            None,
+            "reading the ephemeral container's log took longer than --timeout",
+        ),
+    }
+}
+
+/// Deletes one pod, immediately; a pod that is already gone counts as deleted.
+pub async fn delete(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let dp = DeleteParams::default().grace_period(0);
+    match tokio::time::timeout(timeout, api.delete(name, &dp)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+        Ok(Err(e)) => Err(super::kube::error_chain(&e)),
+        Err(_) => Err("no answer within --timeout".to_owned()),
+    }
+}
+
+/// `elsadoctor cleanup`: deletes the probe pods in `namespace` older than `min_age`. Returns
+/// the names deleted, and the ones that could not be, with why.
+pub async fn cleanup(
+    client: Client,
+    namespace: String,
+    min_age: Duration,
+    timeout: Duration,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let lp = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+    let list = match tokio::time::timeout(timeout, api.list(&lp)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            return Err(format!(
+                "cannot list pods in namespace {namespace}: {}",
+                super::kube::error_chain(&e)
+            ));
+        }
+        Err(_) => {
+            return Err(format!(
+                "listing pods in namespace {namespace} took longer than --timeout"
+            ));
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let old: Vec<String> = list
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.creation_timestamp.as_ref().is_none_or(|t| {
+                let created = std::time::UNIX_EPOCH
+                    + Duration::from_secs(u64::try_from(t.0.as_second()).unwrap_or(0));
+                now.duration_since(created).unwrap_or_default() >= min_age
+            })
+        })
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let results = futures::future::join_all(old.iter().map(|name| {
+        let client = client.clone();
+        let namespace = namespace.clone();
+        async move {
+            (
+                name.clone(),
+                delete(&client, &namespace, name, timeout).await,
+            )
+        }
+    }))
+    .await;
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(()) => deleted.push(name),
+            Err(why) => failed.push(format!("{name}: {why}")),
+        }
+    }
+    Ok((deleted, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_is_locked_down_and_labelled() {
+        let spec = ProbeSpec {
+            image: "example/elsadoctor:1".into(),
+            args: vec!["--dns".into(), "postgres".into()],
+            env: vec![],
+            deadline_seconds: 60,
+        };
+        let pod = manifest("elsa", "elsadoctor-probe-x", &spec);
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(MANAGED_BY.0).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
+        let s = pod.spec.expect("spec");
+        assert_eq!(s.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(s.active_deadline_seconds, Some(60));
+        assert_eq!(s.automount_service_account_token, Some(false));
+        let c = &s.containers[0];
+        assert_eq!(c.command.as_deref(), Some(&["elsadoctor".to_owned()][..]));
+        assert_eq!(c.args.as_ref().map(|a| a[0].as_str()), Some("probe"));
+        let limits = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .expect("limits");
+        assert!(limits.contains_key("memory") && limits.contains_key("cpu"));
+        assert_eq!(
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.read_only_root_filesystem),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn names_are_valid_and_differ() {
+        let a = pod_name();
+        let b = pod_name();
+        assert_ne!(a, b);
+        assert!(
+            a.len() <= 63
+                && a.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        );
+    }
+}

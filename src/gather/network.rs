@@ -1,0 +1,252 @@
+//! The database host's Service as the API sees it (`network.service`): the Service where the host
+//! points, its EndpointSlices, and, when it is not there, the namespaces that do hold a Service
+//! of that name (so the fix can name the full DNS name to use).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use super::kube::read;
+use crate::domain::service_host::{self, Host};
+use crate::facts::{DbService, Probe};
+
+/// Looks up the Service `host` names. `listed` are the Services of `namespace`, already read:
+/// a Service there is not fetched again.
+pub async fn db_service(
+    client: Client,
+    namespace: String,
+    listed: Probe<Vec<Service>>,
+    host: String,
+    timeout: Duration,
+) -> Probe<DbService> {
+    let (name, ns) = match service_host::classify(&host, &namespace) {
+        Host::Service {
+            name, namespace, ..
+        } => (name, namespace),
+        Host::Ip(_) | Host::External(_) => {
+            return Probe::NotAttempted(format!("{host} is not a Service name of this cluster"));
+        }
+    };
+    let by_name = |list: &[Service]| {
+        list.iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+            .cloned()
+    };
+    let service: Probe<Option<Service>> = if ns == namespace {
+        listed.map(|l| by_name(&l))
+    } else {
+        let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+        read("service", "get", "services", timeout, || api.get_opt(&name)).await
+    };
+    let service = match service.into_result() {
+        Ok(s) => s,
+        Err(why) => return why,
+    };
+    let slices_api: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+    let by_service = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+    let endpoint_slices = if service.is_some() {
+        read("endpointslices", "list", "endpointslices", timeout, || {
+            slices_api.list(&by_service)
+        })
+        .await
+        .map(|l| l.items)
+    } else {
+        Probe::NotAttempted(format!("no Service {name} in namespace {ns}"))
+    };
+    let elsewhere = if service.is_some() {
+        Probe::NotAttempted("the Service is where the host points".to_owned())
+    } else {
+        // One cluster-wide list, field-selected by name: often forbidden to a namespaced
+        // Role, in which case the finding says the search was not possible.
+        let all: Api<Service> = Api::all(client);
+        let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+        read("services", "list", "services", timeout, || all.list(&lp))
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|s| s.metadata.namespace)
+                    .filter(|n| n != &ns)
+                    .collect()
+            })
+    };
+    Probe::Observed(DbService {
+        name,
+        namespace: ns,
+        service,
+        endpoint_slices,
+        elsewhere,
+    })
+}
+
+/// Why DNS and TCP are not probed through a port-forward.
+pub const NEEDS_IN_CLUSTER: &str = "DNS and TCP are tested from inside the cluster only: rerun with --vantage debug-pod (or --vantage here from a pod)";
+
+/// The probe arguments for the database host: DNS (unless it is an IP address) and TCP.
+pub fn probe_args(host: &str, port: u16, timeout: Duration) -> Vec<String> {
+    let mut args = Vec::new();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_err() {
+        args.extend(["--dns".to_owned(), host.to_owned()]);
+    }
+    let target = if bare.contains(':') {
+        format!("[{bare}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    args.extend([
+        "--tcp".to_owned(),
+        target,
+        "--timeout".to_owned(),
+        format!("{}ms", timeout.as_millis()),
+    ]);
+    args
+}
+
+/// DNS and TCP towards the database host from the chosen vantage. `ephemeral_target` is the
+/// Elsa pod and container an ephemeral container would join.
+pub async fn probe(
+    client: Client,
+    namespace: String,
+    options: crate::gather::Options,
+    host: String,
+    port: u16,
+    ephemeral_target: Option<(String, String)>,
+) -> Probe<crate::facts::NetworkObservation> {
+    use crate::gather::Vantage;
+    let timeout = options.timeout;
+    match options.vantage {
+        Vantage::PortForward => Probe::NotAttempted(NEEDS_IN_CLUSTER.to_owned()),
+        Vantage::Here => {
+            let args = crate::cli::ProbeArgs {
+                dns: Vec::new(),
+                tcp: Vec::new(),
+                files: Vec::new(),
+                resolv_conf: options.resolv_conf.clone(),
+                root: "/".into(),
+                db: false,
+                db_env: String::new(),
+                db_tables: Vec::new(),
+                timeout,
+            };
+            let args = match with_targets(args, &host, port, timeout) {
+                Ok(a) => a,
+                Err(why) => return Probe::NotAttempted(why),
+            };
+            Probe::Observed(crate::facts::NetworkObservation {
+                vantage: "here".to_owned(),
+                via: None,
+                report: crate::probe::run(args).await,
+            })
+        }
+        Vantage::DebugPod => {
+            let spec = crate::gather::debug_pod::ProbeSpec {
+                image: options.probe_image.clone(),
+                args: probe_args(&host, port, timeout),
+                env: Vec::new(),
+                deadline_seconds: deadline_seconds(timeout),
+            };
+            crate::gather::debug_pod::run(client, namespace, spec, options.janitor.clone(), timeout)
+                .await
+                .and_then(|ran| {
+                    parse_report(&ran.output, &ran.pod).map(|report| {
+                        crate::facts::NetworkObservation {
+                            vantage: "debug-pod".to_owned(),
+                            via: Some(ran.pod),
+                            report,
+                        }
+                    })
+                })
+        }
+        Vantage::Ephemeral => {
+            let Some((pod, container)) = ephemeral_target else {
+                return Probe::NotAttempted(
+                    "no running Elsa pod to add an ephemeral container to — see workload.pods"
+                        .to_owned(),
+                );
+            };
+            let mut args = probe_args(&host, port, timeout);
+            for pattern in crate::domain::elsa::listing_globs() {
+                args.extend(["--files".to_owned(), pattern]);
+            }
+            let spec = crate::gather::debug_pod::ProbeSpec {
+                image: options.probe_image.clone(),
+                args,
+                env: Vec::new(),
+                deadline_seconds: deadline_seconds(timeout),
+            };
+            crate::gather::debug_pod::ephemeral(client, namespace, pod, container, spec, timeout)
+                .await
+                .and_then(|ran| {
+                    parse_report(&ran.output, &ran.pod).map(|report| {
+                        crate::facts::NetworkObservation {
+                            vantage: "ephemeral".to_owned(),
+                            via: Some(ran.pod),
+                            report,
+                        }
+                    })
+                })
+        }
+    }
+}
+
+/// Parses the same arguments the probe pod gets into [`crate::cli::ProbeArgs`].
+fn with_targets(
+    mut args: crate::cli::ProbeArgs,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<crate::cli::ProbeArgs, String> {
+    let list = probe_args(host, port, timeout);
+    let mut it = list.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().cloned().unwrap_or_default();
+        match flag.as_str() {
+            "--dns" => args.dns.push(value),
+            "--tcp" => args.tcp.push(crate::cli::parse_host_port(&value)?),
+            _ => {}
+        }
+    }
+    Ok(args)
+}
+
+/// The probe pod must outlive the probes (each bounded by `timeout`) plus scheduling and an
+/// image pull; the kubelet kills it after this many seconds whatever happens to the doctor.
+fn deadline_seconds(timeout: Duration) -> i64 {
+    i64::try_from(timeout.as_secs())
+        .unwrap_or(60)
+        .saturating_mul(2)
+        + 120
+}
+
+/// The probe's JSON report from its log. Anything else in the log (a crash, an image without
+/// the probe) is reported with its first line.
+pub fn parse_report(output: &str, pod: &str) -> Probe<crate::probe::ProbeReport> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    match serde_json::from_str(line) {
+        Ok(r) => Probe::Observed(r),
+        Err(e) => Probe::failed(
+            None,
+            format!(
+                "the probe in {pod} printed no report ({e}); its log begins: {:?}",
+                crate::redact::text(
+                    output
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                        .as_str()
+                )
+            ),
+        ),
+    }
+}

@@ -1,0 +1,297 @@
+//! What a simulated container's filesystem holds, for `pods/exec`: the image's files (the
+//! `images:` table of `sim.yaml`, or a built-in table for the stock Elsa images, or a minimal
+//! shell image), plus the files the app created at run time (per pod `files:`).
+//!
+//! Only names, sizes and directories are modelled: that is all `ls` can show.
+
+use std::collections::BTreeMap;
+
+use super::config::{FileConfig, ImageConfig};
+use crate::domain::elsa::{self, Flavor};
+
+/// A file or a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file of this many bytes.
+    File(u64),
+    /// A directory.
+    Dir,
+}
+
+/// An in-memory directory tree, keyed by absolute, normalised path.
+#[derive(Debug, Clone, Default)]
+pub struct Fs {
+    nodes: BTreeMap<String, Node>,
+}
+
+/// Normalise an absolute path: no empty or `.` segments, `..` resolved, no trailing slash.
+pub fn normalise(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl Fs {
+    /// An empty tree with only `/`.
+    pub fn new() -> Fs {
+        let mut nodes = BTreeMap::new();
+        nodes.insert("/".to_string(), Node::Dir);
+        Fs { nodes }
+    }
+
+    fn add_parents(&mut self, path: &str) {
+        let mut p = path;
+        while let Some(i) = p.rfind('/') {
+            p = &p[..i];
+            let dir = if p.is_empty() { "/" } else { p };
+            self.nodes.insert(dir.to_string(), Node::Dir);
+            if p.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Add a file (a path ending in `/` is a directory), with its parent directories.
+    pub fn add(&mut self, path: &str, size: u64) {
+        let is_dir = path.ends_with('/');
+        let p = normalise(path);
+        self.add_parents(&p);
+        if p != "/" {
+            self.nodes
+                .insert(p, if is_dir { Node::Dir } else { Node::File(size) });
+        }
+    }
+
+    /// Add the entries of a `files:` list.
+    pub fn add_config(&mut self, files: &[FileConfig]) {
+        for f in files {
+            match f {
+                FileConfig::Path(p) => self.add(p, 0),
+                FileConfig::Sized(s) => self.add(&s.path, s.size),
+            }
+        }
+    }
+
+    /// What is at `path` (absolute).
+    pub fn lookup(&self, path: &str) -> Option<Node> {
+        self.nodes.get(&normalise(path)).copied()
+    }
+
+    /// Names in directory `dir` (absolute), sorted by byte order.
+    pub fn children(&self, dir: &str) -> Vec<String> {
+        let dir = normalise(dir);
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, _)| {
+                let rest = &k[prefix.len()..];
+                (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect()
+    }
+}
+
+/// A container's filesystem and whether it has a shell (`sh`, `ls`, `echo`).
+#[derive(Debug, Clone)]
+pub struct ContainerFs {
+    /// The files.
+    pub fs: Fs,
+    /// `/bin/sh` and coreutils exist.
+    pub shell: bool,
+}
+
+/// What a Debian/Ubuntu-based image always has.
+const BASE_FILES: &[&str] = &[
+    "/bin/sh",
+    "/bin/dash",
+    "/bin/bash",
+    "/bin/ls",
+    "/bin/echo",
+    "/bin/true",
+    "/bin/cat",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/passwd",
+    "/etc/resolv.conf",
+    "/tmp/",
+    "/root/",
+    "/var/",
+];
+
+/// The `images:` entry for an image: by full reference, then by repository without tag.
+fn declared<'a>(images: &'a BTreeMap<String, ImageConfig>, image: &str) -> Option<&'a ImageConfig> {
+    images.get(image).or_else(|| {
+        let (repo, _) = elsa::split_image(image);
+        images.get(repo)
+    })
+}
+
+/// The files of a stock Elsa image (ELSA-FACTS §1, §4), from what `domain::elsa` knows: the
+/// host assembly, the EF Core providers the image ships, and the SQLite files the app always
+/// creates under `/app`.
+fn elsa_image(fs: &mut Fs, image: &str) -> bool {
+    let Some(info) = elsa::classify_image(image) else {
+        return false;
+    };
+    if !info.official || matches!(info.flavor, Flavor::Custom) {
+        return false;
+    }
+    fs.add("/usr/share/dotnet/dotnet", 70_000);
+    fs.add("/app/appsettings.json", 4_000);
+    if info.flavor == Flavor::Studio {
+        fs.add("/app/wwwroot/index.html", 2_000);
+        return true;
+    }
+    for f in elsa::image_app_files(info.flavor, info.version) {
+        fs.add(&format!("/app/{f}"), 250_000);
+    }
+    if info.version.is_some_and(|v| v.mm() >= (3, 5)) {
+        fs.add("/entrypoint.sh", 1_200);
+    }
+    for (path, proves_fallback) in elsa::sqlite_paths(info.flavor, info.version) {
+        // Files that prove nothing are there whatever the configuration: the app always
+        // creates them at start.
+        if !proves_fallback {
+            fs.add(path, 126_976);
+        }
+    }
+    true
+}
+
+/// The filesystem of a container running `image`, with the pod's runtime `files` added and the
+/// `shell` override applied.
+pub fn container_fs(
+    images: &BTreeMap<String, ImageConfig>,
+    image: &str,
+    runtime_files: &[FileConfig],
+    shell_override: Option<bool>,
+) -> ContainerFs {
+    let mut fs = Fs::new();
+    let shell = match declared(images, image) {
+        Some(decl) => {
+            let shell = decl.shell.unwrap_or(true);
+            if shell {
+                for f in BASE_FILES {
+                    fs.add(f, 0);
+                }
+            }
+            fs.add_config(&decl.files);
+            shell
+        }
+        None => {
+            for f in BASE_FILES {
+                fs.add(f, 0);
+            }
+            elsa_image(&mut fs, image);
+            true
+        }
+    };
+    fs.add_config(runtime_files);
+    ContainerFs {
+        fs,
+        shell: shell_override.unwrap_or(shell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_and_children() {
+        let mut fs = Fs::new();
+        fs.add("/app/a.dll", 3);
+        fs.add("/app/App_Data/", 0);
+        fs.add("/app/.hidden", 1);
+        assert_eq!(fs.lookup("/app"), Some(Node::Dir));
+        assert_eq!(fs.lookup("/app/./a.dll"), Some(Node::File(3)));
+        assert_eq!(fs.lookup("/app/App_Data"), Some(Node::Dir));
+        assert_eq!(fs.lookup("/nope"), None);
+        assert_eq!(fs.children("/app"), vec![".hidden", "App_Data", "a.dll"]);
+        assert_eq!(fs.children("/"), vec!["app"]);
+    }
+
+    #[test]
+    fn stock_elsa_images() {
+        let none = BTreeMap::new();
+        let v35 = container_fs(&none, "elsaworkflows/elsa-server-v3-5:3.5.3", &[], None);
+        assert!(v35.shell);
+        assert!(v35.fs.lookup("/app/Elsa.Server.Web.dll").is_some());
+        assert!(
+            v35.fs
+                .lookup("/app/Elsa.EntityFrameworkCore.PostgreSql.dll")
+                .is_some()
+        );
+        assert!(v35.fs.lookup("/app/App_Data/elsa.sqlite.db").is_none());
+        let v36 = container_fs(
+            &none,
+            "elsaworkflows/elsa-server-v3-6-0-preview:3.6.0",
+            &[],
+            None,
+        );
+        assert!(v36.fs.lookup("/app/elsa.sqlite.db").is_some());
+        assert!(
+            v36.fs
+                .lookup("/app/Elsa.Persistence.EFCore.PostgreSql.dll")
+                .is_none()
+        );
+        let modular = container_fs(
+            &none,
+            "elsaworkflows/elsa-server-and-studio-v3:3.8.0",
+            &[],
+            None,
+        );
+        assert!(
+            modular
+                .fs
+                .lookup("/app/Elsa.ModularServer.Web.dll")
+                .is_some()
+        );
+        assert!(
+            modular
+                .fs
+                .lookup("/app/Elsa.Persistence.EFCore.PostgreSql.dll")
+                .is_some()
+        );
+        let other = container_fs(&none, "postgres:16", &[], None);
+        assert!(other.shell && other.fs.lookup("/bin/ls").is_some());
+        assert!(other.fs.lookup("/app").is_none());
+    }
+
+    #[test]
+    fn declared_images_and_overrides() {
+        let mut images = BTreeMap::new();
+        images.insert(
+            "registry.example/elsa-custom".to_string(),
+            ImageConfig {
+                files: vec![FileConfig::Path("/app/Custom.dll".into())],
+                shell: Some(false),
+            },
+        );
+        let c = container_fs(
+            &images,
+            "registry.example/elsa-custom:1.0",
+            &[FileConfig::Path("/app/App_Data/elsa.sqlite.db".into())],
+            None,
+        );
+        assert!(!c.shell);
+        assert!(c.fs.lookup("/app/Custom.dll").is_some());
+        assert!(c.fs.lookup("/app/App_Data/elsa.sqlite.db").is_some());
+        assert!(c.fs.lookup("/bin/sh").is_none());
+        let c = container_fs(&images, "busybox", &[], Some(false));
+        assert!(!c.shell);
+    }
+}

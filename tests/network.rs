@@ -133,6 +133,23 @@ async fn servfail_goes_on_to_the_next_name_like_glibc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_big_for_udp_comes_over_tcp() {
+    let (dns, conf) = server_and_conf("elsa").await;
+    // 60 A records: about 1 KB, over the 512 bytes of a UDP answer without EDNS, so the server
+    // truncates and the query is repeated over TCP.
+    for i in 1..=60 {
+        dns.add_a(
+            "postgres-pool.elsa.svc.cluster.local",
+            &format!("10.0.1.{i}"),
+        )
+        .await;
+    }
+    let r = resolve("postgres-pool", &conf, T).await;
+    assert_eq!(r.outcome, DnsOutcome::Resolved, "{r:#?}");
+    assert_eq!(r.addresses.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_nameserver_times_out_and_ends_the_search() {
     let (addr, _socket) = blackhole_nameserver();
     let conf = ResolvConf::parse(&pod_resolv_conf(&[addr], "elsa"));

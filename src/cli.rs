@@ -8,13 +8,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Diagnose Elsa Workflows Server on Kubernetes with PostgreSQL.
 ///
 /// Runs an ordered list of checks against the cluster your kubeconfig points at and, for every
-/// failure, prints the documented fix with your real names filled in. Read-only: it gets and
-/// lists objects, asks for one rules review, and logs in to the database Elsa uses (through a
-/// port-forward, or directly with --vantage here) to run SELECTs. It never writes anything.
+/// failure, prints the documented fix with your real names filled in. Read-only by default: it
+/// gets, lists and watches objects, asks for one rules review, reads pod logs, runs one `ls` in
+/// the Elsa container, and logs in to the database Elsa uses (through a port-forward, or
+/// directly with --vantage here) to run SELECTs. Only --vantage debug-pod creates something: one
+/// short-lived probe pod, deleted on every exit path (see `elsadoctor cleanup`).
 ///
 /// Examples:
 ///   elsadoctor demo                         try it against a built-in simulated cluster
 ///   elsadoctor -n elsa                      check the Elsa server in namespace elsa
+///   elsadoctor -n elsa --vantage debug-pod  also test DNS and TCP from inside the namespace
 ///   elsadoctor -n elsa --deployment elsa-server -o json
 ///   elsadoctor explain workload.pods        the documented fix for one check
 ///   elsadoctor -n elsa --watch              re-run every 10 s, marking what changed

@@ -480,7 +480,7 @@ fn draw_confirm(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     let ns = app.target.namespace.as_deref().unwrap_or("the namespace");
     let text = vec![
         Line::raw(format!(
-            "Create a short-lived debug pod in namespace {ns} to run the DNS, TCP and database probes from inside the cluster?"
+            "Create a short-lived debug pod in namespace {ns} to run the DNS and TCP probes from inside the cluster?"
         )),
         Line::styled(
             "It is labelled app.kubernetes.io/managed-by=elsadoctor and deleted afterwards.",

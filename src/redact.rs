@@ -151,7 +151,9 @@ fn value_len(s: &str) -> usize {
             }
             s.len()
         }
-        _ => s.find(';').unwrap_or(s.len()),
+        // An unquoted value ends at `;`, or with its line: a password in one log line must not
+        // take the following lines with it.
+        _ => s.find([';', '\n', '\r']).unwrap_or(s.len()),
     }
 }
 
@@ -305,6 +307,15 @@ fn env_vars(env: &mut [EnvVar]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unquoted_password_ends_with_its_line() {
+        let log = "fail: Host=pg;Password=hunter2\nnext line stays\r\nand this one";
+        let masked = text(log);
+        assert!(!masked.contains("hunter2"), "{masked}");
+        assert!(masked.contains("next line stays"), "{masked}");
+        assert!(masked.contains("and this one"), "{masked}");
+    }
 
     #[test]
     fn a_secret_never_prints() {

@@ -910,3 +910,63 @@ async fn following_a_running_containers_log() {
     .await
     .expect("the follow stream ends");
 }
+
+#[tokio::test]
+async fn watches_see_creates_and_deletes_through_selectors() {
+    let server = SimServer::start(stand_in("", ""))
+        .await
+        .expect("server starts");
+    let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("a resource version");
+    let stream = api
+        .watch(&WatchParams::default().labels("app=probe"), &rv)
+        .await
+        .expect("watch");
+    futures::pin_mut!(stream);
+    let mut other = pod(
+        "other",
+        serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+    );
+    other.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
+    api.create(&PostParams::default(), &other)
+        .await
+        .expect("created");
+    api.create(
+        &PostParams::default(),
+        &pod(
+            "mine",
+            serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+        ),
+    )
+    .await
+    .expect("created");
+    api.delete("mine", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let mut seen = Vec::new();
+    tokio::time::timeout(WITHIN, async {
+        while let Some(ev) = stream.try_next().await.expect("event") {
+            let (kind, p) = match ev {
+                WatchEvent::Added(p) => ("ADDED", p),
+                WatchEvent::Modified(p) => ("MODIFIED", p),
+                WatchEvent::Deleted(p) => ("DELETED", p),
+                _ => continue,
+            };
+            seen.push((kind, p.metadata.name.unwrap_or_default()));
+            if kind == "DELETED" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("events in time");
+    assert!(seen.iter().all(|(_, n)| n == "mine"), "{seen:?}");
+    assert_eq!(seen.first().map(|(k, _)| *k), Some("ADDED"));
+    assert_eq!(seen.last().map(|(k, _)| *k), Some("DELETED"));
+}

@@ -584,8 +584,8 @@ fn hanging_config(dir: &std::path::Path, server_url: &str) -> String {
     )
     .expect("write kubeconfig");
     format!(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: probe-cfg, namespace: elsa}}\ndata: {{path: \"{}\"}}\n",
-        path.display()
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: probe-cfg, namespace: elsa}}\ndata: {{path: \"{p}\"}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: probe-secret, namespace: elsa}}\nstringData: {{path: \"{p}\"}}\n",
+        p = path.display()
     )
 }
 
@@ -661,7 +661,10 @@ async fn active_deadline_seconds_kills_and_fails_the_pod() {
         .await
         .expect("server starts");
     let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
-    api.create(&PostParams::default(), &pod("slow", hanging_spec(Some(1))))
+    // This time the path comes from a Secret key.
+    let mut spec = hanging_spec(Some(1));
+    spec["containers"][0]["env"] = serde_json::json!([{"name": "KC", "valueFrom": {"secretKeyRef": {"name": "probe-secret", "key": "path"}}}]);
+    api.create(&PostParams::default(), &pod("slow", spec))
         .await
         .expect("created");
     let conn = accept(&l).await;

@@ -215,6 +215,21 @@ async fn refusals_from_the_api_server() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+    // A plain GET is not an upgrade.
+    let req = axum::http::Request::get(format!(
+        "/api/v1/namespaces/{NS}/pods/{ELSA_POD}/exec?command=true&stdout=true"
+    ))
+    .body(Vec::new())
+    .expect("request");
+    match client(&server).await.request_text(req).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(
+                (s.code, s.message.as_str()),
+                (400, "Upgrade request required")
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     match run(&server, "elsa-server-done", "elsa-server", &["true"]).await {
         Probe::Failed(f) => assert!(f.reason.contains("completed pod"), "{}", f.reason),
         other => panic!("expected a failure, got {other:?}"),

@@ -215,6 +215,21 @@ async fn refusals_from_the_api_server() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+    // A plain GET is not an upgrade.
+    let req = axum::http::Request::get(format!(
+        "/api/v1/namespaces/{NS}/pods/{ELSA_POD}/exec?command=true&stdout=true"
+    ))
+    .body(Vec::new())
+    .expect("request");
+    match client(&server).await.request_text(req).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(
+                (s.code, s.message.as_str()),
+                (400, "Upgrade request required")
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     match run(&server, "elsa-server-done", "elsa-server", &["true"]).await {
         Probe::Failed(f) => assert!(f.reason.contains("completed pod"), "{}", f.reason),
         other => panic!("expected a failure, got {other:?}"),
@@ -584,8 +599,8 @@ fn hanging_config(dir: &std::path::Path, server_url: &str) -> String {
     )
     .expect("write kubeconfig");
     format!(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: probe-cfg, namespace: elsa}}\ndata: {{path: \"{}\"}}\n",
-        path.display()
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: probe-cfg, namespace: elsa}}\ndata: {{path: \"{p}\"}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: probe-secret, namespace: elsa}}\nstringData: {{path: \"{p}\"}}\n",
+        p = path.display()
     )
 }
 
@@ -661,7 +676,10 @@ async fn active_deadline_seconds_kills_and_fails_the_pod() {
         .await
         .expect("server starts");
     let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
-    api.create(&PostParams::default(), &pod("slow", hanging_spec(Some(1))))
+    // This time the path comes from a Secret key.
+    let mut spec = hanging_spec(Some(1));
+    spec["containers"][0]["env"] = serde_json::json!([{"name": "KC", "valueFrom": {"secretKeyRef": {"name": "probe-secret", "key": "path"}}}]);
+    api.create(&PostParams::default(), &pod("slow", spec))
         .await
         .expect("created");
     let conn = accept(&l).await;
@@ -909,4 +927,64 @@ async fn following_a_running_containers_log() {
     })
     .await
     .expect("the follow stream ends");
+}
+
+#[tokio::test]
+async fn watches_see_creates_and_deletes_through_selectors() {
+    let server = SimServer::start(stand_in("", ""))
+        .await
+        .expect("server starts");
+    let api: Api<Pod> = Api::namespaced(client(&server).await, NS);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("a resource version");
+    let stream = api
+        .watch(&WatchParams::default().labels("app=probe"), &rv)
+        .await
+        .expect("watch");
+    futures::pin_mut!(stream);
+    let mut other = pod(
+        "other",
+        serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+    );
+    other.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
+    api.create(&PostParams::default(), &other)
+        .await
+        .expect("created");
+    api.create(
+        &PostParams::default(),
+        &pod(
+            "mine",
+            serde_json::json!({"containers": [{"name": "c", "image": "busybox"}]}),
+        ),
+    )
+    .await
+    .expect("created");
+    api.delete("mine", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let mut seen = Vec::new();
+    tokio::time::timeout(WITHIN, async {
+        while let Some(ev) = stream.try_next().await.expect("event") {
+            let (kind, p) = match ev {
+                WatchEvent::Added(p) => ("ADDED", p),
+                WatchEvent::Modified(p) => ("MODIFIED", p),
+                WatchEvent::Deleted(p) => ("DELETED", p),
+                _ => continue,
+            };
+            seen.push((kind, p.metadata.name.unwrap_or_default()));
+            if kind == "DELETED" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("events in time");
+    assert!(seen.iter().all(|(_, n)| n == "mine"), "{seen:?}");
+    assert_eq!(seen.first().map(|(k, _)| *k), Some("ADDED"));
+    assert_eq!(seen.last().map(|(k, _)| *k), Some("DELETED"));
 }

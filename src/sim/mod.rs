@@ -317,6 +317,7 @@ impl Scenario {
                 )));
             }
         }
+        check_files(&config, sim_label)?;
         let store =
             Store::build(&manifests, &config, sim_label, &ns).map_err(SimError::Scenario)?;
         check_port_forwards(&config, &store, sim_label, &ns)?;
@@ -405,6 +406,36 @@ impl Scenario {
         });
         self
     }
+}
+
+/// `files:` of `images:` and `pods:` are absolute paths.
+fn check_files(config: &SimConfig, sim_label: &str) -> Result<(), SimError> {
+    let path_of = |f: &config::FileConfig| match f {
+        config::FileConfig::Path(p) => p.clone(),
+        config::FileConfig::Sized(s) => s.path.clone(),
+    };
+    let lists = config
+        .images
+        .iter()
+        .map(|(image, i)| (format!("images[{image:?}]"), &i.files))
+        .chain(
+            config
+                .pods
+                .iter()
+                .enumerate()
+                .map(|(n, p)| (format!("pods[{n}]"), &p.files)),
+        );
+    for (at, files) in lists {
+        for (i, f) in files.iter().enumerate() {
+            let p = path_of(f);
+            if !p.starts_with('/') {
+                return Err(SimError::Scenario(format!(
+                    "{sim_label}: {at}.files[{i}]: {p:?} is not an absolute path"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `portForwards:` entries name pods that exist, a non-zero port and a `host:port` target.
@@ -502,7 +533,13 @@ impl SimServer {
         let addr = listener.local_addr().map_err(SimError::Bind)?;
         let namespace = scenario.default_namespace().to_string();
         let token = random_token();
-        let cfg = &scenario.config;
+        let Scenario {
+            config: cfg,
+            store,
+            kubelet,
+            ..
+        } = scenario;
+        let cfg = &cfg;
         let mut port_forwards: Vec<(String, String, u16, String)> = cfg
             .port_forwards
             .iter()
@@ -523,7 +560,7 @@ impl SimServer {
             let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
             let names = match &p.name {
                 Some(name) => vec![name.clone()],
-                None => http::pods_of(&scenario.store, &ns, &p.workload),
+                None => http::pods_of(&store, &ns, &p.workload),
             };
             if names.is_empty() {
                 return Err(SimError::Scenario(format!(
@@ -567,11 +604,12 @@ impl SimServer {
         let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
-            store: std::sync::RwLock::new((*scenario.store).clone()),
+            // The server changes its objects: its own copy, unless nobody else holds them.
+            store: std::sync::RwLock::new(Arc::unwrap_or_clone(store)),
             changes: tokio::sync::broadcast::channel(1024).0,
             log_tick: tokio::sync::watch::channel(0).0,
             images: cfg.images.clone(),
-            kubelet: scenario.kubelet.clone(),
+            kubelet,
             processes: kubelet::Processes::default(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),

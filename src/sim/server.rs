@@ -1216,10 +1216,13 @@ fn exec_request(
         return bad_request(&format!("pod {name} does not have a host assigned"));
     }
     let connection = header_str(headers, header::CONNECTION).to_ascii_lowercase();
-    if !connection.contains("upgrade")
-        || !header_str(headers, header::UPGRADE).eq_ignore_ascii_case("websocket")
-    {
+    if !connection.contains("upgrade") {
         return bad_request("Upgrade request required");
+    }
+    if !header_str(headers, header::UPGRADE).eq_ignore_ascii_case("websocket") {
+        return bad_request(
+            "unable to upgrade connection: the simulated API server serves pods/exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not simulated",
+        );
     }
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)

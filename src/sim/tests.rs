@@ -507,6 +507,26 @@ fn errors_are_one_line_and_name_the_file() {
         Some("namespace: elsa\nfaults:\n  - {status: 200}\n"),
     );
     assert!(e.contains("faults[0]"), "{e}");
+    let e = err(
+        MINIMAL,
+        Some("namespace: elsa\nimages:\n  busybox: {files: [bin/sh]}\n"),
+    );
+    assert_eq!(
+        e,
+        "t/sim.yaml: images[\"busybox\"].files[0]: \"bin/sh\" is not an absolute path"
+    );
+    let e = err(
+        MINIMAL,
+        Some("namespace: elsa\nimages:\n  busybox: {files: [{path: /x, bytes: 1}]}\n"),
+    );
+    assert!(e.starts_with("t/sim.yaml"), "{e}");
+    let e = err(
+        MINIMAL,
+        Some(
+            "namespace: elsa\npods:\n  - {workload: deployment/elsa-server, files: [{path: a.db, size: 3}]}\n",
+        ),
+    );
+    assert!(e.contains("pods[0].files[0]"), "{e}");
 }
 
 #[test]

@@ -207,9 +207,9 @@ pub struct DbTarget {
     pub database: Option<String>,
     pub user: Option<String>,
     pub ssl_mode: String,
-    /// `here` or `port-forward`.
+    /// `here`, `port-forward` or `debug-pod`.
     pub vantage: String,
-    /// The pod a port-forward went through.
+    /// The pod a port-forward went through, or the probe pod that logged in.
     pub via: Option<String>,
     /// The password sent was literally a `$(VAR)` reference (an expansion that did not happen).
     pub password_is_reference: bool,

@@ -124,7 +124,15 @@ pub async fn run(args: ProbeArgs) -> ProbeReport {
     );
     let db_probe = async {
         if args.db {
-            Some(db_probe(&args.db_env, args.db_tables.clone(), timeout).await)
+            Some(
+                db_probe(
+                    &args.db_env,
+                    args.db_tables.clone(),
+                    conf.clone().ok(),
+                    timeout,
+                )
+                .await,
+            )
         } else {
             None
         }
@@ -232,7 +240,14 @@ async fn files_probe(pattern: String, root: PathBuf, timeout: Duration) -> FileL
     }
 }
 
-async fn db_probe(env: &str, tables: Vec<String>, timeout: Duration) -> DbProbe {
+/// Logs in with the connection string in `env`. A host name is resolved with the resolv.conf
+/// (pod rules) when there is one, as Npgsql in the app's pod would.
+async fn db_probe(
+    env: &str,
+    tables: Vec<String>,
+    conf: Option<crate::domain::resolv::ResolvConf>,
+    timeout: Duration,
+) -> DbProbe {
     let not_attempted = |why: String| DbProbe {
         env: env.to_owned(),
         target: DbTarget::default(),
@@ -257,10 +272,28 @@ async fn db_probe(env: &str, tables: Vec<String>, timeout: Duration) -> DbProbe 
             ));
         }
     };
+    let host = conn.hosts().into_iter().next().map(|h| h.host);
+    let host_addr = match (host, conf) {
+        (Some(h), Some(conf)) if h.parse::<std::net::IpAddr>().is_err() => {
+            let r = crate::gather::dns::resolve(&h, &conf, timeout).await;
+            match r.addresses.first() {
+                Some(ip) => Some(*ip),
+                // This resolv.conf is the one the pod's own resolver uses: nothing else to try.
+                None => {
+                    return not_attempted(format!(
+                        "{h} does not resolve here ({}) — see network.dns",
+                        r.outcome
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
     let plan = Plan {
         password: conn.password(),
         conn,
         tables,
+        host_addr,
     };
     // observe bounds the connect and the queries by `timeout` each and says which timed out;
     // this outer limit (a little longer, so observe's own answer wins) bounds the sum.

@@ -332,6 +332,7 @@ async fn cleanup_deletes_old_leftovers_and_spares_young_pods() {
         image: "example/elsadoctor:test".into(),
         args: vec!["--dns".into(), "postgres".into()],
         env: vec![],
+        env_from: vec![],
         deadline_seconds: 60,
     };
     let pod = elsadoctor::gather::debug_pod::manifest("elsa", "elsadoctor-probe-leftover", &spec);
@@ -475,4 +476,54 @@ async fn a_database_service_in_another_namespace_gets_its_full_name() {
             .contains("postgres.db.svc.cluster.local"),
         "the fix names the FQDN"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_pod_logs_in_with_the_environment_elsa_gets() {
+    let pg = common::tls_server();
+    let _lock = common::database_lock().await;
+    let dns = TestDns::start().await;
+    dns.add_a("postgres.elsa.svc.cluster.local", &pg.host().to_string())
+        .await;
+    let on_port = scenario_on_port(pg.port());
+    let (_tmp, scenario) = common::prepare(on_port.path(), &common::DbSetup::default(), pg);
+    let conf_dir = tempfile::tempdir().expect("tmp");
+    let conf = conf_dir.path().join("resolv.conf");
+    std::fs::write(&conf, dns.resolv_conf("elsa")).expect("resolv.conf");
+    let scenario = scenario
+        .with_kubelet(KubeletConfig::new(env!("CARGO_BIN_EXE_elsadoctor")).with_resolv_conf(&conf));
+    let cluster = Cluster::start_with(scenario).await;
+    let mut cmd = cluster.cmd();
+    cmd.args(["--json", "--vantage", "debug-pod", "--timeout", "5s"]);
+    let out = common::run(cmd).await;
+    let report = json(&out);
+    let st = statuses(&report);
+    for id in [
+        "database.login",
+        "database.tables",
+        "database.migrations",
+        "network.tcp",
+    ] {
+        assert_eq!(st[id], "pass", "{id}: {:#}", check(&report, id));
+    }
+    let login = check(&report, "database.login");
+    assert!(
+        login["evidence"].to_string().contains("debug-pod"),
+        "the login names its vantage: {login:#}"
+    );
+    // The session came from the probe pod: no port-forward to the database pod.
+    let log = cluster.server.requests();
+    assert!(
+        !log.iter()
+            .any(|r| r.subresource.as_deref() == Some("portforward")
+                && r.name.as_deref().is_some_and(|n| n.starts_with("postgres"))),
+        "no port-forward to the database"
+    );
+    assert!(managed_pods(&cluster).await.is_empty());
+    // The pod got the password from the Secret through the kubelet, never in its spec.
+    let create = log
+        .iter()
+        .find(|r| r.verb == "create" && r.resource == "pods")
+        .expect("the probe pod");
+    assert!(create.name.is_none());
 }

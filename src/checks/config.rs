@@ -1138,5 +1138,6 @@ pub fn database_plan(f: &Facts) -> Result<crate::gather::db::Plan, String> {
         conn,
         password,
         tables: elsa::TABLES.iter().map(|t| t.name.to_owned()).collect(),
+        host_addr: None,
     })
 }

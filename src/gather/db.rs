@@ -49,6 +49,9 @@ pub struct Plan {
     /// The password as the app sends it (after the kubelet's expansion).
     pub password: Option<Secret>,
     pub tables: Vec<String>,
+    /// The address the host name resolved to, when it was resolved with a pod's resolv.conf
+    /// rather than this machine's resolver (the probe pod). TLS still verifies the name.
+    pub host_addr: Option<std::net::IpAddr>,
 }
 
 /// Connects and observes; never errors: every outcome is an observation or a probe state.
@@ -201,6 +204,9 @@ fn pg_config(plan: &Plan, timeout: Duration) -> Result<tokio_postgres::Config, S
     let mut config = plan.conn.to_tokio_postgres()?;
     if let Some(p) = &plan.password {
         config.password(p.expose());
+    }
+    if let Some(ip) = plan.host_addr {
+        config.hostaddr(ip);
     }
     // Never wait longer than asked, whatever the string's Timeout says.
     config.connect_timeout(

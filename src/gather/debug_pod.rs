@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext,
+    Capabilities, Container, EnvFromSource, EnvVar, Pod, PodSecurityContext, PodSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -109,6 +109,7 @@ pub struct ProbeSpec {
     /// Arguments after `elsadoctor probe`.
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
+    pub env_from: Vec<EnvFromSource>,
     /// `activeDeadlineSeconds`: the kubelet kills the pod after this long, whatever happens to us.
     pub deadline_seconds: i64,
 }
@@ -170,6 +171,7 @@ pub fn manifest(namespace: &str, name: &str, spec: &ProbeSpec) -> Pod {
                 command: Some(vec!["elsadoctor".to_owned()]),
                 args: Some(args),
                 env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                env_from: (!spec.env_from.is_empty()).then(|| spec.env_from.clone()),
                 resources: Some(ResourceRequirements {
                     requests: Some(BTreeMap::from([
                         ("cpu".to_owned(), q("10m")),
@@ -608,6 +610,7 @@ mod tests {
             image: "example/elsadoctor:1".into(),
             args: vec!["--dns".into(), "postgres".into()],
             env: vec![],
+            env_from: vec![],
             deadline_seconds: 60,
         };
         let pod = manifest("elsa", "elsadoctor-probe-x", &spec);

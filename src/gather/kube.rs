@@ -601,6 +601,14 @@ async fn sources_and_database(
         }
     };
     let host = plan.conn.hosts().into_iter().next();
+    // From a debug pod the login happens there too, when the pod can be given the connection
+    // string the way Elsa gets it (from its environment); otherwise through a port-forward.
+    let in_pod = if options.vantage == crate::gather::Vantage::DebugPod {
+        crate::gather::network::database_env(&known).map(|env| (env, plan.tables.clone()))
+    } else {
+        None
+    };
+    let login_in_pod = in_pod.is_some();
     let service = async {
         let p = match &host {
             Some(h) => {
@@ -620,6 +628,11 @@ async fn sources_and_database(
     let database = async {
         let db_host = host.as_ref().map(|h| h.host.clone()).unwrap_or_default();
         let find_backend = db::backend(&client, &ns, &known_services, &db_host, timeout);
+        if login_in_pod {
+            // Only the pods behind the Service (production.db-storage); the probe logs in.
+            send_db_pods(&find_backend.await);
+            return;
+        }
         let (t, o) = match vantage {
             // The port-forward goes to a pod of that one list.
             db::Vantage::PortForward => {
@@ -662,8 +675,30 @@ async fn sources_and_database(
             h.host.clone(),
             h.port,
             target.clone(),
+            in_pod,
         )
         .await;
+        if login_in_pod {
+            let (target, observation) = match &p {
+                Probe::Observed(obs) => match &obs.report.db {
+                    Some(db) => {
+                        let mut t = db.target.clone();
+                        t.vantage = "debug-pod".to_owned();
+                        t.via = obs.via.clone();
+                        (Some(t), db.observation.clone())
+                    }
+                    None => (
+                        None,
+                        Probe::failed(None, "the probe pod returned no database result"),
+                    ),
+                },
+                other => (None, db::recast(other.clone())),
+            };
+            let _ = tx.send(FactUpdate::Database {
+                target,
+                observation,
+            });
+        }
         if ephemeral {
             let listing = match (&p, target) {
                 (Probe::Observed(obs), Some((pod, container))) => {

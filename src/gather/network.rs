@@ -82,6 +82,36 @@ pub async fn db_service(
     })
 }
 
+/// What the probe pod needs to log in as Elsa does: the Elsa container's `env` (literal values
+/// restored) and `envFrom`, so the kubelet resolves the same Secrets and `$(VAR)`s for it, and
+/// the variable that holds the connection string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbEnv {
+    pub var: String,
+    pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+    pub env_from: Vec<k8s_openapi::api::core::v1::EnvFromSource>,
+}
+
+/// The probe pod's database environment; `None` when the connection string does not come
+/// from an environment variable (a mounted appsettings file: the session then goes through a
+/// port-forward).
+pub fn database_env(f: &crate::facts::Facts) -> Option<DbEnv> {
+    use crate::domain::dotnet_config::Source;
+    let v = crate::checks::view::view(f).ok()?;
+    let key = format!(
+        "ConnectionStrings:{}",
+        crate::checks::config::connection_name(&v)
+    );
+    let Source::Env { var, .. } = &v.config.get(&key)?.source else {
+        return None;
+    };
+    Some(DbEnv {
+        var: var.clone(),
+        env: v.container.env.clone().unwrap_or_default(),
+        env_from: v.container.env_from.clone().unwrap_or_default(),
+    })
+}
+
 /// Why DNS and TCP are not probed through a port-forward.
 pub const NEEDS_IN_CLUSTER: &str = "DNS and TCP are tested from inside the cluster only: rerun with --vantage debug-pod (or --vantage here from a pod)";
 
@@ -115,6 +145,7 @@ pub async fn probe(
     host: String,
     port: u16,
     ephemeral_target: Option<(String, String)>,
+    database: Option<(DbEnv, Vec<String>)>,
 ) -> Probe<crate::facts::NetworkObservation> {
     use crate::gather::Vantage;
     let timeout = options.timeout;
@@ -143,10 +174,22 @@ pub async fn probe(
             })
         }
         Vantage::DebugPod => {
+            let mut args = probe_args(&host, port, timeout);
+            let (env, env_from) = match database {
+                Some((db, tables)) => {
+                    args.extend(["--db".to_owned(), "--db-env".to_owned(), db.var]);
+                    for t in tables {
+                        args.extend(["--db-table".to_owned(), t]);
+                    }
+                    (db.env, db.env_from)
+                }
+                None => (Vec::new(), Vec::new()),
+            };
             let spec = crate::gather::debug_pod::ProbeSpec {
                 image: options.probe_image.clone(),
-                args: probe_args(&host, port, timeout),
-                env: Vec::new(),
+                args,
+                env,
+                env_from,
                 deadline_seconds: deadline_seconds(timeout),
             };
             crate::gather::debug_pod::run(client, namespace, spec, options.janitor.clone(), timeout)
@@ -176,6 +219,7 @@ pub async fn probe(
                 image: options.probe_image.clone(),
                 args,
                 env: Vec::new(),
+                env_from: Vec::new(),
                 deadline_seconds: deadline_seconds(timeout),
             };
             crate::gather::debug_pod::ephemeral(client, namespace, pod, container, spec, timeout)

@@ -483,7 +483,7 @@ async fn a_debug_pod_logs_in_with_the_environment_elsa_gets() {
     let pg = common::tls_server();
     let _lock = common::database_lock().await;
     let dns = TestDns::start().await;
-    dns.add_a("postgres.elsa.svc.cluster.local", &pg.host().to_string())
+    dns.add_a("postgres.elsa.svc.cluster.local", pg.host())
         .await;
     let on_port = scenario_on_port(pg.port());
     let (_tmp, scenario) = common::prepare(on_port.path(), &common::DbSetup::default(), pg);

@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             password: cs.password(),
             conn: cs,
             tables: elsa::TABLES.iter().map(|t| t.name.to_owned()).collect(),
+            host_addr: None,
         };
         let t0 = Instant::now();
         let (_, observed) = observe(plan, Vantage::Here, None, None, Duration::from_secs(5)).await;

@@ -44,6 +44,10 @@ pub async fn spawn(
         .fallback(answer)
         .with_state(Arc::new(responses));
     tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = closing.wait_for(|c| *c).await;
         });

@@ -628,6 +628,12 @@ impl SimServer {
             .with_state(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Like every Go server, the API server's connections have TCP_NODELAY: small
+            // websocket frames (exec, port-forward) are not held back for delayed ACKs.
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = rx.await;
             });

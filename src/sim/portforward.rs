@@ -436,7 +436,11 @@ async fn connect(plan: &PortPlan, sandbox: &str) -> Result<TcpStream, String> {
         return Err(failed(refused, refused));
     };
     match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(to.as_str())).await {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => {
+            // Go dials with TCP_NODELAY, and so does the kubelet's port-forward.
+            let _ = conn.set_nodelay(true);
+            Ok(conn)
+        }
         Ok(Err(e)) => {
             let why = format!("connect: {}", go_errno(&e));
             Err(failed(&why, &why))

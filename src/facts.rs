@@ -85,6 +85,15 @@ impl<T> Probe<T> {
         }
     }
 
+    /// This probe's state without its value, as a probe of another type (an observation becomes
+    /// "not attempted": use it where the value cannot carry over).
+    pub fn recast<U>(self) -> Probe<U> {
+        match self.into_result() {
+            Ok(_) => Probe::NotAttempted("no value".to_owned()),
+            Err(why) => why,
+        }
+    }
+
     /// Chains an observation that may itself turn out unobservable.
     pub fn and_then<U>(self, f: impl FnOnce(T) -> Probe<U>) -> Probe<U> {
         match self {
@@ -492,16 +501,7 @@ impl Facts {
     /// Records that a fact was not observed, with `why` (any state but `Observed`).
     pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
         fn state<T>(why: &Probe<()>) -> Probe<T> {
-            match why {
-                Probe::Observed(()) => Probe::NotAttempted("no value".to_owned()),
-                Probe::Absent => Probe::Absent,
-                Probe::Forbidden { verb, resource } => Probe::Forbidden {
-                    verb: verb.clone(),
-                    resource: resource.clone(),
-                },
-                Probe::Failed(f) => Probe::Failed(f.clone()),
-                Probe::NotAttempted(r) => Probe::NotAttempted(r.clone()),
-            }
+            why.clone().recast()
         }
         match key {
             FactKey::ServerVersion => self.server_version = state(why),

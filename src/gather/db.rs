@@ -351,11 +351,6 @@ pub struct Backend {
     pub pods: Probe<Vec<Pod>>,
 }
 
-/// A probe state without a value, carried over to another type.
-pub fn recast<T, U>(p: Probe<T>) -> Probe<U> {
-    p.and_then(|_| Probe::NotAttempted("no value".to_owned()))
-}
-
 /// Finds the Service `host` names (from the namespace's Services already listed, else one GET
 /// in its namespace) and lists the pods it selects. `Err` says why there is none.
 pub async fn backend(
@@ -454,7 +449,7 @@ async fn forward(
         Probe::NotAttempted(why) => Probe::NotAttempted(format!(
             "{why}: a port-forward can only reach pods behind a Service (rerun with --vantage here)"
         )),
-        other => recast(other),
+        other => other.recast(),
     })?;
     let svc = backend.service.as_str();
     if backend.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
@@ -471,7 +466,7 @@ async fn forward(
         .and_then(|p| p.target_port.clone());
     let pods = match backend.pods {
         Probe::Observed(p) => p,
-        other => return Err(recast(other)),
+        other => return Err(other.recast()),
     };
     let Some(pod) = pods.into_iter().find(is_ready) else {
         return Err(Probe::Observed(DbObservation::Refused(DbError {

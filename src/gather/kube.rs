@@ -478,7 +478,7 @@ pub async fn gather(
                     (Probe::Observed(_), None) => Probe::NotAttempted(
                         "no Elsa container identified — see workload.flavor".to_owned(),
                     ),
-                    (other, _) => super::db::recast(other.clone()),
+                    (other, _) => other.clone().recast(),
                 };
                 send(FactUpdate::Logs(logs));
             };
@@ -487,7 +487,7 @@ pub async fn gather(
                     Probe::Observed(pods) => {
                         super::health::gather(&client, ns, pods, identity.as_ref(), timeout).await
                     }
-                    other => super::db::recast(other.clone()),
+                    other => other.clone().recast(),
                 };
                 send(FactUpdate::Health(health));
             };
@@ -580,7 +580,7 @@ async fn sources_and_database(
                 .pods
                 .clone()
                 .map(|pods| scrubbed_items(pods, |p: &mut Pod| p.spec.as_mut())),
-            Err(p) => db::recast(p.clone()),
+            Err(p) => p.clone().recast(),
         };
         let _ = tx.send(FactUpdate::DbPods(pods));
     };
@@ -692,7 +692,7 @@ async fn sources_and_database(
                         Probe::failed(None, "the probe pod returned no database result"),
                     ),
                 },
-                other => (None, db::recast(other.clone())),
+                other => (None, other.clone().recast()),
             };
             let _ = tx.send(FactUpdate::Database {
                 target,
@@ -704,12 +704,7 @@ async fn sources_and_database(
                 (Probe::Observed(obs), Some((pod, container))) => {
                     Probe::Observed(listing_from_files(&obs.report, pod, container))
                 }
-                (other, _) => match other.clone().into_result::<crate::facts::PodListing>() {
-                    Err(why) => why,
-                    Ok(_) => Probe::NotAttempted(
-                        "no running Elsa pod to add an ephemeral container to".to_owned(),
-                    ),
-                },
+                (other, _) => other.clone().recast(),
             };
             let _ = tx.send(FactUpdate::PodFiles(listing));
         }

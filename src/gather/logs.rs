@@ -69,7 +69,7 @@ pub async fn gather(
         .iter()
         .find(|l| matches!(l.text, Probe::Forbidden { .. }))
     {
-        return crate::gather::db::recast(refused.text.clone());
+        return refused.text.clone().recast();
     }
     Probe::Observed(reads)
 }

@@ -292,22 +292,35 @@ enum End {
 /// the pod ends or `limit` passes. Image pull errors end the wait early: the pod would otherwise
 /// sit until its deadline.
 async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Probe<Ran>> {
+    wait_for(api, name, limit, "the probe pod", ended).await
+}
+
+/// Waits until `done` says something of the pod `name`: a GET (which catches a change made
+/// before the watch starts), then a watch from its resourceVersion, resumed whenever it ends
+/// quietly, all within `limit`. `what` names the awaited thing in the timeout message.
+async fn wait_for<T>(
+    api: &Api<Pod>,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Pod) -> Option<T>,
+) -> Result<T, Probe<Ran>> {
     let wait = async {
         loop {
             let current = match api.get(name).await {
                 Ok(p) => p,
                 Err(e) => return Err(classify(&e, "get", "pods")),
             };
-            if let Some(end) = ended(&current) {
-                return Ok(end);
+            if let Some(t) = done(&current) {
+                return Ok(t);
             }
             let version = current
                 .metadata
                 .resource_version
                 .clone()
                 .unwrap_or_default();
-            if let Some(end) = watch_until(api, name, &version, ended).await? {
-                return Ok(end);
+            if let Some(t) = watch_until(api, name, &version, &done).await? {
+                return Ok(t);
             }
             // A watch that keeps ending at once must not turn into a busy loop of requests.
             tokio::time::sleep(RESUME_BACKOFF).await;
@@ -317,7 +330,7 @@ async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Pr
         Ok(r) => r,
         Err(_) => Err(Probe::failed(
             None,
-            format!("the probe pod did not finish within {}s", limit.as_secs()),
+            format!("{what} did not finish within {}s", limit.as_secs()),
         )),
     }
 }
@@ -328,7 +341,7 @@ async fn watch_until<T>(
     api: &Api<Pod>,
     name: &str,
     version: &str,
-    done: impl Fn(&Pod) -> Option<T>,
+    done: &impl Fn(&Pod) -> Option<T>,
 ) -> Result<Option<T>, Probe<Ran>> {
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
@@ -472,38 +485,10 @@ pub async fn ephemeral(
             ))
         })
     };
-    let wait = async {
-        loop {
-            let current = match api.get(&pod).await {
-                Ok(p) => p,
-                Err(e) => return Err(classify(&e, "get", "pods")),
-            };
-            if let Some(r) = state_of(&current) {
-                return r.map_err(|why| Probe::failed(None, why));
-            }
-            let version = current
-                .metadata
-                .resource_version
-                .clone()
-                .unwrap_or_default();
-            if let Some(r) = watch_until(&api, &pod, &version, state_of).await? {
-                return r.map_err(|why| Probe::failed(None, why));
-            }
-            tokio::time::sleep(RESUME_BACKOFF).await;
-        }
-    };
-    let exit_code = match tokio::time::timeout(limit, wait).await {
+    let exit_code = match wait_for(&api, &pod, limit, "the ephemeral container", state_of).await {
         Ok(Ok(code)) => code,
-        Ok(Err(p)) => return p,
-        Err(_) => {
-            return Probe::failed(
-                None,
-                format!(
-                    "the ephemeral container did not finish within {}s",
-                    limit.as_secs()
-                ),
-            );
-        }
+        Ok(Err(why)) => return Probe::failed(None, why),
+        Err(p) => return p,
     };
     let lp = LogParams {
         container: Some(name.clone()),

@@ -115,21 +115,30 @@ pub fn database_env(f: &crate::facts::Facts) -> Option<DbEnv> {
 /// Why DNS and TCP are not probed through a port-forward.
 pub const NEEDS_IN_CLUSTER: &str = "DNS and TCP are tested from inside the cluster only: rerun with --vantage debug-pod (or --vantage here from a pod)";
 
+/// What to probe for the database host: its name (unless it is an IP address) and host:port.
+fn targets(host: &str, port: u16) -> (Option<String>, crate::cli::HostPort) {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = bare
+        .parse::<std::net::IpAddr>()
+        .is_err()
+        .then(|| host.to_owned());
+    let tcp = crate::cli::HostPort {
+        host: bare.to_owned(),
+        port,
+    };
+    (name, tcp)
+}
+
 /// The probe arguments for the database host: DNS (unless it is an IP address) and TCP.
 pub fn probe_args(host: &str, port: u16, timeout: Duration) -> Vec<String> {
+    let (name, tcp) = targets(host, port);
     let mut args = Vec::new();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<std::net::IpAddr>().is_err() {
-        args.extend(["--dns".to_owned(), host.to_owned()]);
+    if let Some(name) = name {
+        args.extend(["--dns".to_owned(), name]);
     }
-    let target = if bare.contains(':') {
-        format!("[{bare}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     args.extend([
         "--tcp".to_owned(),
-        target,
+        tcp.to_string(),
         "--timeout".to_owned(),
         format!("{}ms", timeout.as_millis()),
     ]);
@@ -137,7 +146,8 @@ pub fn probe_args(host: &str, port: u16, timeout: Duration) -> Vec<String> {
 }
 
 /// DNS and TCP towards the database host from the chosen vantage. `ephemeral_target` is the
-/// Elsa pod and container an ephemeral container would join.
+/// Elsa pod and container an ephemeral container would join; `database`, the environment and
+/// tables for a login from the debug pod.
 pub async fn probe(
     client: Client,
     namespace: String,
@@ -148,13 +158,22 @@ pub async fn probe(
     database: Option<(DbEnv, Vec<String>)>,
 ) -> Probe<crate::facts::NetworkObservation> {
     use crate::gather::Vantage;
+    use crate::gather::debug_pod::{self, ProbeSpec};
     let timeout = options.timeout;
+    let spec = |args: Vec<String>, env, env_from| ProbeSpec {
+        image: options.probe_image.clone(),
+        args,
+        env,
+        env_from,
+        deadline_seconds: deadline_seconds(timeout),
+    };
     match options.vantage {
         Vantage::PortForward => Probe::NotAttempted(NEEDS_IN_CLUSTER.to_owned()),
         Vantage::Here => {
+            let (name, tcp) = targets(&host, port);
             let args = crate::cli::ProbeArgs {
-                dns: Vec::new(),
-                tcp: Vec::new(),
+                dns: name.into_iter().collect(),
+                tcp: vec![tcp],
                 files: Vec::new(),
                 resolv_conf: options.resolv_conf.clone(),
                 root: "/".into(),
@@ -162,10 +181,6 @@ pub async fn probe(
                 db_env: String::new(),
                 db_tables: Vec::new(),
                 timeout,
-            };
-            let args = match with_targets(args, &host, port, timeout) {
-                Ok(a) => a,
-                Err(why) => return Probe::NotAttempted(why),
             };
             Probe::Observed(crate::facts::NetworkObservation {
                 vantage: "here".to_owned(),
@@ -185,24 +200,15 @@ pub async fn probe(
                 }
                 None => (Vec::new(), Vec::new()),
             };
-            let spec = crate::gather::debug_pod::ProbeSpec {
-                image: options.probe_image.clone(),
-                args,
-                env,
-                env_from,
-                deadline_seconds: deadline_seconds(timeout),
-            };
-            crate::gather::debug_pod::run(client, namespace, spec, options.janitor.clone(), timeout)
-                .await
-                .and_then(|ran| {
-                    parse_report(&ran.output, &ran.pod).map(|report| {
-                        crate::facts::NetworkObservation {
-                            vantage: "debug-pod".to_owned(),
-                            via: Some(ran.pod),
-                            report,
-                        }
-                    })
-                })
+            let ran = debug_pod::run(
+                client,
+                namespace,
+                spec(args, env, env_from),
+                options.janitor.clone(),
+                timeout,
+            )
+            .await;
+            observation("debug-pod", ran)
         }
         Vantage::Ephemeral => {
             let Some((pod, container)) = ephemeral_target else {
@@ -215,46 +221,25 @@ pub async fn probe(
             for pattern in crate::domain::elsa::listing_globs() {
                 args.extend(["--files".to_owned(), pattern]);
             }
-            let spec = crate::gather::debug_pod::ProbeSpec {
-                image: options.probe_image.clone(),
-                args,
-                env: Vec::new(),
-                env_from: Vec::new(),
-                deadline_seconds: deadline_seconds(timeout),
-            };
-            crate::gather::debug_pod::ephemeral(client, namespace, pod, container, spec, timeout)
-                .await
-                .and_then(|ran| {
-                    parse_report(&ran.output, &ran.pod).map(|report| {
-                        crate::facts::NetworkObservation {
-                            vantage: "ephemeral".to_owned(),
-                            via: Some(ran.pod),
-                            report,
-                        }
-                    })
-                })
+            let spec = spec(args, Vec::new(), Vec::new());
+            let ran = debug_pod::ephemeral(client, namespace, pod, container, spec, timeout).await;
+            observation("ephemeral", ran)
         }
     }
 }
 
-/// Parses the same arguments the probe pod gets into [`crate::cli::ProbeArgs`].
-fn with_targets(
-    mut args: crate::cli::ProbeArgs,
-    host: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<crate::cli::ProbeArgs, String> {
-    let list = probe_args(host, port, timeout);
-    let mut it = list.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().cloned().unwrap_or_default();
-        match flag.as_str() {
-            "--dns" => args.dns.push(value),
-            "--tcp" => args.tcp.push(crate::cli::parse_host_port(&value)?),
-            _ => {}
-        }
-    }
-    Ok(args)
+/// A probe pod's (or container's) run as the network fact: its report, read from its output.
+fn observation(
+    vantage: &str,
+    ran: Probe<crate::gather::debug_pod::Ran>,
+) -> Probe<crate::facts::NetworkObservation> {
+    ran.and_then(|ran| {
+        parse_report(&ran.output, &ran.pod).map(|report| crate::facts::NetworkObservation {
+            vantage: vantage.to_owned(),
+            via: Some(ran.pod),
+            report,
+        })
+    })
 }
 
 /// The probe pod must outlive the probes (each bounded by `timeout`) plus scheduling and an
@@ -292,5 +277,34 @@ pub fn parse_report(output: &str, pod: &str) -> Probe<crate::probe::ProbeReport>
                 )
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_arguments_for_names_and_addresses() {
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            probe_args("postgres.db", 5432, t),
+            [
+                "--dns",
+                "postgres.db",
+                "--tcp",
+                "postgres.db:5432",
+                "--timeout",
+                "2000ms"
+            ]
+        );
+        assert_eq!(
+            probe_args("10.0.0.5", 5432, t),
+            ["--tcp", "10.0.0.5:5432", "--timeout", "2000ms"]
+        );
+        assert_eq!(
+            probe_args("[fd00::1]", 5433, t),
+            ["--tcp", "[fd00::1]:5433", "--timeout", "2000ms"]
+        );
     }
 }

@@ -344,27 +344,37 @@ fn resolv_evidence(o: &NetworkObservation) -> Option<Evidence> {
     }
 }
 
+/// The database host and port and the in-cluster probes both network checks judge, or the
+/// finding that says why there are none.
+fn probed(f: &Facts) -> Result<(String, u16, &NetworkObservation), Finding> {
+    let (host, port) = db_endpoint(f)?;
+    let o = observation(f).map_err(|finding| finding.var("db_host", &host))?;
+    Ok((host, port, o))
+}
+
+/// What every finding from the probes carries: where they ran, and the names for the fix.
+fn decorate(finding: Finding, o: &NetworkObservation, host: &str, port: u16) -> Finding {
+    let finding = finding
+        .with(vantage_evidence(o))
+        .var("db_host", host)
+        .var("db_port", port.to_string());
+    match &o.via {
+        Some(pod) => finding.var("pod", pod.split('/').next().unwrap_or(pod)),
+        None => finding,
+    }
+}
+
 fn dns(f: &Facts) -> Finding {
-    let (host, port) = match db_endpoint(f) {
-        Ok(e) => e,
-        Err(skip) => return skip,
-    };
-    let o = match observation(f) {
-        Ok(o) => o,
-        Err(finding) => return finding.var("db_host", &host),
+    let (host, port, o) = match probed(f) {
+        Ok(p) => p,
+        Err(finding) => return finding,
     };
     let base = |finding: Finding| {
-        let mut finding = finding
-            .with(vantage_evidence(o))
-            .var("db_host", &host)
-            .var("db_port", port.to_string());
-        if let Some(r) = resolv_evidence(o) {
-            finding = finding.with(r);
+        let finding = decorate(finding, o, &host, port);
+        match resolv_evidence(o) {
+            Some(r) => finding.with(r),
+            None => finding,
         }
-        if let Some(pod) = &o.via {
-            finding = finding.var("pod", pod.split('/').next().unwrap_or(pod));
-        }
-        finding
     };
     if let Host::Ip(ip) = service_host::classify(&host, &f.scope.namespace) {
         return base(Finding::skip(format!(
@@ -435,24 +445,11 @@ fn elsewhere_hint(f: &Facts) -> Option<(String, String)> {
 }
 
 fn tcp(f: &Facts) -> Finding {
-    let (host, port) = match db_endpoint(f) {
-        Ok(e) => e,
-        Err(skip) => return skip,
+    let (host, port, o) = match probed(f) {
+        Ok(p) => p,
+        Err(finding) => return finding,
     };
-    let o = match observation(f) {
-        Ok(o) => o,
-        Err(finding) => return finding.var("db_host", &host),
-    };
-    let base = |finding: Finding| {
-        let mut finding = finding
-            .with(vantage_evidence(o))
-            .var("db_host", &host)
-            .var("db_port", port.to_string());
-        if let Some(pod) = &o.via {
-            finding = finding.var("pod", pod.split('/').next().unwrap_or(pod));
-        }
-        finding
-    };
+    let base = |finding: Finding| decorate(finding, o, &host, port);
     let Some(t) = o.report.tcp.first() else {
         return base(Finding::unknown(None, "the probe returned no TCP result"));
     };

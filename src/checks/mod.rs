@@ -18,7 +18,6 @@ pub mod database;
 pub mod network;
 pub mod production;
 pub mod runtime;
-pub mod sqlite_file;
 pub mod view;
 pub mod workload;
 
@@ -134,7 +133,7 @@ pub static REGISTRY: &[CheckImpl] = &[
     database::TABLES,
     database::MIGRATIONS,
     database::PRIVILEGES,
-    sqlite_file::SQLITE_FILE,
+    runtime::SQLITE_FILE,
     production::REPLICAS,
     production::LOCKING,
     production::RESOURCES,

@@ -102,8 +102,9 @@ impl Janitor {
     }
 }
 
-/// What the probe pod runs.
-#[derive(Debug, Clone)]
+/// What the probe pod runs. Its `env` may hold the Elsa container's literal values (a password
+/// written into the manifest), so its `Debug` shows variable names only.
+#[derive(Clone)]
 pub struct ProbeSpec {
     pub image: String,
     /// Arguments after `elsadoctor probe`.
@@ -112,6 +113,23 @@ pub struct ProbeSpec {
     pub env_from: Vec<EnvFromSource>,
     /// `activeDeadlineSeconds`: the kubelet kills the pod after this long, whatever happens to us.
     pub deadline_seconds: i64,
+}
+
+impl std::fmt::Debug for ProbeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeSpec")
+            .field("image", &self.image)
+            .field("args", &self.args)
+            .field("env", &env_names(&self.env))
+            .field("env_from", &self.env_from.len())
+            .field("deadline_seconds", &self.deadline_seconds)
+            .finish()
+    }
+}
+
+/// The names of environment variables, for logs and `Debug`: never their values.
+pub fn env_names(env: &[EnvVar]) -> Vec<&str> {
+    env.iter().map(|e| e.name.as_str()).collect()
 }
 
 /// A name no other run picks: time and process id, base 36.

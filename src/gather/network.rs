@@ -84,12 +84,22 @@ pub async fn db_service(
 
 /// What the probe pod needs to log in as Elsa does: the Elsa container's `env` (literal values
 /// restored) and `envFrom`, so the kubelet resolves the same Secrets and `$(VAR)`s for it, and
-/// the variable that holds the connection string.
-#[derive(Debug, Clone, PartialEq)]
+/// the variable that holds the connection string. `Debug` shows variable names only.
+#[derive(Clone, PartialEq)]
 pub struct DbEnv {
     pub var: String,
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
     pub env_from: Vec<k8s_openapi::api::core::v1::EnvFromSource>,
+}
+
+impl std::fmt::Debug for DbEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbEnv")
+            .field("var", &self.var)
+            .field("env", &crate::gather::debug_pod::env_names(&self.env))
+            .field("env_from", &self.env_from.len())
+            .finish()
+    }
 }
 
 /// The probe pod's database environment; `None` when the connection string does not come
@@ -283,6 +293,31 @@ pub fn parse_report(output: &str, pod: &str) -> Probe<crate::probe::ProbeReport>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_values_never_reach_debug_output() {
+        let env = vec![k8s_openapi::api::core::v1::EnvVar {
+            name: "BACKUP".into(),
+            value: Some("Password=hunter2".into()),
+            ..Default::default()
+        }];
+        let db = DbEnv {
+            var: "ConnectionStrings__PostgreSql".into(),
+            env: env.clone(),
+            env_from: vec![],
+        };
+        let spec = crate::gather::debug_pod::ProbeSpec {
+            image: "example/elsadoctor:1".into(),
+            args: vec![],
+            env,
+            env_from: vec![],
+            deadline_seconds: 60,
+        };
+        for shown in [format!("{db:?}"), format!("{spec:?}")] {
+            assert!(shown.contains("BACKUP"), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
 
     #[test]
     fn probe_arguments_for_names_and_addresses() {

@@ -86,6 +86,19 @@ async fn managed_pods(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// A listener standing for the database on 127.0.0.1 (keep it alive), its port, and a DNS
+/// server that resolves `postgres.elsa.svc.cluster.local` to it.
+async fn listening_database() -> (tokio::net::TcpListener, u16, TestDns) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let dns = TestDns::start().await;
+    dns.add_a("postgres.elsa.svc.cluster.local", "127.0.0.1")
+        .await;
+    (listener, port, dns)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -95,13 +108,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_debug_pod_resolves_and_connects_from_the_namespace_then_goes() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let dns = TestDns::start().await;
-    dns.add_a("postgres.elsa.svc.cluster.local", "127.0.0.1")
-        .await;
+    let (_listener, port, dns) = listening_database().await;
     let dir = scenario_on_port(port);
     let (cluster, _conf) = cluster(dir.path(), &dns.resolv_conf("elsa"), None).await;
     let mut cmd = cluster.cmd();
@@ -226,13 +233,7 @@ async fn unanswerable_dns_and_host_end_within_the_timeout_plus_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ephemeral_container_lists_the_elsa_files_and_probes_from_the_pod() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let dns = TestDns::start().await;
-    dns.add_a("postgres.elsa.svc.cluster.local", "127.0.0.1")
-        .await;
+    let (_listener, port, dns) = listening_database().await;
     // What /proc/1/root shows: the Elsa container's filesystem after a fallback to SQLite.
     let root = tempfile::tempdir().expect("root");
     std::fs::create_dir_all(root.path().join("app/App_Data")).expect("mkdir");
@@ -376,13 +377,7 @@ async fn cleanup_deletes_old_leftovers_and_spares_young_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vantage_here_probes_from_this_process_with_the_given_resolv_conf() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let dns = TestDns::start().await;
-    dns.add_a("postgres.elsa.svc.cluster.local", "127.0.0.1")
-        .await;
+    let (_listener, port, dns) = listening_database().await;
     let dir = scenario_on_port(port);
     let (cluster, conf_dir) = cluster(dir.path(), &dns.resolv_conf("elsa"), None).await;
     let mut cmd = cluster.cmd();

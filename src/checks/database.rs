@@ -98,7 +98,7 @@ fn with_target(f: &Facts, finding: Finding) -> Finding {
     if let Some(u) = &t.user {
         finding = finding.var("db_user", u);
     }
-    if let Some((svc, _)) = crate::gather::db::service_of(&t.host, &f.scope.namespace) {
+    if let Some((svc, _)) = crate::domain::service_host::service_of(&t.host, &f.scope.namespace) {
         finding = finding.var("service", svc);
     }
     finding

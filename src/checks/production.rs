@@ -399,7 +399,7 @@ fn db_storage(f: &Facts) -> Finding {
         Err(why) => return Finding::skip(format!("database host not known: {why}")),
     };
     let ns = f.scope.namespace.as_str();
-    let Some((svc, svc_ns)) = crate::gather::db::service_of(&host.host, ns) else {
+    let Some((svc, svc_ns)) = crate::domain::service_host::service_of(&host.host, ns) else {
         return Finding::skip(format!(
             "{} names no Service (an external database): its storage is looked after where it runs",
             host.host

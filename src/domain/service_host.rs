@@ -75,6 +75,16 @@ pub fn classify(host: &str, namespace: &str) -> Host {
     }
 }
 
+/// The Service and namespace a host names, or `None` for an IP address or an outside name.
+pub fn service_of(host: &str, namespace: &str) -> Option<(String, String)> {
+    match classify(host, namespace) {
+        Host::Service {
+            name, namespace, ..
+        } => Some((name, namespace)),
+        Host::Ip(_) | Host::External(_) => None,
+    }
+}
+
 /// The full DNS name of a Service.
 pub fn fqdn(name: &str, namespace: &str, cluster_domain: &str) -> String {
     format!("{name}.{namespace}.svc.{cluster_domain}")
@@ -136,6 +146,23 @@ mod tests {
         );
         // Underscores are not Service names.
         assert!(matches!(classify("my_db", "elsa"), Host::External(_)));
+    }
+
+    #[test]
+    fn services_by_name_and_namespace() {
+        assert_eq!(
+            service_of("postgres", "elsa"),
+            Some(("postgres".into(), "elsa".into()))
+        );
+        assert_eq!(
+            service_of("pg.db.svc.cluster.local", "elsa"),
+            Some(("pg".into(), "db".into()))
+        );
+        assert_eq!(service_of("10.0.0.5", "elsa"), None);
+        assert_eq!(
+            service_of("mydb.abc123.eu-west-1.rds.amazonaws.com", "elsa"),
+            None
+        );
     }
 
     #[test]

@@ -325,21 +325,6 @@ pub type ForwardStream = Box<dyn ForwardIo>;
 pub trait ForwardIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ForwardIo for T {}
 
-/// The Service a host names, in cluster-DNS terms: `svc`, `svc.ns`, `svc.ns.svc`,
-/// `svc.ns.svc.<domain>`. `None` for an IP or a name outside the cluster.
-pub fn service_of(host: &str, namespace: &str) -> Option<(String, String)> {
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return None;
-    }
-    let parts: Vec<&str> = host.trim_end_matches('.').split('.').collect();
-    match parts.as_slice() {
-        [svc] => Some(((*svc).to_owned(), namespace.to_owned())),
-        [svc, ns] => Some(((*svc).to_owned(), (*ns).to_owned())),
-        [svc, ns, "svc", ..] => Some(((*svc).to_owned(), (*ns).to_owned())),
-        _ => None,
-    }
-}
-
 /// The database host's Service and the pods behind it, listed once: the same list serves
 /// `production.db-storage` and the port-forward.
 #[derive(Debug, Clone)]
@@ -360,7 +345,7 @@ pub async fn backend(
     host: &str,
     timeout: Duration,
 ) -> Result<Backend, Probe<()>> {
-    let Some((svc, ns)) = service_of(host, namespace) else {
+    let Some((svc, ns)) = crate::domain::service_host::service_of(host, namespace) else {
         return Err(Probe::NotAttempted(format!(
             "{host} is not a Service of this cluster (an external database)"
         )));
@@ -776,31 +761,5 @@ impl DbError {
             sqlstate: None,
             message: chain,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_map_to_services_like_cluster_dns() {
-        assert_eq!(
-            service_of("postgres", "elsa"),
-            Some(("postgres".into(), "elsa".into()))
-        );
-        assert_eq!(
-            service_of("pg.db", "elsa"),
-            Some(("pg".into(), "db".into()))
-        );
-        assert_eq!(
-            service_of("pg.db.svc.cluster.local", "elsa"),
-            Some(("pg".into(), "db".into()))
-        );
-        assert_eq!(service_of("10.0.0.5", "elsa"), None);
-        assert_eq!(
-            service_of("mydb.abc123.eu-west-1.rds.amazonaws.com", "elsa"),
-            None
-        );
     }
 }

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 
 use super::kube::read;
-use crate::domain::service_host::{self, Host};
+use crate::domain::service_host;
 use crate::facts::{DbService, Probe};
 
 /// Looks up the Service `host` names. `listed` are the Services of `namespace`, already read:
@@ -22,13 +22,8 @@ pub async fn db_service(
     host: String,
     timeout: Duration,
 ) -> Probe<DbService> {
-    let (name, ns) = match service_host::classify(&host, &namespace) {
-        Host::Service {
-            name, namespace, ..
-        } => (name, namespace),
-        Host::Ip(_) | Host::External(_) => {
-            return Probe::NotAttempted(format!("{host} is not a Service name of this cluster"));
-        }
+    let Some((name, ns)) = service_host::service_of(&host, &namespace) else {
+        return Probe::NotAttempted(format!("{host} is not a Service name of this cluster"));
     };
     let by_name = |list: &[Service]| {
         list.iter()

@@ -141,7 +141,16 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .trim_start_matches("error: ");
             let tip = rendered
                 .lines()
-                .find_map(|l| l.trim().strip_prefix("tip: "))
+                .find_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix("tip: ").map(str::to_owned).or_else(|| {
+                        // `[possible values: a, b]` for an enum flag.
+                        l.strip_prefix('[')
+                            .and_then(|v| v.strip_suffix(']'))
+                            .filter(|v| v.starts_with("possible values: "))
+                            .map(str::to_owned)
+                    })
+                })
                 .map(|t| format!(" ({t})"))
                 .unwrap_or_default();
             let _ = writeln!(

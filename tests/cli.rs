@@ -49,6 +49,20 @@ fn unknown_flag_is_one_line_exit_2() {
 }
 
 #[test]
+fn a_bad_choice_names_the_possible_values_on_its_one_line() {
+    let home = tempfile::tempdir().expect("tmp");
+    let out = elsadoctor(home.path())
+        .args(["--vantage", "pod"])
+        .output()
+        .expect("runs");
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("possible values: auto, here, port-forward, debug-pod, ephemeral"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_duration_is_one_line_exit_2() {
     let home = tempfile::tempdir().expect("tmp");
     let out = elsadoctor(home.path())

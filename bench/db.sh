@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-cargo build --release --quiet --bin elsadoctor --example db_phase --example sim_serve
+cargo build --release --quiet --bin elsadoctor --example db_phase
+cargo build --release --quiet -p elsadoctor-sim --example sim_serve
 work=$(mktemp -d); trap 'runas "$bin/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 runas() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench: install hyperfine (apt-get install hyperfine)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench: install GNU time (apt-get install time)" >&2; exit 2; }
 
-cargo build --release --quiet --bin elsadoctor --example sim_serve
+cargo build --release --quiet --bin elsadoctor
+cargo build --release --quiet -p elsadoctor-sim --example sim_serve
 bin=target/release/elsadoctor
 serve=target/release/examples/sim_serve
 scen=tests/fixtures/scenarios

@@ -19,7 +19,7 @@
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use elsadoctor::sim::{KubeletConfig, Scenario, SimServer};
+use elsadoctor_sim::{KubeletConfig, Scenario, SimServer};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 

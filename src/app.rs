@@ -322,19 +322,19 @@ pub async fn demo(
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
     let scenario = match scenario {
-        Some(dir) => crate::sim::Scenario::load_dir(dir)
+        Some(dir) => elsadoctor_sim::Scenario::load_dir(dir)
             .map_err(|e| AppError::Scenario(format!("cannot load scenario: {e}")))?,
-        None => crate::sim::Scenario::builtin_demo(),
+        None => elsadoctor_sim::Scenario::builtin_demo(),
     };
     // The kubelet stand-in runs probe pods the doctor creates with this very binary.
     let scenario = match std::env::current_exe() {
-        Ok(exe) => scenario.with_kubelet(crate::sim::KubeletConfig::new(exe)),
+        Ok(exe) => scenario.with_kubelet(elsadoctor_sim::KubeletConfig::new(exe)),
         Err(e) => {
             tracing::debug!("no kubelet stand-in: cannot find the running binary: {e}");
             scenario
         }
     };
-    let server = crate::sim::SimServer::start(scenario)
+    let server = elsadoctor_sim::SimServer::start(scenario)
         .await
         .map_err(|e| AppError::Scenario(format!("cannot start the simulated cluster: {e}")))?;
     let target = KubeTarget {

@@ -2,8 +2,9 @@
 //!
 //! The flow (DESIGN.md §2): [`cli`] → [`settings`] → [`gather`] (the only IO) → [`facts`] →
 //! [`runner`] calls the pure [`checks`] in [`catalogue`] order → [`runner::RunEvent`]s → one
-//! renderer in [`render`]. [`redact`] is the one place secrets are masked; [`sim`] is the
-//! simulated cluster used by `elsadoctor demo` and the tests.
+//! renderer in [`render`]. [`redact`] is the one place secrets are masked. The simulated
+//! cluster that `elsadoctor demo` and the tests run against is its own crate, `elsadoctor-sim`
+//! (`sim/`).
 
 pub mod app;
 pub mod catalogue;
@@ -18,5 +19,4 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod settings;
-pub mod sim;
 pub mod tui;

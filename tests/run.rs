@@ -374,7 +374,7 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = cluster.server.requests();
     assert_eq!(
-        elsadoctor::sim::longest_sequential_chain(&log),
+        elsadoctor_sim::longest_sequential_chain(&log),
         4,
         "{log:#?}"
     );

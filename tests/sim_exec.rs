@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use elsadoctor::facts::Probe;
 use elsadoctor::gather::pod::{ExecOutput, exec, logs};
-use elsadoctor::sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer};
 use futures::StreamExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -392,7 +392,7 @@ async fn logs_current_and_missing_previous() {
 // Pod create/delete and the kubelet stand-in
 // ---------------------------------------------------------------------------------------------
 
-use elsadoctor::sim::KubeletConfig;
+use elsadoctor_sim::KubeletConfig;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use elsadoctor::sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer};
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use elsadoctor::domain::elsa::{ElsaVersion, Flavor, Identity};
 use elsadoctor::facts::{HealthAnswer, Probe};
 use elsadoctor::gather::{db, health, logs};
-use elsadoctor::sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::dns::{TestDns, blackhole_nameserver, pod_resolv_conf};
 use common::{Cluster, json, statuses};
-use elsadoctor::sim::{KubeletConfig, Scenario};
+use elsadoctor_sim::{KubeletConfig, Scenario};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 

@@ -8,7 +8,7 @@ pub mod pg;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use elsadoctor::sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer};
 
 /// The binary with an environment that holds nothing of the developer's: no KUBECONFIG, a HOME
 /// with no ~/.kube, no colour, a UTF-8 locale unless a test sets another.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::config::{FileConfig, ImageConfig};
-use crate::domain::elsa::{self, Flavor};
+use crate::images;
 
 /// A file or a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,39 +134,18 @@ const BASE_FILES: &[&str] = &[
 /// The `images:` entry for an image: by full reference, then by repository without tag.
 fn declared<'a>(images: &'a BTreeMap<String, ImageConfig>, image: &str) -> Option<&'a ImageConfig> {
     images.get(image).or_else(|| {
-        let (repo, _) = elsa::split_image(image);
+        let (repo, _) = images::split(image);
         images.get(repo)
     })
 }
 
-/// The files of a stock Elsa image (ELSA-FACTS §1, §4), from what `domain::elsa` knows: the
-/// host assembly, the EF Core providers the image ships, and the SQLite files the app always
-/// creates under `/app`.
+/// The files of a stock Elsa image (module `images`).
 fn elsa_image(fs: &mut Fs, image: &str) -> bool {
-    let Some(info) = elsa::classify_image(image) else {
+    let Some(stock) = images::stock(image) else {
         return false;
     };
-    if !info.official || matches!(info.flavor, Flavor::Custom) {
-        return false;
-    }
-    fs.add("/usr/share/dotnet/dotnet", 70_000);
-    fs.add("/app/appsettings.json", 4_000);
-    if info.flavor == Flavor::Studio {
-        fs.add("/app/wwwroot/index.html", 2_000);
-        return true;
-    }
-    for f in elsa::image_app_files(info.flavor, info.version) {
-        fs.add(&format!("/app/{f}"), 250_000);
-    }
-    if info.version.is_some_and(|v| v.mm() >= (3, 5)) {
-        fs.add("/entrypoint.sh", 1_200);
-    }
-    for (path, proves_fallback) in elsa::sqlite_paths(info.flavor, info.version) {
-        // Files that prove nothing are there whatever the configuration: the app always
-        // creates them at start.
-        if !proves_fallback {
-            fs.add(path, 126_976);
-        }
+    for (path, size) in stock.files() {
+        fs.add(&path, size);
     }
     true
 }

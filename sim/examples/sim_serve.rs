@@ -1,7 +1,7 @@
 //! Serves a scenario from the simulated cluster and runs one command against it, for benchmarks:
 //!
 //! ```text
-//! cargo run --release --example sim_serve -- DIR [--latency-ms N] -- COMMAND [ARGS...]
+//! cargo run --release -p elsadoctor-sim --example sim_serve -- DIR [--latency-ms N] -- COMMAND [ARGS...]
 //! ```
 //!
 //! The command runs with `KUBECONFIG` pointing at the simulation (so hyperfine or elsadoctor can
@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use elsadoctor::sim::{Scenario, SimServer, longest_sequential_chain};
+use elsadoctor_sim::{Scenario, SimServer, longest_sequential_chain};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {

@@ -3,10 +3,10 @@
 //! one-line error messages for broken scenarios.
 
 use super::*;
-use crate::sim::resources::find;
+use crate::resources::find;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scenarios")
 }
 
 fn obj(s: &Scenario, group: &str, plural: &str, ns: &str, name: &str) -> Value {

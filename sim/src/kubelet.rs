@@ -30,7 +30,6 @@ use super::resources::{self, ResourceDef};
 use super::server::ServerState;
 use super::store::{map_mut, str_of};
 use super::util::{base64_decode, format_rfc3339, hex_id};
-use crate::domain::env_expand::expand_str;
 
 /// How the stand-in starts `elsadoctor` containers.
 #[derive(Debug, Clone)]
@@ -332,8 +331,8 @@ fn resolve_env(
             continue;
         };
         if let Some(v) = str_of(e, &["value"]) {
-            let expanded = expand_str(v, &env);
-            env.insert(name.to_string(), expanded.expose().to_string());
+            let expanded = expand(v, &env);
+            env.insert(name.to_string(), expanded);
             continue;
         }
         for (secret, key) in [(true, "secretKeyRef"), (false, "configMapKeyRef")] {
@@ -365,6 +364,54 @@ fn resolve_env(
     Ok(env)
 }
 
+/// The kubelet's `$(VAR)` expansion (Kubernetes `third_party/forked/golang/expansion`), written
+/// here on its own so the product's implementation is tested against an independent one:
+/// `$$` is a literal `$`, `$(NAME)` is the variable's value or stays literal when undefined, an
+/// unclosed `$(` and any other `$x` stay as they are.
+fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.chars().next() {
+            None => {
+                out.push('$');
+                rest = after;
+            }
+            Some('$') => {
+                out.push('$');
+                rest = &after[1..];
+            }
+            Some('(') => match after.find(')') {
+                Some(close) => {
+                    let name = &after[1..close];
+                    match vars.get(name) {
+                        Some(v) => out.push_str(v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = &after[1..];
+                }
+            },
+            Some(c) => {
+                out.push('$');
+                out.push(c);
+                rest = &after[c.len_utf8()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `command` then `args`, expanded against the final environment.
 fn argv_of(c: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
     ["command", "args"]
@@ -372,7 +419,7 @@ fn argv_of(c: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
         .filter_map(|k| c.get(*k).and_then(Value::as_array))
         .flatten()
         .filter_map(Value::as_str)
-        .map(|a| expand_str(a, env).expose().to_string())
+        .map(|a| expand(a, env))
         .collect()
 }
 
@@ -620,4 +667,22 @@ pub fn start_ephemeral(
         true,
     ));
     state.processes.add(ns, pod, task.abort_handle());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_the_kubelet() {
+        let vars: BTreeMap<String, String> = [("A", "1"), ("PW", "s3cr$t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(expand("x=$(A);p=$(PW)", &vars), "x=1;p=s3cr$t");
+        assert_eq!(expand("$(MISSING)", &vars), "$(MISSING)");
+        assert_eq!(expand("$$(A) $$ $x $", &vars), "$(A) $ $x $");
+        assert_eq!(expand("open $(A", &vars), "open $(A");
+        assert_eq!(expand("é$(A)é", &vars), "é1é");
+    }
 }

@@ -15,7 +15,7 @@
 //! `sh -c` interpreter (module `shell`): `images:` in `sim.yaml` declares what each image holds
 //! (`files:` paths or `{path, size}`, `shell: false` for images without `/bin/sh`), per-pod
 //! `files:` adds what the app created at run time, per-pod `shell:` overrides the image; stock
-//! Elsa images get their real layout from `domain::elsa` without any declaration.
+//! Elsa images get their real layout from the simulator's own table (module `images`).
 //!
 //! Pods can be created (`POST pods`), deleted (one, or a collection by selector) and given
 //! ephemeral containers (`PATCH pods/{name}/ephemeralcontainers`); watches see every change.
@@ -28,6 +28,7 @@ pub mod config;
 mod exec;
 mod fs;
 mod http;
+mod images;
 mod kubelet;
 mod portforward;
 mod rbac;

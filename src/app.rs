@@ -197,7 +197,7 @@ pub async fn cleanup(
             format!(
                 "no leftover probe pods in namespace {} (older than {})",
                 scope.namespace,
-                crate::runner::humanize(min_age)
+                crate::report::humanize(min_age)
             ),
         )?;
     }

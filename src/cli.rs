@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::facts::network::HostPort;
+use crate::facts::network::ProbeRequest;
+
 /// Diagnose Elsa Workflows Server on Kubernetes with PostgreSQL.
 ///
 /// Runs an ordered list of checks against the cluster your kubeconfig points at and, for every
@@ -280,19 +283,18 @@ pub struct ProbeArgs {
     pub timeout: Duration,
 }
 
-/// `HOST:PORT` of `--tcp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
-    pub host: String,
-    pub port: u16,
-}
-
-impl std::fmt::Display for HostPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+impl From<ProbeArgs> for ProbeRequest {
+    fn from(a: ProbeArgs) -> Self {
+        ProbeRequest {
+            dns: a.dns,
+            tcp: a.tcp,
+            files: a.files,
+            resolv_conf: a.resolv_conf,
+            root: a.root,
+            db: a.db,
+            db_env: a.db_env,
+            db_tables: a.db_tables,
+            timeout: a.timeout,
         }
     }
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::redact::{self, Secret};
 
+pub mod network;
+
 /// The result of trying to observe one thing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "value", rename_all = "camelCase")]
@@ -348,7 +350,7 @@ pub struct NetworkObservation {
     pub vantage: String,
     /// The pod (and container) the probes ran in; `None` for `here`.
     pub via: Option<String>,
-    pub report: crate::probe::ProbeReport,
+    pub report: network::ProbeReport,
 }
 
 /// Logs of one container of one Elsa pod, redacted when they were read.
@@ -460,6 +462,38 @@ pub struct Facts {
     /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
     #[serde(default = "not_gathered")]
     pub db_pods: Probe<Vec<Pod>>,
+    /// The effective Elsa these facts make ([`crate::model`]), built on the first
+    /// [`Facts::effective`] and dropped by every [`FactUpdate::apply`]. Not part of a facts
+    /// file: it is derived.
+    #[serde(skip)]
+    model: ModelCell,
+}
+
+/// The memo behind [`Facts::effective`]: a clone or a comparison ignores it (it is derived
+/// from the fields beside it).
+#[derive(Default)]
+struct ModelCell(std::sync::OnceLock<Result<crate::model::Effective, crate::model::Unavailable>>);
+
+impl Clone for ModelCell {
+    fn clone(&self) -> Self {
+        ModelCell::default()
+    }
+}
+
+impl PartialEq for ModelCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ModelCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ModelCell(built)"
+        } else {
+            "ModelCell(empty)"
+        })
+    }
 }
 
 /// A fact missing from a facts file written before it existed.
@@ -493,13 +527,26 @@ impl Facts {
             logs: Probe::NotAttempted(na()),
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
+            model: ModelCell::default(),
         }
+    }
+
+    /// The effective Elsa of these facts, computed once (the first call) and shared by
+    /// gathering's planning and every check. Facts change only through [`FactUpdate::apply`]
+    /// and [`Facts::set_unobserved`], which drop it; write fields directly only before the
+    /// first call (as unit tests do when they build facts).
+    pub fn effective(&self) -> Result<&crate::model::Effective, &crate::model::Unavailable> {
+        self.model
+            .0
+            .get_or_init(|| crate::model::build(self))
+            .as_ref()
     }
 }
 
 impl Facts {
     /// Records that a fact was not observed, with `why` (any state but `Observed`).
     pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
+        self.model = ModelCell::default();
         fn state<T>(why: &Probe<()>) -> Probe<T> {
             why.clone().recast()
         }
@@ -630,6 +677,7 @@ impl FactUpdate {
 
     /// Stores the update in `facts`.
     pub fn apply(self, facts: &mut Facts) {
+        facts.model = ModelCell::default();
         match self {
             FactUpdate::Started(_) => {}
             FactUpdate::ServerVersion(p) => facts.server_version = p,

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod domain;
 pub mod facts;
 pub mod gather;
+pub mod model;
 pub mod probe;
 pub mod redact;
 pub mod render;

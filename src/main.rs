@@ -77,7 +77,8 @@ fn main() -> ExitCode {
 /// `elsadoctor probe`: one line of JSON on stdout; exit 0 all probes succeeded, 1 any did not,
 /// 2 nothing to probe. Only elsadoctor's own warnings reach stderr unless -v asks for more: a
 /// debug pod's log mixes stderr into the stdout the doctor reads back.
-fn probe(mut args: elsadoctor::cli::ProbeArgs, settings: &Settings) -> ExitCode {
+fn probe(args: elsadoctor::cli::ProbeArgs, settings: &Settings) -> ExitCode {
+    let mut request = elsadoctor::facts::network::ProbeRequest::from(args);
     init_tracing(
         match settings.verbosity {
             0 => None,
@@ -85,13 +86,13 @@ fn probe(mut args: elsadoctor::cli::ProbeArgs, settings: &Settings) -> ExitCode 
         },
         false,
     );
-    if let Err(e) = elsadoctor::probe::check_args(&args) {
+    if let Err(e) = elsadoctor::probe::check_args(&request) {
         eprintln!("elsadoctor: {e}");
         return ExitCode::from(EXIT_CANNOT_START);
     }
-    args.timeout = settings.timeout;
+    request.timeout = settings.timeout;
     let report = match runtime() {
-        Ok(rt) => rt.block_on(elsadoctor::probe::run(args)),
+        Ok(rt) => rt.block_on(elsadoctor::probe::run(request)),
         Err(e) => {
             eprintln!("elsadoctor: {e}");
             return ExitCode::from(EXIT_CANNOT_START);

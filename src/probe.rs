@@ -8,14 +8,12 @@
 //! Secrets: the connection string comes from an environment variable (never argv), and only the
 //! parts [`DbTarget`] holds (host, port, database, user, SSL mode) reach the report.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::cli::{HostPort, ProbeArgs};
 use crate::domain::resolv::ResolvConf;
+use crate::facts::network::HostPort;
+pub use crate::facts::network::{DbProbe, ProbeReport, ProbeRequest, ResolvConfSummary};
 use crate::facts::{DbObservation, DbTarget, Probe};
 use crate::gather::db::{self, Plan, Vantage};
 use crate::gather::dns::{self, DnsOutcome, DnsResult};
@@ -35,53 +33,8 @@ pub enum ProbeError {
     Nothing,
 }
 
-/// Everything one `elsadoctor probe` run observed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProbeReport {
-    pub schema_version: u32,
-    pub tool: Tool,
-    /// The directory that stood for the container's `/` for `files`.
-    pub root: PathBuf,
-    pub resolv_conf: ResolvConfSummary,
-    pub dns: Vec<DnsResult>,
-    pub tcp: Vec<TcpResult>,
-    pub files: Vec<FileListing>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db: Option<DbProbe>,
-}
-
-/// The resolv.conf the names were resolved with, or why it could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ResolvConfSummary {
-    #[serde(rename_all = "camelCase")]
-    Read {
-        path: PathBuf,
-        nameservers: Vec<SocketAddr>,
-        search: Vec<String>,
-        ndots: u8,
-        timeout_secs: u64,
-        attempts: u8,
-    },
-    Unreadable {
-        path: PathBuf,
-        error: String,
-    },
-}
-
-/// The database login.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DbProbe {
-    /// The environment variable the connection string came from.
-    pub env: String,
-    pub target: DbTarget,
-    pub observation: Probe<DbObservation>,
-}
-
 /// Refuses a run with nothing to do.
-pub fn check_args(args: &ProbeArgs) -> Result<(), ProbeError> {
+pub fn check_args(args: &ProbeRequest) -> Result<(), ProbeError> {
     if args.dns.is_empty() && args.tcp.is_empty() && args.files.is_empty() && !args.db {
         return Err(ProbeError::Nothing);
     }
@@ -89,7 +42,7 @@ pub fn check_args(args: &ProbeArgs) -> Result<(), ProbeError> {
 }
 
 /// Runs every requested probe concurrently, each bounded by `args.timeout`.
-pub async fn run(args: ProbeArgs) -> ProbeReport {
+pub async fn run(args: ProbeRequest) -> ProbeReport {
     let timeout = args.timeout;
     let conf = read_resolv_conf(&args.resolv_conf);
     let summary = match &conf {
@@ -229,7 +182,7 @@ async fn files_probe(pattern: String, root: PathBuf, timeout: Duration) -> FileL
         Ok(Err(e)) => format!("the listing stopped: {e}"),
         Err(_) => format!(
             "listing took longer than --timeout {}",
-            crate::runner::humanize(timeout)
+            crate::report::humanize(timeout)
         ),
     };
     FileListing {
@@ -315,7 +268,7 @@ async fn db_probe(
                 None,
                 format!(
                     "the database did not answer within --timeout {}",
-                    crate::runner::humanize(timeout)
+                    crate::report::humanize(timeout)
                 ),
             ),
         },
@@ -326,8 +279,8 @@ async fn db_probe(
 mod tests {
     use super::*;
 
-    fn args() -> ProbeArgs {
-        ProbeArgs {
+    fn args() -> ProbeRequest {
+        ProbeRequest {
             dns: Vec::new(),
             tcp: Vec::new(),
             files: Vec::new(),

@@ -231,3 +231,14 @@ pub fn json_schema() -> String {
     s.push('\n');
     s
 }
+
+/// `5s`, `1.5s`, `250ms`.
+pub fn humanize(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

@@ -1,7 +1,7 @@
 //! Configuration checks: what the Elsa process will actually see, per flavour and version, and
 //! every gap between that and a working PostgreSQL setup. All read the shared [`View`].
 
-use super::view::{APP_DIR, FileContent, View, view, with_view};
+use super::with_model;
 use super::{CheckImpl, Finding, Outcome};
 use crate::domain::dotnet_config::{self, Source};
 use crate::domain::elsa::{self, Flavor, ProviderRule};
@@ -10,6 +10,7 @@ use crate::domain::env_expand::{
 };
 use crate::domain::npgsql;
 use crate::facts::{FactKey, Facts, Probe};
+use crate::model::{APP_DIR, FileContent};
 use crate::redact;
 use crate::report::Evidence;
 
@@ -123,7 +124,7 @@ fn source_evidence(label: &str, s: &dotnet_config::Setting) -> Evidence {
 // --- config.environment ------------------------------------------------------------------
 
 fn environment(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let (env, var) = &v.environment;
         let from = var.as_ref().map_or(
             "default: neither ASPNETCORE_ENVIRONMENT nor DOTNET_ENVIRONMENT is set".to_owned(),
@@ -206,8 +207,8 @@ fn environment(facts: &Facts) -> Finding {
 type MountProblem = (Outcome, &'static str, String, Option<(SourceKind, String)>);
 
 fn mounts(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
-        let volumes = v.spec.volumes.clone().unwrap_or_default();
+    with_model(facts, |v| {
+        let volumes = v.spec().volumes.clone().unwrap_or_default();
         let mut problems: Vec<MountProblem> = Vec::new();
         let mut evidence = Vec::new();
         for m in v.container.volume_mounts.iter().flatten() {
@@ -232,7 +233,7 @@ fn mounts(facts: &Facts) -> Finding {
                 continue;
             };
             evidence.push(
-                Evidence::new(super::view::describe_mount(m), format!("{kind} {name}"))
+                Evidence::new(crate::model::describe_mount(m), format!("{kind} {name}"))
                     .from("volumeMounts"),
             );
             let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
@@ -358,7 +359,7 @@ fn mounts(facts: &Facts) -> Finding {
 // --- config.refs -------------------------------------------------------------------------
 
 fn refs(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let problems = &v.expansion.problems;
         if problems.is_empty() {
             return Finding::pass(
@@ -419,7 +420,7 @@ fn refs(facts: &Facts) -> Finding {
 // --- config.env-expansion ----------------------------------------------------------------
 
 fn env_expansion(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let mut later = Vec::new();
         let mut undefined = Vec::new();
         for e in &v.expansion.vars {
@@ -561,7 +562,7 @@ pub fn reorder_patch(
 // --- config.appsettings ------------------------------------------------------------------
 
 fn appsettings(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let files: Vec<_> = v.files.iter().filter(|f| f.is_appsettings()).collect();
         let mut ok = 0;
         for f in &files {
@@ -612,7 +613,7 @@ fn appsettings(facts: &Facts) -> Finding {
 // --- config.dead-keys --------------------------------------------------------------------
 
 fn dead_keys(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let mut found = Vec::new();
         let mut cause = None;
         let mut keys: Vec<(String, String)> = v
@@ -660,25 +661,8 @@ fn dead_keys(facts: &Facts) -> Finding {
 
 // --- config.provider ---------------------------------------------------------------------
 
-/// The provider in effect for an image that reads `DatabaseProvider`.
-fn provider_setting<'v>(v: &'v View<'_>) -> Option<&'v dotnet_config::Setting> {
-    v.config.get("DatabaseProvider")
-}
-
-/// The `ConnectionStrings` name the provider reads.
-pub fn connection_name(v: &View<'_>) -> &'static str {
-    let p = provider_setting(v)
-        .map(|s| s.value.expose().to_owned())
-        .unwrap_or_default();
-    elsa::POSTGRES_FAMILY
-        .iter()
-        .copied()
-        .find(|n| *n == p)
-        .unwrap_or("PostgreSql")
-}
-
 fn provider(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let Some(id) = &v.identity else {
             return Finding::skip("no Elsa image identified — see workload.flavor");
         };
@@ -693,7 +677,8 @@ fn provider(facts: &Facts) -> Finding {
         let version = id.version.map(|x| x.to_string()).unwrap_or_default();
         match rule {
             ProviderRule::FixedInCode => {
-                let ignored = provider_setting(v)
+                let ignored = v
+                    .provider_setting()
                     .filter(|s| s.source != Source::ImageDefault)
                     .map(|s| source_evidence("DatabaseProvider (ignored)", s));
                 Finding::problem(
@@ -710,7 +695,7 @@ fn provider(facts: &Facts) -> Finding {
                 ),
             ),
             ProviderRule::DatabaseProviderKey => {
-                let Some(s) = provider_setting(v) else {
+                let Some(s) = v.provider_setting() else {
                     return Finding::problem(
                         "missing",
                         "DatabaseProvider is not set anywhere: Elsa uses SQLite",
@@ -767,7 +752,7 @@ fn provider(facts: &Facts) -> Finding {
 // --- config.connection-string ------------------------------------------------------------
 
 fn connection_string(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         if v.identity
             .as_ref()
             .and_then(|id| elsa::provider_rule(id.flavor, id.version))
@@ -777,7 +762,7 @@ fn connection_string(facts: &Facts) -> Finding {
                 "this image does not read its connection string from configuration — see config.provider",
             );
         }
-        let name = connection_name(v);
+        let name = v.connection_name();
         let key = format!("ConnectionStrings:{name}");
         let Some(s) = v.config.get(&key) else {
             return Finding::problem("missing", format!("{key} is not set"));
@@ -917,7 +902,7 @@ fn connection_string(facts: &Facts) -> Finding {
 // --- config.probes -----------------------------------------------------------------------
 
 fn probes(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let c = &v.container;
         let probes = [
             ("readiness", c.readiness_probe.as_ref()),
@@ -1033,7 +1018,7 @@ fn probes(facts: &Facts) -> Finding {
 // --- config.signing-key ------------------------------------------------------------------
 
 fn signing_key(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let Some(version) = v.identity.as_ref().and_then(|id| id.version) else {
             return Finding::skip("the Elsa version is not known — see workload.flavor");
         };
@@ -1077,67 +1062,5 @@ fn signing_key(facts: &Facts) -> Finding {
         } else {
             Finding::pass(format!("{key} is set ({})", s.source)).with(ev)
         }
-    })
-}
-
-/// What the app would connect with: the effective connection string (with the password the
-/// kubelet's expansion produced) and the tables to look for. `Err` says why there is nothing
-/// to connect with; the database checks then report that reason.
-pub fn database_plan(f: &Facts) -> Result<crate::gather::db::Plan, String> {
-    let v = view(f).map_err(|finding| finding.message)?;
-    let rule = v
-        .identity
-        .as_ref()
-        .and_then(|id| elsa::provider_rule(id.flavor, id.version));
-    // A custom build chooses its provider in code; when it sets ConnectionStrings:PostgreSql
-    // explicitly, that is the database it means, so it is checked too.
-    let custom = v
-        .identity
-        .as_ref()
-        .is_some_and(|id| id.flavor == Flavor::Custom);
-    if rule != Some(ProviderRule::DatabaseProviderKey) && !custom {
-        return Err("this image does not take its connection string from configuration — see config.provider".into());
-    }
-    if rule == Some(ProviderRule::DatabaseProviderKey) {
-        let provider = provider_setting(&v).map_or("Sqlite", |s| s.value.expose());
-        if !elsa::POSTGRES_FAMILY.contains(&provider) {
-            return Err(format!(
-                "Elsa does not use PostgreSQL here (DatabaseProvider {provider}) — see config.provider"
-            ));
-        }
-    }
-    let key = format!("ConnectionStrings:{}", connection_name(&v));
-    let s = v
-        .config
-        .get(&key)
-        .filter(|s| s.source != Source::ImageDefault)
-        .ok_or_else(|| format!("{key} is not set — see config.connection-string"))?;
-    if s.value.runtime_only {
-        return Err(format!("{key} is known only at runtime"));
-    }
-    // A reference to a variable whose Secret or ConfigMap is missing: the container cannot
-    // start, so there is no login of the app's to reproduce.
-    if let Source::Env { var, .. } = &s.source
-        && let Some(EnvValue::Text(x)) = v.expansion.get(var).map(|e| &e.value)
-        && x.refs.iter().any(|r| {
-            r.state == RefState::RuntimeOnly
-                && matches!(
-                    v.expansion.get(&r.name).map(|e| &e.value),
-                    Some(EnvValue::Unavailable(_))
-                )
-        })
-    {
-        return Err(format!(
-            "{key} depends on a source that does not exist, so the container cannot start — see config.refs"
-        ));
-    }
-    let conn = npgsql::parse(s.value.expose())
-        .map_err(|e| format!("{key} does not parse ({e}) — see config.connection-string"))?;
-    let password = conn.password();
-    Ok(crate::gather::db::Plan {
-        conn,
-        password,
-        tables: elsa::TABLES.iter().map(|t| t.name.to_owned()).collect(),
-        host_addr: None,
     })
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use super::view::view;
 use super::{CheckImpl, Finding, not_observed};
 use crate::domain::elsa::{self, ElsaVersion};
 use crate::facts::{DbErrorKind, DbFacts, DbObservation, FactKey, Facts, Probe};
@@ -184,7 +183,7 @@ fn session(f: &Facts) -> Result<&DbFacts, Finding> {
 }
 
 fn version(f: &Facts) -> Option<ElsaVersion> {
-    view(f).ok()?.identity?.version
+    f.effective().ok()?.identity.as_ref()?.version
 }
 
 fn tables(f: &Facts) -> Finding {
@@ -397,10 +396,10 @@ fn pool(f: &Facts) -> Finding {
         Ok(d) => d,
         Err(finding) => return finding,
     };
-    let Ok(v) = view(f) else {
+    let Ok(v) = f.effective() else {
         return Finding::skip("no Elsa workload — see workload.found");
     };
-    let replicas = i64::from(v.workload.desired_replicas().max(0));
+    let replicas = i64::from(v.workload().desired_replicas().max(0));
     let per_pod = f
         .db_target
         .as_ref()

@@ -18,7 +18,6 @@ pub mod database;
 pub mod network;
 pub mod production;
 pub mod runtime;
-pub mod view;
 pub mod workload;
 
 /// What a check concluded, before the catalogue's severity is applied.
@@ -168,6 +167,20 @@ pub fn not_observed<T>(probe: &Probe<T>, what: &str) -> Finding {
                 other.why_not().unwrap_or_default()
             ),
         ),
+    }
+}
+
+/// Runs a check on the effective Elsa of the facts ([`crate::model`]), or returns the finding
+/// that says why there is none. The Elsa container's name is a template value of every
+/// finding made this way.
+pub fn with_model(facts: &Facts, f: impl FnOnce(&crate::model::Effective) -> Finding) -> Finding {
+    match facts.effective() {
+        Ok(v) => {
+            let container = v.container.name.clone();
+            f(v).var("container", container)
+        }
+        Err(crate::model::Unavailable::Skip(m)) => Finding::skip(m.clone()),
+        Err(crate::model::Unavailable::Unknown(m)) => Finding::unknown(None, m.clone()),
     }
 }
 

@@ -8,10 +8,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{CheckImpl, Finding, not_observed};
 use crate::domain::service_host::{self, DEFAULT_CLUSTER_DOMAIN, Form, Host};
+use crate::facts::network::{DnsOutcome, ResolvConfSummary, TcpOutcome};
 use crate::facts::{DbService, FactKey, Facts, NetworkObservation, Probe};
-use crate::gather::dns::DnsOutcome;
-use crate::gather::tcp::TcpOutcome;
-use crate::probe::ResolvConfSummary;
 use crate::report::Evidence;
 
 pub const SERVICE: CheckImpl = CheckImpl {
@@ -59,7 +57,7 @@ pub const TCP: CheckImpl = CheckImpl {
 
 /// The host and port Elsa connects to, or the finding that says why they are not known.
 pub fn db_endpoint(f: &Facts) -> Result<(String, u16), Finding> {
-    let plan = super::config::database_plan(f)
+    let plan = crate::model::database_plan(f)
         .map_err(|why| Finding::skip(format!("database host not known: {why}")))?;
     let host = plan.conn.hosts().into_iter().next().ok_or_else(|| {
         Finding::skip("the connection string names no host — see config.connection-string")

@@ -1,14 +1,14 @@
 //! Production-readiness checks on the configuration: replicas against the persistence in use,
 //! cross-node locking, resources, database TLS, and passwords written in plain text.
 
-use super::config::connection_name;
-use super::view::{View, with_view};
+use super::with_model;
 use super::{CheckImpl, Finding};
 use crate::domain::dotnet_config::{self, Source};
 use crate::domain::elsa::{self, Flavor, ProviderRule};
 use crate::domain::env_expand::EnvValue;
 use crate::domain::npgsql::{self, SslMode};
 use crate::facts::{FactKey, Facts, Probe};
+use crate::model::Effective;
 use crate::redact;
 use crate::report::Evidence;
 
@@ -50,7 +50,7 @@ pub const INLINE_SECRETS: CheckImpl = CheckImpl {
 };
 
 /// Whether the image ends up on SQLite, as far as configuration shows. `None`: cannot tell.
-fn uses_sqlite(v: &View<'_>) -> Option<bool> {
+fn uses_sqlite(v: &Effective) -> Option<bool> {
     let id = v.identity.as_ref()?;
     match elsa::provider_rule(id.flavor, id.version)? {
         ProviderRule::FixedInCode => Some(true),
@@ -70,10 +70,10 @@ fn uses_sqlite(v: &View<'_>) -> Option<bool> {
 }
 
 fn replicas(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
-        let n = v.workload.desired_replicas();
+    with_model(facts, |v| {
+        let n = v.workload().desired_replicas();
         let ev = Evidence::new("replicas", n.to_string())
-            .from(format!("{} spec.replicas", v.workload.reference()));
+            .from(format!("{} spec.replicas", v.workload().reference()));
         if n <= 1 {
             return Finding::pass(format!("{n} replica")).with(ev);
         }
@@ -94,8 +94,8 @@ fn replicas(facts: &Facts) -> Finding {
 }
 
 fn locking(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
-        let n = v.workload.desired_replicas();
+    with_model(facts, |v| {
+        let n = v.workload().desired_replicas();
         if n <= 1 {
             return Finding::pass(format!("{n} replica: a local lock provider is enough"));
         }
@@ -138,7 +138,7 @@ fn locking(facts: &Facts) -> Finding {
 }
 
 fn resources(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let r = v.container.resources.clone().unwrap_or_default();
         let has =
             |m: &Option<
@@ -178,11 +178,11 @@ fn resources(facts: &Facts) -> Finding {
 }
 
 fn db_tls(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         if uses_sqlite(v) != Some(false) {
             return Finding::skip("PostgreSQL is not the provider in effect — see config.provider");
         }
-        let key = format!("ConnectionStrings:{}", connection_name(v));
+        let key = format!("ConnectionStrings:{}", v.connection_name());
         let Some(s) = v
             .config
             .get(&key)
@@ -236,7 +236,7 @@ fn literal_password(name: &str, value: &str) -> bool {
 }
 
 fn inline_secrets(facts: &Facts) -> Finding {
-    with_view(facts, |v| {
+    with_model(facts, |v| {
         let mut evidence = Vec::new();
         let mut cause = None;
         for (i, e) in v.container.env.iter().flatten().enumerate() {
@@ -501,11 +501,11 @@ fn db_storage(f: &Facts) -> Finding {
 /// database (yet), why: the PostgreSQL a deployment means to use deserves persistent storage
 /// before the provider is fixed.
 fn db_host(f: &Facts) -> Result<(npgsql::HostPort, Option<String>), String> {
-    let (conn, unused) = match super::config::database_plan(f) {
+    let (conn, unused) = match crate::model::database_plan(f) {
         Ok(plan) => (plan.conn, None),
         Err(why) => {
-            let configured = super::view::view(f).ok().and_then(|v| {
-                let key = format!("ConnectionStrings:{}", connection_name(&v));
+            let configured = f.effective().ok().and_then(|v| {
+                let key = format!("ConnectionStrings:{}", v.connection_name());
                 let s = v
                     .config
                     .get(&key)

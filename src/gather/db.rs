@@ -22,9 +22,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 
-use crate::domain::npgsql::{ConnString, SslMode};
+use crate::domain::npgsql::SslMode;
 use crate::facts::{DbError, DbErrorKind, DbFacts, DbObservation, DbTarget, Probe, TableRights};
-use crate::redact::Secret;
 
 /// Where the database probes run from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,16 +42,7 @@ impl std::fmt::Display for Vantage {
     }
 }
 
-/// What to connect to and how, derived from the effective configuration.
-pub struct Plan {
-    pub conn: ConnString,
-    /// The password as the app sends it (after the kubelet's expansion).
-    pub password: Option<Secret>,
-    pub tables: Vec<String>,
-    /// The address the host name resolved to, when it was resolved with a pod's resolv.conf
-    /// rather than this machine's resolver (the probe pod). TLS still verifies the name.
-    pub host_addr: Option<std::net::IpAddr>,
-}
+pub use crate::model::DbPlan as Plan;
 
 /// Connects and observes; never errors: every outcome is an observation or a probe state.
 pub async fn observe(
@@ -158,7 +148,7 @@ pub async fn observe(
             None,
             format!(
                 "the queries took longer than --timeout {}",
-                crate::runner::humanize(timeout)
+                crate::report::humanize(timeout)
             ),
         ),
     };
@@ -690,7 +680,7 @@ impl DbError {
         DbError {
             kind: DbErrorKind::Timeout,
             sqlstate: None,
-            message: format!("no answer within --timeout {}", crate::runner::humanize(t)),
+            message: format!("no answer within --timeout {}", crate::report::humanize(t)),
         }
     }
 

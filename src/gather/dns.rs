@@ -33,80 +33,10 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::domain::resolv::{self, ResolvConf};
-
-/// How one name, or a whole resolution, ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum DnsOutcome {
-    /// At least one address.
-    Resolved,
-    /// NXDOMAIN, or NODATA (the name exists without an address; its attempt's `rcode` says
-    /// `NOERROR`). Overall: every name tried was one of the two.
-    NxDomain,
-    /// The nameserver answered SERVFAIL (overall: some name did, and none resolved).
-    ServFail,
-    /// No answer within the time allowed.
-    Timeout,
-    /// Anything else: REFUSED, the nameserver's port closed, an invalid name.
-    Error { reason: String },
-}
-
-impl DnsOutcome {
-    /// Whether glibc's `res_search` goes on to the next name after this one.
-    fn continues_search(&self) -> bool {
-        matches!(self, DnsOutcome::NxDomain | DnsOutcome::ServFail)
-    }
-}
-
-impl std::fmt::Display for DnsOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DnsOutcome::Resolved => f.write_str("resolved"),
-            DnsOutcome::NxDomain => f.write_str("NXDOMAIN (no such name)"),
-            DnsOutcome::ServFail => f.write_str("SERVFAIL (the nameserver failed)"),
-            DnsOutcome::Timeout => f.write_str("timed out"),
-            DnsOutcome::Error { reason } => write!(f, "error: {reason}"),
-        }
-    }
-}
-
-/// One name asked for (A and AAAA together).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DnsAttempt {
-    /// The absolute name, without the trailing dot.
-    pub name: String,
-    pub outcome: DnsOutcome,
-    /// The response code when a nameserver answered: `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`…
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rcode: Option<String>,
-    /// The nameserver whose answer this is (the last one asked, when none answered).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nameserver: Option<SocketAddr>,
-    pub elapsed_ms: u64,
-}
-
-/// The evidence of resolving one name the way a pod would.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DnsResult {
-    /// The name as asked (`postgres`).
-    pub query: String,
-    /// The nameservers asked, from the resolv.conf.
-    pub nameservers: Vec<SocketAddr>,
-    /// Every name tried, in order, up to the one that ended the search.
-    pub attempts: Vec<DnsAttempt>,
-    /// The name that gave the addresses (`postgres.elsa.svc.cluster.local`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answered_by: Option<String>,
-    pub addresses: Vec<IpAddr>,
-    pub outcome: DnsOutcome,
-    pub elapsed_ms: u64,
-}
+pub use crate::facts::network::{DnsAttempt, DnsOutcome, DnsResult};
 
 /// Resolves `name` with the resolv.conf's search list, ndots and nameservers, recording every
 /// attempt. Never errors and never takes (much) longer than `timeout`.

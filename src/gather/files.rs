@@ -8,53 +8,10 @@
 
 use std::path::{Component, Path};
 
-use serde::{Deserialize, Serialize};
-
 /// At most this many entries per pattern; more set `truncated`.
 pub const MAX_ENTRIES: usize = 1000;
 
-/// What a path is (not following a final symlink).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FileKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileEntry {
-    /// The path inside the container (`/app/Elsa.dll`).
-    pub path: String,
-    pub kind: FileKind,
-    pub size: u64,
-    /// Last modification, RFC 3339 UTC, when the filesystem records it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified: Option<String>,
-}
-
-/// The answer for one pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileListing {
-    pub pattern: String,
-    /// In path order.
-    pub entries: Vec<FileEntry>,
-    #[serde(default)]
-    pub truncated: bool,
-    /// Why (part of) the listing could not be made: `/app/secret: permission denied`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
-}
-
-impl FileListing {
-    /// Listed without an error (possibly with no entries).
-    pub fn is_ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-}
+pub use crate::facts::network::{FileEntry, FileKind, FileListing};
 
 /// Lists the paths matching `pattern` (a container path) below `root`. Never panics.
 pub fn list(pattern: &str, root: &Path) -> FileListing {

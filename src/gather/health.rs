@@ -78,7 +78,7 @@ pub async fn gather(
                 format!(
                     "{} did not answer within --timeout {}",
                     probe.path,
-                    crate::runner::humanize(timeout)
+                    crate::report::humanize(timeout)
                 ),
             );
         }

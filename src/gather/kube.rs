@@ -270,7 +270,7 @@ where
                     None,
                     format!(
                         "no answer within --timeout {}",
-                        crate::runner::humanize(timeout)
+                        crate::report::humanize(timeout)
                     ),
                 );
             }
@@ -584,7 +584,7 @@ async fn sources_and_database(
         };
         let _ = tx.send(FactUpdate::DbPods(pods));
     };
-    let plan = match crate::checks::config::database_plan(&known) {
+    let plan = match crate::model::database_plan(&known) {
         Ok(plan) => plan,
         Err(why) => {
             let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(why.clone())));

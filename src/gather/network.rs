@@ -101,17 +101,9 @@ impl std::fmt::Debug for DbEnv {
 /// from an environment variable (a mounted appsettings file: the session then goes through a
 /// port-forward).
 pub fn database_env(f: &crate::facts::Facts) -> Option<DbEnv> {
-    use crate::domain::dotnet_config::Source;
-    let v = crate::checks::view::view(f).ok()?;
-    let key = format!(
-        "ConnectionStrings:{}",
-        crate::checks::config::connection_name(&v)
-    );
-    let Source::Env { var, .. } = &v.config.get(&key)?.source else {
-        return None;
-    };
+    let v = f.effective().ok()?;
     Some(DbEnv {
-        var: var.clone(),
+        var: v.connection_env_var()?.to_owned(),
         env: v.container.env.clone().unwrap_or_default(),
         env_from: v.container.env_from.clone().unwrap_or_default(),
     })
@@ -121,13 +113,13 @@ pub fn database_env(f: &crate::facts::Facts) -> Option<DbEnv> {
 pub const NEEDS_IN_CLUSTER: &str = "DNS and TCP are tested from inside the cluster only: rerun with --vantage debug-pod (or --vantage here from a pod)";
 
 /// What to probe for the database host: its name (unless it is an IP address) and host:port.
-fn targets(host: &str, port: u16) -> (Option<String>, crate::cli::HostPort) {
+fn targets(host: &str, port: u16) -> (Option<String>, crate::facts::network::HostPort) {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let name = bare
         .parse::<std::net::IpAddr>()
         .is_err()
         .then(|| host.to_owned());
-    let tcp = crate::cli::HostPort {
+    let tcp = crate::facts::network::HostPort {
         host: bare.to_owned(),
         port,
     };
@@ -176,7 +168,7 @@ pub async fn probe(
         Vantage::PortForward => Probe::NotAttempted(NEEDS_IN_CLUSTER.to_owned()),
         Vantage::Here => {
             let (name, tcp) = targets(&host, port);
-            let args = crate::cli::ProbeArgs {
+            let args = crate::facts::network::ProbeRequest {
                 dns: name.into_iter().collect(),
                 tcp: vec![tcp],
                 files: Vec::new(),

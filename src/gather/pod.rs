@@ -57,7 +57,7 @@ fn timed_out<T>(timeout: Duration) -> Probe<T> {
         None,
         format!(
             "no answer within --timeout {}",
-            crate::runner::humanize(timeout)
+            crate::report::humanize(timeout)
         ),
     )
 }

@@ -8,10 +8,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::domain::resolv::ResolvConf;
+pub use crate::facts::network::{TcpAttempt, TcpOutcome, TcpResult};
 use crate::gather::dns::{self, DnsOutcome, DnsResult};
 
 /// How the host name becomes addresses.
@@ -21,73 +21,6 @@ pub enum Resolve {
     System,
     /// This resolv.conf, with pod semantics (search list, ndots), via [`dns::resolve`].
     Conf(ResolvConf),
-}
-
-/// How a connection attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum TcpOutcome {
-    /// The handshake completed with this address.
-    Connected {
-        address: SocketAddr,
-    },
-    /// Reset: the host is there but nothing listens on the port.
-    Refused,
-    /// No answer within the timeout: dropped packets.
-    TimedOut,
-    /// No route to the host or its network (EHOSTUNREACH, ENETUNREACH).
-    Unreachable,
-    /// The name did not resolve; how it failed.
-    NameNotResolved {
-        dns: DnsOutcome,
-    },
-    Error {
-        reason: String,
-    },
-}
-
-impl TcpOutcome {
-    pub fn is_connected(&self) -> bool {
-        matches!(self, TcpOutcome::Connected { .. })
-    }
-}
-
-impl std::fmt::Display for TcpOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TcpOutcome::Connected { address } => write!(f, "connected to {address}"),
-            TcpOutcome::Refused => f.write_str("connection refused"),
-            TcpOutcome::TimedOut => f.write_str("timed out"),
-            TcpOutcome::Unreachable => f.write_str("host or network unreachable"),
-            TcpOutcome::NameNotResolved { dns } => write!(f, "name not resolved: {dns}"),
-            TcpOutcome::Error { reason } => write!(f, "error: {reason}"),
-        }
-    }
-}
-
-/// One address tried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TcpAttempt {
-    pub address: SocketAddr,
-    pub outcome: TcpOutcome,
-    pub elapsed_ms: u64,
-}
-
-/// The evidence of reaching `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TcpResult {
-    pub host: String,
-    pub port: u16,
-    /// `system` or `resolv.conf`.
-    pub resolver: String,
-    /// The resolution, when it went through a resolv.conf.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<DnsResult>,
-    pub attempts: Vec<TcpAttempt>,
-    pub outcome: TcpOutcome,
-    pub elapsed_ms: u64,
 }
 
 /// Resolves `host` and connects to `port` on each address until one accepts. Never errors;

@@ -16,7 +16,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use super::state::{App, Focus, Mode, Row, RowState, RunKind};
 use crate::render::text::symbol;
 use crate::report::Status;
-use crate::runner::humanize;
+use crate::report::humanize;
 
 /// The smallest terminal the layout is made for.
 pub const MIN_WIDTH: u16 = 80;

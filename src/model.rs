@@ -1,18 +1,28 @@
-//! What the Elsa process will see, computed once from the facts for the config and production
-//! checks: the Elsa container, its environment after the kubelet's `$(VAR)` expansion, the
-//! ConfigMap/Secret files mounted into it, and the effective .NET configuration with the source
-//! of every value. Pure: a function of `Facts`.
+//! The effective Elsa of a run: what the Elsa process will see, computed once from the facts
+//! (DESIGN.md §2). The Elsa workload and container, the container's environment after the
+//! kubelet's `$(VAR)` expansion, the ConfigMap/Secret files mounted into it, the effective .NET
+//! configuration with the source of every value, and the database session that configuration
+//! makes ([`DbPlan`]).
+//!
+//! Pure: a function of [`Facts`], no IO. Gathering's phase planning (which database to log in
+//! to, what the probe pod needs) and every check read this one model: [`Facts::effective`]
+//! builds it on first use and keeps it until the facts change. The arrows run one way: this
+//! module imports domain knowledge and facts, never a check, gather, the runner or the CLI.
+//!
+//! How to add a derived value: compute it in [`build`] (or a method on [`Effective`]) from the
+//! facts and the values already here, and read it from the checks and from gather alike.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
 
-use super::{Finding, workload::selected};
 use crate::domain::dotnet_config::{self, ConfigValue, EffectiveConfig, EnvInput, Source};
-use crate::domain::elsa::{self, Identity};
+use crate::domain::elsa::{self, Flavor, Identity, ProviderRule, Selection};
 use crate::domain::env_expand::{
-    self, EnvValue, Expansion, Lookup, ServiceLink, ServicePort, Sources,
+    self, EnvValue, Expansion, Lookup, RefState, ServiceLink, ServicePort, Sources,
 };
+use crate::domain::npgsql::{self, ConnString};
 use crate::domain::workload::Workload;
 use crate::facts::{Facts, Probe};
 use crate::redact::Secret;
@@ -78,10 +88,51 @@ impl MountedFile {
     }
 }
 
-/// The view.
-pub struct View<'a> {
-    pub workload: Workload<'a>,
-    pub spec: &'a PodSpec,
+/// The selected workload, owned so the model can be kept beside the facts it came from.
+#[derive(Debug, Clone)]
+pub enum WorkloadObject {
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+}
+
+impl WorkloadObject {
+    fn of(w: Workload<'_>) -> Self {
+        match w {
+            Workload::Deployment(d) => WorkloadObject::Deployment(Box::new(d.clone())),
+            Workload::StatefulSet(s) => WorkloadObject::StatefulSet(Box::new(s.clone())),
+        }
+    }
+
+    /// The borrowed view the domain functions take.
+    pub fn get(&self) -> Workload<'_> {
+        match self {
+            WorkloadObject::Deployment(d) => Workload::Deployment(d),
+            WorkloadObject::StatefulSet(s) => Workload::StatefulSet(s),
+        }
+    }
+}
+
+/// Why there is no model: the finding every check that needs one reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// A prerequisite another check judges is missing (no workload identified).
+    Skip(String),
+    /// Something could not be observed or is not there to read.
+    Unknown(String),
+}
+
+impl Unavailable {
+    pub fn message(&self) -> &str {
+        match self {
+            Unavailable::Skip(m) | Unavailable::Unknown(m) => m,
+        }
+    }
+}
+
+/// The effective Elsa of this run.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    workload: WorkloadObject,
     /// The Elsa container with its literal env values as written (restored from
     /// `Facts::env_literals`): values are computed from it, displays are re-masked.
     pub container: Container,
@@ -288,20 +339,70 @@ fn env_inputs(expansion: &Expansion, container: &str) -> Vec<EnvInput> {
         .collect()
 }
 
-/// Builds the view, or the finding that explains why it cannot be built.
-pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
-    let (workload, _) = selected(f)?;
+/// The Elsa workload the facts identify, as `workload.found` selects it.
+fn selected(f: &Facts) -> Result<Workload<'_>, Unavailable> {
+    let all = match (&f.deployments, &f.statefulsets) {
+        (Probe::Observed(d), Probe::Observed(s)) => Workload::all(d, s),
+        (Probe::Observed(d), _) => Workload::all(d, &[]),
+        (_, Probe::Observed(s)) => Workload::all(&[], s),
+        _ => {
+            return Err(Unavailable::Skip(
+                "no Elsa workload identified — see workload.found".to_owned(),
+            ));
+        }
+    };
+    match elsa::select_workload(&all, f.scope.workload_hint.as_deref()) {
+        Selection::Selected { index, .. } => all
+            .get(index)
+            .copied()
+            .ok_or_else(|| Unavailable::Unknown("selection out of range".to_owned())),
+        _ => Err(Unavailable::Skip(
+            "no Elsa workload identified — see workload.found".to_owned(),
+        )),
+    }
+}
+
+impl Effective {
+    /// The Elsa workload.
+    pub fn workload(&self) -> Workload<'_> {
+        self.workload.get()
+    }
+
+    /// Its pod template's spec.
+    pub fn spec(&self) -> &PodSpec {
+        // `build` only makes a model for a workload with a pod template.
+        static EMPTY: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
+        self.workload().pod_spec().unwrap_or(&EMPTY)
+    }
+
+    /// The `DatabaseProvider` setting in effect (images that read it).
+    pub fn provider_setting(&self) -> Option<&dotnet_config::Setting> {
+        self.config.get("DatabaseProvider")
+    }
+
+    /// The `ConnectionStrings` name the provider reads.
+    pub fn connection_name(&self) -> &'static str {
+        let p = self
+            .provider_setting()
+            .map(|s| s.value.expose().to_owned())
+            .unwrap_or_default();
+        elsa::POSTGRES_FAMILY
+            .iter()
+            .copied()
+            .find(|n| *n == p)
+            .unwrap_or("PostgreSql")
+    }
+}
+
+/// Builds the model, or says why there is none.
+pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
+    let workload = selected(f)?;
     let spec = workload.pod_spec().ok_or_else(|| {
-        Finding::unknown(
-            None,
-            format!("{} has no pod template", workload.reference()),
-        )
+        Unavailable::Unknown(format!("{} has no pod template", workload.reference()))
     })?;
     let identity = elsa::identify(&workload);
     let mut container = elsa_container(spec, identity.as_ref())
-        .ok_or_else(|| {
-            Finding::unknown(None, format!("{} has no containers", workload.reference()))
-        })?
+        .ok_or_else(|| Unavailable::Unknown(format!("{} has no containers", workload.reference())))?
         .clone();
     // Literal values as written (gathering scrubbed them from the facts' copy).
     let name = container.name.clone();
@@ -358,9 +459,8 @@ pub fn view(f: &Facts) -> Result<View<'_>, Finding> {
         add_file(&mut config, file);
     }
     config.add_env(&env, elsa::dotnet_major(flavor, version));
-    Ok(View {
-        workload,
-        spec,
+    Ok(Effective {
+        workload: WorkloadObject::of(workload),
         container,
         identity,
         expansion,
@@ -383,22 +483,149 @@ fn add_file(config: &mut EffectiveConfig, file: &MountedFile) {
     }
 }
 
-/// Runs a check on the view, or returns the finding that says why there is none. The Elsa
-/// container's name is a template value of every finding made this way.
-pub fn with_view(facts: &Facts, f: impl FnOnce(&View<'_>) -> Finding) -> Finding {
-    match view(facts) {
-        Ok(v) => {
-            let container = v.container.name.clone();
-            f(&v).var("container", container)
-        }
-        Err(finding) => finding,
-    }
-}
-
 /// A volume mount's display: `volume → /app/appsettings.Production.json (subPath …)`.
 pub fn describe_mount(m: &VolumeMount) -> String {
     match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
         Some(sp) => format!("{} at {} (subPath {sp})", m.name, m.mount_path),
         None => format!("{} at {}", m.name, m.mount_path),
+    }
+}
+
+/// What to connect to and how: the database session Elsa's effective configuration makes.
+pub struct DbPlan {
+    pub conn: ConnString,
+    /// The password as the app sends it (after the kubelet's expansion).
+    pub password: Option<Secret>,
+    pub tables: Vec<String>,
+    /// The address the host name resolved to, when it was resolved with a pod's resolv.conf
+    /// rather than this machine's resolver (the probe pod). TLS still verifies the name.
+    pub host_addr: Option<std::net::IpAddr>,
+}
+
+impl Effective {
+    /// What the app would connect with: the effective connection string (with the password the
+    /// kubelet's expansion produced) and the tables to look for. `Err` says why there is nothing
+    /// to connect with; the database checks then report that reason.
+    pub fn database_plan(&self) -> Result<DbPlan, String> {
+        let v = self;
+        let rule = v
+            .identity
+            .as_ref()
+            .and_then(|id| elsa::provider_rule(id.flavor, id.version));
+        // A custom build chooses its provider in code; when it sets ConnectionStrings:PostgreSql
+        // explicitly, that is the database it means, so it is checked too.
+        let custom = v
+            .identity
+            .as_ref()
+            .is_some_and(|id| id.flavor == Flavor::Custom);
+        if rule != Some(ProviderRule::DatabaseProviderKey) && !custom {
+            return Err("this image does not take its connection string from configuration — see config.provider".into());
+        }
+        if rule == Some(ProviderRule::DatabaseProviderKey) {
+            let provider = v.provider_setting().map_or("Sqlite", |s| s.value.expose());
+            if !elsa::POSTGRES_FAMILY.contains(&provider) {
+                return Err(format!(
+                    "Elsa does not use PostgreSQL here (DatabaseProvider {provider}) — see config.provider"
+                ));
+            }
+        }
+        let key = format!("ConnectionStrings:{}", v.connection_name());
+        let s = v
+            .config
+            .get(&key)
+            .filter(|s| s.source != Source::ImageDefault)
+            .ok_or_else(|| format!("{key} is not set — see config.connection-string"))?;
+        if s.value.runtime_only {
+            return Err(format!("{key} is known only at runtime"));
+        }
+        // A reference to a variable whose Secret or ConfigMap is missing: the container cannot
+        // start, so there is no login of the app's to reproduce.
+        if let Source::Env { var, .. } = &s.source
+            && let Some(EnvValue::Text(x)) = v.expansion.get(var).map(|e| &e.value)
+            && x.refs.iter().any(|r| {
+                r.state == RefState::RuntimeOnly
+                    && matches!(
+                        v.expansion.get(&r.name).map(|e| &e.value),
+                        Some(EnvValue::Unavailable(_))
+                    )
+            })
+        {
+            return Err(format!(
+                "{key} depends on a source that does not exist, so the container cannot start — see config.refs"
+            ));
+        }
+        let conn = npgsql::parse(s.value.expose())
+            .map_err(|e| format!("{key} does not parse ({e}) — see config.connection-string"))?;
+        let password = conn.password();
+        Ok(DbPlan {
+            conn,
+            password,
+            tables: elsa::TABLES.iter().map(|t| t.name.to_owned()).collect(),
+            host_addr: None,
+        })
+    }
+
+    /// The variable the connection string comes from, when it comes from the environment (a
+    /// mounted file otherwise: the probe pod cannot be given it the way Elsa gets it).
+    pub fn connection_env_var(&self) -> Option<&str> {
+        let key = format!("ConnectionStrings:{}", self.connection_name());
+        match &self.config.get(&key)?.source {
+            Source::Env { var, .. } => Some(var),
+            _ => None,
+        }
+    }
+}
+
+/// The model of `f`, or why there is none; `Facts::effective` keeps it.
+pub fn database_plan(f: &Facts) -> Result<DbPlan, String> {
+    f.effective()
+        .map_err(|u| u.message().to_owned())?
+        .database_plan()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::facts::{ConfigMapData, FactUpdate, Probe};
+
+    #[test]
+    fn built_once_and_again_when_the_facts_change() {
+        let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        d["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            serde_json::json!([{"configMapRef": {"name": "elsa-env"}}]);
+        let mut f = with_deployments(serde_json::json!([d]));
+        let first = f.effective().expect("model");
+        assert!(
+            std::ptr::eq(first, f.effective().expect("model")),
+            "the second read is the same model"
+        );
+        assert_ne!(
+            first.provider_setting().map(|s| s.value.expose()),
+            Some("PostgreSql")
+        );
+        let data = ConfigMapData {
+            data: BTreeMap::from([("DatabaseProvider".to_owned(), "PostgreSql".to_owned())]),
+            ..Default::default()
+        };
+        FactUpdate::ConfigSources {
+            config_maps: BTreeMap::from([("elsa-env".to_owned(), Probe::Observed(data))]),
+            secrets: BTreeMap::new(),
+        }
+        .apply(&mut f);
+        let after = f.effective().expect("model");
+        assert_eq!(
+            after.provider_setting().map(|s| s.value.expose()),
+            Some("PostgreSql"),
+            "an update rebuilds the model"
+        );
+    }
+
+    #[test]
+    fn no_workload_is_a_skip_naming_workload_found() {
+        let f = crate::checks::test_support::empty();
+        let why = f.effective().expect_err("no model");
+        assert!(matches!(why, super::Unavailable::Skip(m) if m.contains("workload.found")));
     }
 }

@@ -8,4 +8,5 @@ pub mod log_signatures;
 pub mod npgsql;
 pub mod resolv;
 pub mod service_host;
+pub mod versions;
 pub mod workload;

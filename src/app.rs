@@ -99,6 +99,7 @@ pub async fn execute(
 ) -> Result<Report, AppError> {
     let (client, mut scope) = connect(target, settings.timeout).await?;
     scope.simulated = simulated;
+    scope.stated = settings.stated.clone();
     tracing::info!(context = ?scope.context, namespace = %scope.namespace, server = %scope.server, "starting run");
     let (tx, rx) = mpsc::unbounded_channel();
     // Inside a pod the doctor sits where the app does; outside, the API's port-forward is
@@ -374,6 +375,7 @@ pub async fn lint(
         },
         workload_hint: settings.target.workload.clone(),
         simulated: false,
+        stated: settings.stated.clone(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     for u in updates {

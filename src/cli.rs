@@ -75,6 +75,62 @@ pub struct ClusterArgs {
     /// workload whose image or labels say Elsa).
     #[arg(long, value_name = "NAME", global = true)]
     pub deployment: Option<String>,
+
+    /// The Elsa version the workload runs, X.Y or X.Y.Z (e.g. 3.5.3), when its image does not
+    /// say: version-dependent checks then judge that version instead of every candidate, and
+    /// their evidence says you stated it.
+    #[arg(long, value_name = "X.Y[.Z]", value_parser = parse_elsa_version, global = true)]
+    pub elsa_version: Option<crate::domain::elsa::ElsaVersion>,
+
+    /// The Elsa host the workload runs, when its image does not say (a custom build of a
+    /// stock host).
+    #[arg(long, value_enum, value_name = "HOST", global = true)]
+    pub elsa_flavor: Option<FlavorArg>,
+}
+
+/// `--elsa-flavor` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlavorArg {
+    /// Elsa.Server.Web
+    ServerWeb,
+    /// Elsa.ServerAndStudio.Web
+    ServerAndStudio,
+    /// Elsa.ModularServer.Web
+    ModularServer,
+}
+
+impl From<FlavorArg> for crate::domain::elsa::Flavor {
+    fn from(f: FlavorArg) -> Self {
+        match f {
+            FlavorArg::ServerWeb => crate::domain::elsa::Flavor::ServerWeb,
+            FlavorArg::ServerAndStudio => crate::domain::elsa::Flavor::ServerAndStudio,
+            FlavorArg::ModularServer => crate::domain::elsa::Flavor::ModularServer,
+        }
+    }
+}
+
+/// Parses `3.5`, `3.5.3`, `v3.8.0`: an Elsa 3 version.
+fn parse_elsa_version(s: &str) -> Result<crate::domain::elsa::ElsaVersion, String> {
+    let t = s.trim().trim_start_matches('v');
+    let parts: Vec<&str> = t.split('.').collect();
+    let num = |p: &str| p.parse::<u32>().ok();
+    match parts.as_slice() {
+        [ma, mi] | [ma, mi, _] if num(ma) == Some(3) && num(mi).is_some_and(|m| m <= 8) => {
+            let patch = match parts.get(2) {
+                Some(p) => Some(num(p).ok_or_else(|| format!("{s:?} is not X.Y or X.Y.Z"))?),
+                None => None,
+            };
+            Ok(crate::domain::elsa::ElsaVersion {
+                major: 3,
+                minor: num(mi).unwrap_or_default(),
+                patch,
+            })
+        }
+        [_, _] | [_, _, _] => Err(format!(
+            "{s:?} is not an Elsa 3 release this elsadoctor knows (3.0 … 3.8)"
+        )),
+        _ => Err(format!("{s:?} is not X.Y or X.Y.Z (example: 3.5.3)")),
+    }
 }
 
 /// How to run and report (valid with every command that runs checks).

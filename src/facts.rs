@@ -416,6 +416,17 @@ pub struct Scope {
     /// `--deployment NAME`, when given.
     pub workload_hint: Option<String>,
     pub simulated: bool,
+    /// What the user stated about the Elsa the workload runs (`--elsa-version`,
+    /// `--elsa-flavor`).
+    #[serde(default)]
+    pub stated: Option<StatedElsa>,
+}
+
+/// The Elsa host and version the user stated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatedElsa {
+    pub version: Option<crate::domain::elsa::ElsaVersion>,
+    pub flavor: Option<crate::domain::elsa::Flavor>,
 }
 
 /// Everything observed in one run.

@@ -18,11 +18,12 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
 
 use crate::domain::dotnet_config::{self, ConfigValue, EffectiveConfig, EnvInput, Source};
-use crate::domain::elsa::{self, Flavor, Identity, ProviderRule, Selection};
+use crate::domain::elsa::{self, ElsaVersion, Flavor, Identity, ProviderRule, Selection};
 use crate::domain::env_expand::{
     self, EnvValue, Expansion, Lookup, RefState, ServiceLink, ServicePort, Sources,
 };
 use crate::domain::npgsql::{self, ConnString};
+use crate::domain::versions::{self, Clue, ClueSource, Constraint};
 use crate::domain::workload::Workload;
 use crate::facts::{Facts, Probe};
 use crate::redact::Secret;
@@ -136,7 +137,14 @@ pub struct Effective {
     /// The Elsa container with its literal env values as written (restored from
     /// `Facts::env_literals`): values are computed from it, displays are re-masked.
     pub container: Container,
+    /// Which Elsa this is, as far as the clues tell: the flavour, and the version when every
+    /// candidate shares it (a minor, or a patch).
     pub identity: Option<Identity>,
+    /// Everything known about the version, with its sources (`domain::versions`).
+    pub clues: Vec<Clue>,
+    /// The (flavour, release) pairs the clues leave possible; empty when the host is not a
+    /// stock one (a custom build, Studio).
+    pub candidates: Vec<(Flavor, ElsaVersion)>,
     pub expansion: Expansion,
     pub env: Vec<EnvInput>,
     /// The .NET environment name and the variable that set it (None: the default).
@@ -394,13 +402,95 @@ impl Effective {
     }
 }
 
+/// The Elsa identity with the version reasoned from every clue (DESIGN.md §3 "Versions"): the
+/// user's statement, the image's contents, the database's history, the tag and the name. The
+/// identity's version is the one every candidate shares (a minor, or a patch); when the
+/// candidates span minors it is `None` and version-dependent checks judge each candidate.
+fn identify(
+    f: &Facts,
+    workload: &Workload<'_>,
+) -> (Option<Identity>, Vec<Clue>, Vec<(Flavor, ElsaVersion)>) {
+    let Some(mut identity) = elsa::identify(workload) else {
+        return (None, Vec::new(), Vec::new());
+    };
+    let mut clues = Vec::new();
+    if let Some(stated) = &f.scope.stated {
+        if let Some(flavor) = stated.flavor {
+            clues.push(Clue {
+                source: ClueSource::User,
+                detail: format!("--elsa-flavor {flavor}"),
+                constraint: Constraint::Host { flavor },
+            });
+        }
+        if let Some(version) = stated.version {
+            clues.push(Clue {
+                source: ClueSource::User,
+                detail: format!("--elsa-version {version}"),
+                constraint: Constraint::Exact { version },
+            });
+        }
+    }
+    if let Some(info) = elsa::classify_image(&identity.image) {
+        clues.extend(versions::clues_from_image(&info));
+    }
+    // Only a stock host has candidates: a custom build's code is its own unless the user
+    // (or its contents) say which stock host it is.
+    let host_known = clues
+        .iter()
+        .any(|c| matches!(c.constraint, Constraint::Host { .. }))
+        || identity.flavor == Flavor::ServerAndStudio;
+    if identity.flavor == Flavor::Studio || !host_known {
+        return (Some(identity), clues, Vec::new());
+    }
+    let candidates = versions::candidates(&clues);
+    if let Some((first_flavor, first)) = candidates.first().copied() {
+        if candidates.iter().all(|(fl, _)| *fl == first_flavor) {
+            identity.flavor = first_flavor;
+        }
+        identity.version = candidates
+            .iter()
+            .all(|(_, v)| v.mm() == first.mm())
+            .then(|| ElsaVersion {
+                patch: first
+                    .patch
+                    .filter(|_| candidates.iter().all(|(_, v)| v.patch == first.patch)),
+                ..first
+            });
+    }
+    (Some(identity), clues, candidates)
+}
+
+impl Effective {
+    /// Where the version came from, for evidence: `image tag 3.5.3`, or the candidates.
+    pub fn version_evidence(&self) -> String {
+        let mut sources: Vec<String> = self
+            .clues
+            .iter()
+            .map(|c| format!("{} ({})", c.detail, c.source))
+            .collect();
+        sources.dedup();
+        if sources.is_empty() {
+            "nothing names the version".to_owned()
+        } else {
+            sources.join("; ")
+        }
+    }
+
+    /// Whether the user stated the version (`--elsa-version`).
+    pub fn version_stated(&self) -> bool {
+        self.clues.iter().any(|c| {
+            c.source == ClueSource::User && matches!(c.constraint, Constraint::Exact { .. })
+        })
+    }
+}
+
 /// Builds the model, or says why there is none.
 pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
     let workload = selected(f)?;
     let spec = workload.pod_spec().ok_or_else(|| {
         Unavailable::Unknown(format!("{} has no pod template", workload.reference()))
     })?;
-    let identity = elsa::identify(&workload);
+    let (identity, clues, candidates) = identify(f, &workload);
     let mut container = elsa_container(spec, identity.as_ref())
         .ok_or_else(|| Unavailable::Unknown(format!("{} has no containers", workload.reference())))?
         .clone();
@@ -463,6 +553,8 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
         workload: WorkloadObject::of(workload),
         container,
         identity,
+        clues,
+        candidates,
         expansion,
         env,
         environment,

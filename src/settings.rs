@@ -35,6 +35,8 @@ pub struct Settings {
     pub vantage: Option<crate::gather::Vantage>,
     pub probe_image: String,
     pub resolv_conf: std::path::PathBuf,
+    /// `--elsa-version` / `--elsa-flavor`.
+    pub stated: Option<crate::facts::StatedElsa>,
 }
 
 /// The environment facts settings depend on, gathered once so resolution stays testable.
@@ -98,6 +100,12 @@ impl Settings {
             },
             probe_image: cli.output.probe_image.clone(),
             resolv_conf: cli.output.resolv_conf.clone(),
+            stated: (cli.cluster.elsa_version.is_some() || cli.cluster.elsa_flavor.is_some()).then(
+                || crate::facts::StatedElsa {
+                    version: cli.cluster.elsa_version,
+                    flavor: cli.cluster.elsa_flavor.map(Into::into),
+                },
+            ),
             style: Style {
                 color: env.stdout_is_tty && !env.no_color,
                 unicode: env.utf8_locale,

@@ -77,16 +77,26 @@ pub const DEAD_KEYS: CheckImpl = CheckImpl {
 };
 pub const PROVIDER: CheckImpl = CheckImpl {
     id: "config.provider",
-    needs: NEEDS,
+    // The exec listing tells whether a Modular Server image holds the PostgreSQL provider.
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::PodFiles,
+    ],
     causes: &[
         "missing",
         "wrong-case",
+        "not-accepted",
         "sqlite",
         "mysql-fallback",
+        "memory-stores",
         "other-provider",
         "cannot-switch",
+        "sqlite-any-version",
         "modular",
-        "version-unknown",
+        "modular-sqlite",
+        "modular-both",
     ],
     run: provider,
 };
@@ -663,90 +673,196 @@ fn dead_keys(facts: &Facts) -> Finding {
 
 fn provider(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let Some(id) = &v.identity else {
-            return Finding::skip("no Elsa image identified — see workload.flavor");
-        };
-        let Some(rule) = elsa::provider_rule(id.flavor, id.version) else {
-            return match id.flavor {
-                Flavor::Custom => Finding::skip(
-                    "a custom build chooses its provider in code — not visible in configuration",
-                ),
-                _ => Finding::skip("the Elsa version is not known — see workload.flavor"),
-            };
-        };
-        let version = id.version.map(|x| x.to_string()).unwrap_or_default();
-        match rule {
-            ProviderRule::FixedInCode => {
-                let ignored = v
-                    .provider_setting()
-                    .filter(|s| s.source != Source::ImageDefault)
-                    .map(|s| source_evidence("DatabaseProvider (ignored)", s));
-                Finding::problem(
-                    "cannot-switch",
-                    format!("{} {version} fixes its database provider in code (SQLite in the stock image): configuration cannot switch it to PostgreSQL", id.flavor),
-                )
-                .with_all(ignored)
-            }
-            ProviderRule::ShellFeatures => Finding::unknown(
-                Some("modular"),
-                format!(
-                    "{} {version} chooses persistence through CShells shell features; elsadoctor cannot yet tell which one is active",
-                    id.flavor
-                ),
+        super::over_candidates(v, Some("sqlite-any-version"), |flavor, version| {
+            provider_for(facts, v, flavor, version)
+        })
+    })
+}
+
+/// The PostgreSQL assembly the exec listing found in `/app`, when it looked.
+fn listed_postgres(facts: &Facts) -> Option<bool> {
+    facts.pod_files.observed().map(|l| {
+        l.dlls()
+            .any(|d| d.contains(".PostgreSql.dll") && d.starts_with("Elsa."))
+    })
+}
+
+/// config.provider for one (flavour, version).
+fn provider_for(
+    facts: &Facts,
+    v: &crate::model::Effective,
+    flavor: Flavor,
+    version: Option<elsa::ElsaVersion>,
+) -> Finding {
+    let Some(rule) = elsa::provider_rule(flavor, version) else {
+        return match flavor {
+            Flavor::Custom => Finding::skip(
+                "a custom build chooses its provider in code — not visible in configuration (state the stock host it is built from with --elsa-flavor)",
             ),
-            ProviderRule::DatabaseProviderKey => {
-                let Some(s) = v.provider_setting() else {
-                    return Finding::problem(
-                        "missing",
-                        "DatabaseProvider is not set anywhere: Elsa uses SQLite",
-                    );
-                };
-                let value = s.value.expose();
-                let ev = source_evidence("DatabaseProvider", s);
-                if s.source == Source::ImageDefault {
-                    return Finding::problem(
-                        "missing",
-                        format!("DatabaseProvider is not set: the image's default {value} applies, so Elsa keeps SQLite"),
-                    )
-                    .with(ev);
+            _ => Finding::skip("the Elsa version is not known — see workload.flavor"),
+        };
+    };
+    let version_text = version.map(|x| x.to_string()).unwrap_or_default();
+    match rule {
+        ProviderRule::FixedInCode => {
+            let ignored = v
+                .provider_setting()
+                .filter(|s| s.source != Source::ImageDefault)
+                .map(|s| source_evidence("DatabaseProvider (ignored)", s));
+            Finding::problem(
+                "cannot-switch",
+                format!("{flavor} {version_text} fixes its database provider in code (SQLite in the stock image): configuration cannot switch it to PostgreSQL"),
+            )
+            .with_all(ignored)
+        }
+        ProviderRule::ShellFeatures => modular_provider(facts, v, version),
+        ProviderRule::DatabaseProviderKey => {
+            let Some(s) = v
+                .provider_setting()
+                .filter(|s| s.source != Source::ImageDefault)
+            else {
+                return Finding::problem(
+                    "missing",
+                    "DatabaseProvider is not set: the image's default Sqlite applies, so Elsa keeps SQLite",
+                );
+            };
+            let value = s.value.expose();
+            let ev = source_evidence("DatabaseProvider", s);
+            let accepted = elsa::accepted_providers(flavor, version);
+            if elsa::postgres_providers(flavor, version).contains(&value) {
+                let mut f =
+                    Finding::pass(format!("DatabaseProvider={value} ({})", s.source)).with(ev);
+                if flavor == Flavor::ServerAndStudio {
+                    f = f.with(Evidence::new(
+                        "note",
+                        "this image also keeps some stores in SQLite whatever DatabaseProvider says (elsa-audit.md §4.1)",
+                    ));
                 }
-                if elsa::POSTGRES_FAMILY.contains(&value) {
-                    let mut f =
-                        Finding::pass(format!("DatabaseProvider={value} ({})", s.source)).with(ev);
-                    if id.flavor == Flavor::ServerAndStudio {
-                        f = f.with(Evidence::new(
-                            "note",
-                            "this image also keeps some stores in SQLite whatever DatabaseProvider says (ELSA-FACTS §1)",
-                        ));
-                    }
-                    return f;
-                }
-                if !elsa::PROVIDERS.contains(&value) {
-                    let close = elsa::PROVIDERS
-                        .iter()
-                        .find(|p| p.eq_ignore_ascii_case(value));
+                return f;
+            }
+            if !accepted.contains(&value) {
+                let lower = value.to_ascii_lowercase();
+                let close = accepted.iter().find(|p| {
+                    p.eq_ignore_ascii_case(value)
+                        || (p.starts_with("Postgre") && lower.starts_with("postgre"))
+                });
+                if let Some(close) = close {
                     return Finding::problem(
                         "wrong-case",
                         format!(
-                            "DatabaseProvider={value:?} is not an accepted value (exact case: {}); the host stops at startup with \"Requested value '{value}' was not found\"{}",
-                            elsa::PROVIDERS.join(", "),
-                            close.map(|c| format!(" — did you mean {c}?")).unwrap_or_default()
+                            "DatabaseProvider={value:?} is not an accepted value (exact case: {}); the host stops at startup with \"Requested value '{value}' was not found\" — did you mean {close}?",
+                            accepted.join(", ")
                         ),
                     )
                     .with(ev);
                 }
-                match value {
-                    "Sqlite" => Finding::problem("sqlite", "DatabaseProvider=Sqlite: Elsa uses SQLite").with(ev),
-                    "MySql" if elsa::dotnet_major(id.flavor, id.version) == Some(9) => Finding::problem(
-                        "mysql-fallback",
-                        "DatabaseProvider=MySql: the .NET 9 images compile MySQL out and fall back to SQLite",
-                    )
-                    .with(ev),
-                    other => Finding::problem("other-provider", format!("DatabaseProvider={other}: Elsa uses {other}, not PostgreSQL")).with(ev),
-                }
+                return Finding::problem(
+                    "not-accepted",
+                    format!(
+                        "DatabaseProvider={value:?} is not a value {flavor} {version_text} knows ({}): the host stops at startup with \"Requested value '{value}' was not found\"",
+                        accepted.join(", ")
+                    ),
+                )
+                .with(ev);
+            }
+            let net9 = elsa::dotnet_major(flavor, version) == Some(9);
+            match (value, flavor) {
+                ("Sqlite", _) => Finding::problem("sqlite", "DatabaseProvider=Sqlite: Elsa uses SQLite").with(ev),
+                ("MySql", Flavor::ServerAndStudio) if net9 => Finding::problem(
+                    "memory-stores",
+                    "DatabaseProvider=MySql: the .NET 9 Server + Studio image compiles MySQL out and configures no database at all, so workflows live in memory and are lost at every restart",
+                )
+                .with(ev),
+                ("MySql", _) if net9 => Finding::problem(
+                    "mysql-fallback",
+                    "DatabaseProvider=MySql: the .NET 9 images compile MySQL out and fall back to SQLite",
+                )
+                .with(ev),
+                ("CockroachDb", Flavor::ServerAndStudio) => Finding::problem(
+                    "memory-stores",
+                    "DatabaseProvider=CockroachDb: the Server + Studio image configures no database for it, so workflows live in memory and are lost at every restart",
+                )
+                .with(ev),
+                (other, _) => Finding::problem("other-provider", format!("DatabaseProvider={other}: Elsa uses {other}, not PostgreSQL")).with(ev),
             }
         }
-    })
+    }
+}
+
+/// The Modular Server (elsa-audit.md §4.3, rows 1, 10, 11): persistence is a CShells shell
+/// feature, and only an image that contains `Elsa.Persistence.EFCore.PostgreSql.dll` can have
+/// the PostgreSQL one. Stock images ship only the SQLite provider.
+fn modular_provider(
+    facts: &Facts,
+    v: &crate::model::Effective,
+    version: Option<elsa::ElsaVersion>,
+) -> Finding {
+    let v38 = version.is_none_or(|x| x.mm() >= (3, 8));
+    let shell = if v38 {
+        "CShells:Shells:Default:Features"
+    } else {
+        "CShells:Shells:0:Features"
+    };
+    let enabled = |feature: &str| -> Option<bool> {
+        let key = format!("{shell}:{feature}");
+        let own = v.config.get(&key);
+        // 3.8's CShells disables a feature whose value is `false`; 3.7's ignores the value.
+        if v38 && own.is_some_and(|s| s.value.expose().eq_ignore_ascii_case("false")) {
+            return Some(false);
+        }
+        (own.is_some() || v.config.section(&key).next().is_some()).then_some(true)
+    };
+    let stock = v
+        .identity
+        .as_ref()
+        .and_then(|id| elsa::classify_image(&id.image))
+        .is_some_and(|i| i.official);
+    let version_text = version.map(|x| x.to_string()).unwrap_or_default();
+    let no_provider = |why: &str| {
+        Finding::problem(
+            "modular",
+            format!(
+                "Elsa.ModularServer.Web {version_text} ships no PostgreSQL provider ({why}): no setting can move it to PostgreSQL; naming PostgreSql* shell features only makes CShells log a warning and leave them out"
+            ),
+        )
+    };
+    match listed_postgres(facts) {
+        Some(true) => {}
+        Some(false) => return no_provider("no Elsa.Persistence.EFCore.PostgreSql.dll in /app"),
+        None if stock => {
+            return no_provider("the stock image holds only Elsa.Persistence.EFCore.Sqlite");
+        }
+        None => {
+            return Finding::unknown(
+                Some("modular"),
+                "this Modular Server image's /app was not listed, so whether it contains the PostgreSQL provider is not known",
+            );
+        }
+    }
+    let pg = enabled("PostgreSqlWorkflowPersistence") == Some(true);
+    // The image's appsettings.json enables the SQLite feature unless something disables it.
+    let sqlite = enabled("SqliteWorkflowPersistence") != Some(false);
+    let ev = Evidence::new(
+        "shell features",
+        format!(
+            "{shell}: PostgreSqlWorkflowPersistence {}, SqliteWorkflowPersistence {}",
+            if pg { "enabled" } else { "not enabled" },
+            if sqlite { "enabled" } else { "disabled" }
+        ),
+    );
+    match (pg, sqlite) {
+        (true, false) => Finding::pass("the PostgreSqlWorkflowPersistence shell feature is enabled and the SQLite one disabled").with(ev),
+        (true, true) => Finding::problem(
+            "modular-both",
+            "both the SQLite and the PostgreSQL workflow persistence features are enabled: the outcome is not defined (two providers for the same stores)",
+        )
+        .with(ev),
+        (false, _) => Finding::problem(
+            "modular-sqlite",
+            "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)",
+        )
+        .with(ev),
+    }
 }
 
 // --- config.connection-string ------------------------------------------------------------

@@ -184,6 +184,89 @@ pub fn with_model(facts: &Facts, f: impl FnOnce(&crate::model::Effective) -> Fin
     }
 }
 
+/// A version-dependent judgement over what is known of the version (DESIGN.md §3 "Versions").
+/// With the version known, `judge` runs once. Otherwise it runs for every candidate (flavour,
+/// release) pair and the check concludes where they agree: one answer for all is that answer,
+/// its evidence naming the candidates; the same status with different causes is `mixed` (a
+/// cause of the check's own that says "whatever the version"), when the check has one; any
+/// other disagreement is `unknown`, listing which versions give which answer and how to learn
+/// the version. With no candidates (a custom build, nothing known) `judge` runs with `None`.
+pub fn over_candidates(
+    v: &crate::model::Effective,
+    mixed: Option<&'static str>,
+    judge: impl Fn(crate::domain::elsa::Flavor, Option<crate::domain::elsa::ElsaVersion>) -> Finding,
+) -> Finding {
+    use crate::domain::versions::describe;
+    let Some(id) = &v.identity else {
+        return Finding::skip("no Elsa image identified — see workload.flavor");
+    };
+    if v.candidates.len() <= 1 {
+        let f = judge(id.flavor, id.version);
+        return if v.version_stated() {
+            f.with(Evidence::new("version", v.version_evidence()).from("--elsa-version"))
+        } else {
+            f
+        };
+    }
+    let mut groups: Vec<(Outcome, Option<&'static str>, Vec<_>, Finding)> = Vec::new();
+    for (flavor, version) in &v.candidates {
+        let f = judge(*flavor, Some(*version));
+        match groups
+            .iter_mut()
+            .find(|(o, c, _, _)| *o == f.outcome && *c == f.cause)
+        {
+            Some(g) => g.2.push((*flavor, *version)),
+            None => groups.push((f.outcome, f.cause, vec![(*flavor, *version)], f)),
+        }
+    }
+    let all = describe(&v.candidates);
+    let known = Evidence::new(
+        "version",
+        format!(
+            "not known — candidates {all} (from {})",
+            v.version_evidence()
+        ),
+    );
+    let learn = "state it with --elsa-version X.Y.Z, pin the image to a release tag, or let elsadoctor exec into a running pod (needs get pods/exec) to read it from the image";
+    if groups.len() == 1 {
+        let (_, _, _, mut f) = groups.remove(0);
+        f.message = format!("{} (true of every candidate version: {all})", f.message);
+        return f.with(known);
+    }
+    let per_group: Vec<Evidence> = groups
+        .iter()
+        .map(|(_, _, pairs, f)| Evidence::new(describe(pairs), f.message.clone()))
+        .collect();
+    let same_status = groups.iter().all(|(o, _, _, _)| *o == groups[0].0);
+    match (same_status, mixed) {
+        (true, None) => {
+            let (_, _, _, mut f) = groups.remove(0);
+            f.message = format!(
+                "{} — every other candidate version ({all}) gives the same verdict for its own reason",
+                f.message
+            );
+            f.with(known).with_all(per_group)
+        }
+        (true, Some(cause)) => {
+            let outcome = groups[0].0;
+            let mut f = Finding::problem(
+                cause,
+                format!(
+                    "every candidate version ({all}) gives the same verdict, for its own reason"
+                ),
+            );
+            f.outcome = outcome;
+            f.with(known).with_all(per_group)
+        }
+        _ => Finding::unknown(
+            None,
+            format!("the answer depends on the Elsa version, which is not known ({all}): {learn}"),
+        )
+        .with(known)
+        .with_all(per_group),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Builders for facts in unit tests.
@@ -197,6 +280,7 @@ pub(crate) mod test_support {
             namespace_source: NamespaceSource::Flag,
             workload_hint: None,
             simulated: false,
+            stated: None,
         }
     }
 

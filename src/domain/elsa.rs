@@ -141,7 +141,7 @@ pub fn classify_image(image: &str) -> Option<ImageInfo> {
 }
 
 /// `-v3-5` → 3.5, `-v3-3-0-preview` → 3.3, `-v3` → unknown (the 2023–24 main builds).
-fn version_from_name_suffix(rest: &str) -> Option<ElsaVersion> {
+pub fn version_from_name_suffix(rest: &str) -> Option<ElsaVersion> {
     let nums: Vec<u32> = rest
         .strip_prefix("-v")?
         .split('-')
@@ -466,10 +466,48 @@ pub fn provider_rule(flavor: Flavor, version: Option<ElsaVersion>) -> Option<Pro
             Some(ProviderRule::DatabaseProviderKey)
         }
         Flavor::ServerWeb => Some(ProviderRule::FixedInCode),
-        Flavor::ServerAndStudio if v >= (3, 3) => Some(ProviderRule::DatabaseProviderKey),
+        // 3.3–3.5 read DatabaseProvider; the 3.6/3.7 previews from main hard-code SQLite
+        // (elsa-audit.md row 8; the host was deleted before 3.6.0).
+        Flavor::ServerAndStudio if ((3, 3)..(3, 6)).contains(&v) => {
+            Some(ProviderRule::DatabaseProviderKey)
+        }
         Flavor::ServerAndStudio => Some(ProviderRule::FixedInCode),
         Flavor::ModularServer => Some(ProviderRule::ShellFeatures),
         Flavor::Studio | Flavor::Custom => None,
+    }
+}
+
+/// The `DatabaseProvider` values a host accepts at a version (the `SqlDatabaseProvider` enum,
+/// elsa-audit.md row 6): Server.Web 3.3.0–3.3.1 has five, 3.3.2 adds Oracle, 3.4 adds Citus
+/// and YugabyteDb; ServerAndStudio has the first five throughout. Anything else stops the host
+/// at start (`Enum.Parse`). An unknown 3.3 patch counts as 3.3.2+.
+pub fn accepted_providers(flavor: Flavor, version: Option<ElsaVersion>) -> &'static [&'static str] {
+    const BASE: &[&str] = &["SqlServer", "Sqlite", "MySql", "PostgreSql", "CockroachDb"];
+    const WITH_ORACLE: &[&str] = &[
+        "SqlServer",
+        "Sqlite",
+        "MySql",
+        "PostgreSql",
+        "CockroachDb",
+        "Oracle",
+    ];
+    match (flavor, version) {
+        (Flavor::ServerWeb, Some(v)) if v.mm() >= (3, 4) => PROVIDERS,
+        (Flavor::ServerWeb, Some(v)) if v.mm() == (3, 3) && v.patch.is_some_and(|p| p < 2) => BASE,
+        (Flavor::ServerWeb, _) => WITH_ORACLE,
+        _ => BASE,
+    }
+}
+
+/// The `DatabaseProvider` values that put the stores on PostgreSQL through Npgsql, per host and
+/// version (elsa-audit.md rows 6, 30): ServerAndStudio configures EF only for PostgreSql (its
+/// CockroachDb gives in-memory stores); Server.Web 3.3 has PostgreSql and CockroachDb, 3.4+
+/// also Citus and YugabyteDb.
+pub fn postgres_providers(flavor: Flavor, version: Option<ElsaVersion>) -> &'static [&'static str] {
+    match (flavor, version) {
+        (Flavor::ServerAndStudio, _) => &["PostgreSql"],
+        (Flavor::ServerWeb, Some(v)) if v.mm() >= (3, 4) => POSTGRES_FAMILY,
+        _ => &["PostgreSql", "CockroachDb"],
     }
 }
 

@@ -123,6 +123,7 @@ pub async fn connect(
             namespace_source,
             workload_hint: target.workload.clone(),
             simulated: false,
+            stated: None,
         },
     ))
 }

@@ -117,13 +117,24 @@ pub const CONNECTION_STRING: CheckImpl = CheckImpl {
 pub const PROBES: CheckImpl = CheckImpl {
     id: "config.probes",
     needs: NEEDS,
-    causes: &["missing", "path-missing", "wrong-port"],
+    causes: &[
+        "missing",
+        "path-missing",
+        "path-version-dependent",
+        "wrong-port",
+    ],
     run: probes,
 };
 pub const SIGNING_KEY: CheckImpl = CheckImpl {
     id: "config.signing-key",
     needs: NEEDS,
-    causes: &["missing", "too-short", "sample-value"],
+    causes: &[
+        "missing",
+        "whitespace",
+        "sample-value",
+        "non-ascii",
+        "too-short",
+    ],
     run: signing_key,
 };
 
@@ -1103,6 +1114,36 @@ fn probes(facts: &Facts) -> Finding {
                 }
                 Ok(_) => {}
             }
+            if paths.is_none() && !v.candidates.is_empty() {
+                // The version is not known: judge the path against every candidate.
+                let serving: Vec<(Flavor, elsa::ElsaVersion)> = v
+                    .candidates
+                    .iter()
+                    .copied()
+                    .filter(|(f, ver)| {
+                        elsa::health_paths(*f, Some(*ver))
+                            .is_some_and(|p| p.contains(&path.as_str()))
+                    })
+                    .collect();
+                let all = crate::domain::versions::describe(&v.candidates);
+                if serving.is_empty() {
+                    return Finding::problem(
+                        "path-missing",
+                        format!("the {kind} probe calls {path}, which no candidate version ({all}) serves"),
+                    )
+                    .with_all(evidence);
+                }
+                if serving.len() < v.candidates.len() {
+                    return Finding::warn(
+                        "path-version-dependent",
+                        format!(
+                            "the {kind} probe calls {path}, which only {} serves; the version is not known ({all})",
+                            crate::domain::versions::describe(&serving)
+                        ),
+                    )
+                    .with_all(evidence);
+                }
+            }
             if let (Some(paths), Some(id)) = (paths, v.identity.as_ref())
                 && !paths.contains(&path.as_str())
             {
@@ -1118,7 +1159,7 @@ fn probes(facts: &Facts) -> Finding {
                 .with_all(evidence);
             }
         }
-        let note = if paths.is_none() {
+        let note = if paths.is_none() && v.candidates.is_empty() {
             " (paths not checked: the Elsa version is not known)"
         } else {
             ""
@@ -1135,48 +1176,260 @@ fn probes(facts: &Facts) -> Finding {
 
 fn signing_key(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let Some(version) = v.identity.as_ref().and_then(|id| id.version) else {
-            return Finding::skip("the Elsa version is not known — see workload.flavor");
-        };
-        if version.mm() < (3, 8) {
-            return Finding::pass("signing-key validation applies to Elsa 3.8 and later only");
-        }
-        let env = &v.environment.0;
-        if env == "Development" || env == "Demo" {
-            return Finding::pass(format!(
-                "environment {env}: 3.8 does not validate the signing key here"
-            ));
-        }
-        let key = "Identity:Tokens:SigningKey";
-        let Some(s) = v.config.get(key) else {
-            return Finding::problem(
-                "missing",
-                format!("{key} is not set and the environment is {env}: Elsa 3.8 refuses to start"),
-            );
-        };
-        let value = s.value.expose();
-        let ev = Evidence::new(key, format!("{} characters", value.chars().count()))
-            .from(s.source.to_string());
-        if value == elsa::SAMPLE_SIGNING_KEY {
+        super::over_candidates(v, None, |flavor, version| {
+            signing_key_for(v, flavor, version)
+        })
+    })
+}
+
+/// config.signing-key for one (flavour, version): Elsa 3.8's `ValidateIdentityTokenOptions`
+/// (elsa-audit.md rows 2–5, 17, 18, §6): every environment rejects an empty key, one with
+/// leading or trailing whitespace, non-printable or non-ASCII characters, or fewer than 32
+/// characters; the two known public defaults (compared case-insensitively) are tolerated only
+/// in Development and Demo (also case-insensitive). Server.Web 3.8's own appsettings.json holds
+/// the CHANGE_ME sample, so an unset key is the sample.
+fn signing_key_for(
+    v: &crate::model::Effective,
+    flavor: Flavor,
+    version: Option<elsa::ElsaVersion>,
+) -> Finding {
+    let Some(version) = version else {
+        return Finding::skip("the Elsa version is not known — see workload.flavor");
+    };
+    if version.mm() < (3, 8) {
+        return Finding::pass(format!(
+            "{flavor} {version}: signing-key validation applies to Elsa 3.8 and later only"
+        ));
+    }
+    let key = match flavor {
+        Flavor::ServerWeb | Flavor::Custom => "Identity:Tokens:SigningKey",
+        // The identity shell feature binds its own section (audit row 5).
+        Flavor::ModularServer => "CShells:Shells:Default:Features:Identity:SigningKey",
+        _ => return Finding::skip(format!("{flavor} does not validate a signing key")),
+    };
+    let env = &v.environment.0;
+    let lenient = env.eq_ignore_ascii_case("Development") || env.eq_ignore_ascii_case("Demo");
+    let (value, ev) = match v.config.get(key) {
+        Some(s) => (
+            s.value.expose().to_owned(),
+            Some(
+                Evidence::new(
+                    key,
+                    format!("{} characters", s.value.expose().chars().count()),
+                )
+                .from(s.source.to_string()),
+            ),
+        ),
+        // Both hosts' appsettings.json carry the CHANGE_ME sample (audit row 17, §4.3).
+        None => (
+            elsa::SAMPLE_SIGNING_KEY.to_owned(),
+            Some(Evidence::new(
+                key,
+                "not set: the image's appsettings.json default, the published sample, applies",
+            )),
+        ),
+    };
+    let fail = |cause: &'static str, what: &str| {
+        Finding::problem(
+            cause,
+            format!("{key} {what}: Elsa {version} refuses to start (in every environment)"),
+        )
+        .with_all(ev.clone())
+    };
+    if value.is_empty() {
+        return fail("missing", "is empty");
+    }
+    if value.trim() != value {
+        return fail(
+            "whitespace",
+            "has leading or trailing whitespace (a Secret made from a file written by echo ends in a newline)",
+        );
+    }
+    if elsa::KNOWN_SIGNING_KEYS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(&value))
+    {
+        return if lenient {
+            Finding::pass(format!(
+                "{key} is a known public default, which 3.8 tolerates in environment {env} only"
+            ))
+            .with_all(ev)
+        } else {
             Finding::problem(
                 "sample-value",
-                format!("{key} is the published sample value: Elsa 3.8 refuses to start"),
+                format!("{key} is a known public default value and the environment is {env}: Elsa {version} refuses to start"),
             )
-            .with(ev)
-        } else if value.is_empty() {
-            Finding::problem(
-                "missing",
-                format!("{key} is empty: Elsa 3.8 refuses to start"),
-            )
-            .with(ev)
-        } else if value.chars().count() < 32 {
-            Finding::problem(
-                "too-short",
-                format!("{key} is shorter than 32 characters: Elsa 3.8 refuses to start"),
-            )
-            .with(ev)
-        } else {
-            Finding::pass(format!("{key} is set ({})", s.source)).with(ev)
+            .with_all(ev)
+        };
+    }
+    if !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return fail(
+            "non-ascii",
+            "contains non-printable or non-ASCII characters",
+        );
+    }
+    if value.chars().count() < 32 {
+        return fail("too-short", "is shorter than 32 characters");
+    }
+    Finding::pass(format!("{key} is set and passes 3.8's validation")).with_all(ev)
+}
+
+#[cfg(test)]
+mod version_rule_tests {
+    //! The audit's rules for config.signing-key and config.provider (elsa-audit.md §1), on facts
+    //! built directly.
+    use super::*;
+    use crate::checks::test_support::{deployment, with_deployments};
+
+    fn facts(image: &str, env: serde_json::Value) -> Facts {
+        let mut d = deployment("elsa-server", image, 1);
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = env;
+        with_deployments(serde_json::json!([d]))
+    }
+
+    fn key_env(env_name: &str, key: &str) -> serde_json::Value {
+        serde_json::json!([
+            {"name": "ASPNETCORE_ENVIRONMENT", "value": env_name},
+            {"name": "Identity__Tokens__SigningKey", "value": key}
+        ])
+    }
+
+    const V38: &str = "elsaworkflows/elsa-server-v3:3.8.0-rc2";
+
+    #[test]
+    fn signing_key_rules_of_3_8_in_every_environment() {
+        let good = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+        let cases = [
+            // rows 2, 4: whitespace and length fail in Development too
+            (
+                "Development",
+                format!("{good}\n"),
+                Outcome::Problem,
+                Some("whitespace"),
+            ),
+            (
+                "Development",
+                "short".to_owned(),
+                Outcome::Problem,
+                Some("too-short"),
+            ),
+            (
+                "Production",
+                format!("{good}é"),
+                Outcome::Problem,
+                Some("non-ascii"),
+            ),
+            // row 3: both known defaults, case-insensitively
+            (
+                "Production",
+                "Sufficiently-Large-Secret-Signing-Key".to_owned(),
+                Outcome::Problem,
+                Some("sample-value"),
+            ),
+            (
+                "Production",
+                "change_me_to_a_secure_random_key".to_owned(),
+                Outcome::Problem,
+                Some("sample-value"),
+            ),
+            // row 18: the environment comparison is case-insensitive
+            (
+                "development",
+                "sufficiently-large-secret-signing-key".to_owned(),
+                Outcome::Pass,
+                None,
+            ),
+            ("Production", good.to_owned(), Outcome::Pass, None),
+        ];
+        for (env, key, outcome, cause) in cases {
+            let f = signing_key(&facts(V38, key_env(env, &key)));
+            assert_eq!(
+                (f.outcome, f.cause),
+                (outcome, cause),
+                "{env} {key:?}: {}",
+                f.message
+            );
+            assert!(
+                !f.message.contains(&key) || key.len() < 8,
+                "the key is never shown"
+            );
         }
-    })
+    }
+
+    #[test]
+    fn an_unset_3_8_key_is_the_images_sample() {
+        // row 17
+        let f = signing_key(&facts(V38, serde_json::json!([])));
+        assert_eq!(f.cause, Some("sample-value"), "{}", f.message);
+    }
+
+    #[test]
+    fn provider_values_follow_host_and_version() {
+        let env = |v: &str| serde_json::json!([{"name": "DatabaseProvider", "value": v}]);
+        let cases = [
+            // row 6: Citus only from 3.4 on Server.Web, never on ServerAndStudio
+            (
+                "elsaworkflows/elsa-server-v3-5:3.3.5",
+                "Citus",
+                Some("not-accepted"),
+            ),
+            ("elsaworkflows/elsa-server-v3-5:3.4.0", "Citus", None),
+            (
+                "elsaworkflows/elsa-server-v3-5:3.3.1",
+                "Oracle",
+                Some("not-accepted"),
+            ),
+            (
+                "elsaworkflows/elsa-server-v3-5:3.3.2",
+                "Oracle",
+                Some("other-provider"),
+            ),
+            (
+                "elsaworkflows/elsa-server-and-studio-v3-5:3.5.3",
+                "YugabyteDb",
+                Some("not-accepted"),
+            ),
+            // row 19: MySql and CockroachDb on Server + Studio keep memory stores
+            (
+                "elsaworkflows/elsa-server-and-studio-v3-5:3.5.3",
+                "MySql",
+                Some("memory-stores"),
+            ),
+            (
+                "elsaworkflows/elsa-server-and-studio-v3-5:3.5.3",
+                "CockroachDb",
+                Some("memory-stores"),
+            ),
+            (
+                "elsaworkflows/elsa-server-v3-5:3.5.3",
+                "MySql",
+                Some("mysql-fallback"),
+            ),
+            (
+                "elsaworkflows/elsa-server-v3-5:3.5.3",
+                "postgresql",
+                Some("wrong-case"),
+            ),
+            // row 8: the 3.6/3.7 server-and-studio previews hard-code SQLite
+            (
+                "elsaworkflows/elsa-server-and-studio-v3-6-0-preview:latest",
+                "PostgreSql",
+                Some("cannot-switch"),
+            ),
+            // row 1: the stock Modular Server image has no PostgreSQL provider
+            (
+                "elsaworkflows/elsa-server-and-studio-v3:3.8.0-rc2",
+                "PostgreSql",
+                Some("modular"),
+            ),
+        ];
+        for (image, value, cause) in cases {
+            let f = provider(&facts(image, env(value)));
+            assert_eq!(
+                f.cause, cause,
+                "{image} DatabaseProvider={value}: {}",
+                f.message
+            );
+        }
+    }
 }

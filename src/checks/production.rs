@@ -49,24 +49,44 @@ pub const INLINE_SECRETS: CheckImpl = CheckImpl {
     run: inline_secrets,
 };
 
-/// Whether the image ends up on SQLite, as far as configuration shows. `None`: cannot tell.
-fn uses_sqlite(v: &Effective) -> Option<bool> {
-    let id = v.identity.as_ref()?;
-    match elsa::provider_rule(id.flavor, id.version)? {
+/// Whether the image ends up on SQLite for one (flavour, version), as far as configuration
+/// shows. `None`: cannot tell.
+fn uses_sqlite(v: &Effective, flavor: Flavor, version: Option<elsa::ElsaVersion>) -> Option<bool> {
+    match elsa::provider_rule(flavor, version)? {
         ProviderRule::FixedInCode => Some(true),
-        ProviderRule::ShellFeatures => None,
+        // The stock Modular Server image has only the SQLite provider (elsa-audit.md row 1).
+        ProviderRule::ShellFeatures => v
+            .identity
+            .as_ref()
+            .and_then(|id| elsa::classify_image(&id.image))
+            .is_some_and(|i| i.official)
+            .then_some(true),
         ProviderRule::DatabaseProviderKey => {
             let p = v
                 .config
                 .get("DatabaseProvider")
                 .map_or("Sqlite", |s| s.value.expose());
-            if !elsa::PROVIDERS.contains(&p) {
+            if !elsa::accepted_providers(flavor, version).contains(&p) {
                 // Not an accepted value: the host stops at startup (config.provider says so).
                 return None;
             }
-            Some(!elsa::POSTGRES_FAMILY.contains(&p))
+            Some(!elsa::postgres_providers(flavor, version).contains(&p))
         }
     }
+}
+
+/// [`uses_sqlite`] for the run: the identity's version, or the answer every candidate shares.
+fn uses_sqlite_any(v: &Effective) -> Option<bool> {
+    let id = v.identity.as_ref()?;
+    if v.candidates.len() <= 1 {
+        return uses_sqlite(v, id.flavor, id.version);
+    }
+    let mut answers = v
+        .candidates
+        .iter()
+        .map(|(f, ver)| uses_sqlite(v, *f, Some(*ver)));
+    let first = answers.next().flatten();
+    answers.all(|a| a == first).then_some(first).flatten()
 }
 
 fn replicas(facts: &Facts) -> Finding {
@@ -77,19 +97,22 @@ fn replicas(facts: &Facts) -> Finding {
         if n <= 1 {
             return Finding::pass(format!("{n} replica")).with(ev);
         }
-        match uses_sqlite(v) {
+        super::over_candidates(v, None, |flavor, version| {
+            match uses_sqlite(v, flavor, version) {
             Some(true) => Finding::problem(
                 "sqlite-multi",
                 format!("{n} replicas on SQLite: every pod has its own database file, so they disagree about every workflow"),
             )
-            .with(ev),
+            .with(ev.clone()),
             Some(false) => Finding::warn(
                 "multi-node-needs",
                 format!("{n} replicas share PostgreSQL; they also need cross-node locking, cache invalidation and clustered scheduling"),
             )
-            .with(ev),
-            None => Finding::skip("the persistence in use is not known — see config.provider").with(ev),
+            .with(ev.clone()),
+            None => Finding::skip("the persistence in use is not known — see config.provider")
+                .with(ev.clone()),
         }
+        })
     })
 }
 
@@ -99,41 +122,44 @@ fn locking(facts: &Facts) -> Finding {
         if n <= 1 {
             return Finding::pass(format!("{n} replica: a local lock provider is enough"));
         }
-        let Some(id) = &v.identity else {
-            return Finding::skip("no Elsa image identified — see workload.flavor");
-        };
-        let Some(version) = id.version else {
-            return Finding::skip("the Elsa version is not known — see workload.flavor");
-        };
-        let mm = version.mm();
-        match id.flavor {
-            Flavor::ServerWeb if ((3, 3)..(3, 6)).contains(&mm) => {
-                let key = "Runtime:DistributedLocking:Provider";
-                let s = v.config.get(key);
-                let value = s
-                    .map(|s| s.value.expose().to_owned())
-                    .unwrap_or_else(|| "File".into());
-                let ev =
-                    s.map(|s| Evidence::new(key, s.value.display()).from(s.source.to_string()));
-                if value == "Postgres" || value == "Redis" {
-                    Finding::pass(format!("{key}={value}")).with_all(ev)
-                } else {
-                    Finding::problem(
-                        "local-lock",
-                        format!("{n} replicas but {key}={value}: each pod locks only against itself (File locks live in its own /app/App_Data/locks)"),
-                    )
-                    .with_all(ev)
+        super::over_candidates(v, None, |flavor, version| {
+            let Some(version) = version else {
+                return match flavor {
+                    Flavor::Custom => {
+                        Finding::skip("a custom build sets its lock provider in code")
+                    }
+                    _ => Finding::skip("the Elsa version is not known — see workload.flavor"),
+                };
+            };
+            let mm = version.mm();
+            match flavor {
+                Flavor::ServerWeb if ((3, 3)..(3, 6)).contains(&mm) => {
+                    let key = "Runtime:DistributedLocking:Provider";
+                    let s = v.config.get(key);
+                    let value = s
+                        .map(|s| s.value.expose().to_owned())
+                        .unwrap_or_else(|| "File".into());
+                    let ev =
+                        s.map(|s| Evidence::new(key, s.value.display()).from(s.source.to_string()));
+                    if value == "Postgres" || value == "Redis" {
+                        Finding::pass(format!("{key}={value}")).with_all(ev)
+                    } else {
+                        Finding::problem(
+                            "local-lock",
+                            format!("{n} replicas but {key}={value}: each pod locks only against itself (File locks live in its own /app/App_Data/locks)"),
+                        )
+                        .with_all(ev)
+                    }
                 }
-            }
-            Flavor::Custom => Finding::skip("a custom build sets its lock provider in code"),
-            _ => Finding::problem(
-                "not-configurable",
-                format!(
-                    "{n} replicas, but {} {version} sets its lock provider in code: the stock image locks per pod",
-                    id.flavor
+                Flavor::Custom => Finding::skip("a custom build sets its lock provider in code"),
+                _ => Finding::problem(
+                    "not-configurable",
+                    format!(
+                        "{n} replicas, but {flavor} {version} sets its lock provider in code: the stock image locks per pod"
+                    ),
                 ),
-            ),
-        }
+            }
+        })
     })
 }
 
@@ -179,7 +205,7 @@ fn resources(facts: &Facts) -> Finding {
 
 fn db_tls(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        if uses_sqlite(v) != Some(false) {
+        if uses_sqlite_any(v) != Some(false) {
             return Finding::skip("PostgreSQL is not the provider in effect — see config.provider");
         }
         let key = format!("ConnectionStrings:{}", v.connection_name());

@@ -613,7 +613,9 @@ pub fn health_paths(
         Flavor::ServerWeb if v >= (3, 8) => &["/", "/health/live", "/health/ready"],
         Flavor::ServerWeb => &["/"],
         Flavor::ServerAndStudio => &["/health"],
-        Flavor::ModularServer | Flavor::Studio | Flavor::Custom => return None,
+        // 3.7.1 and 3.8.0-rc2 map `/` only (elsa-audit.md row 12).
+        Flavor::ModularServer => &["/"],
+        Flavor::Studio | Flavor::Custom => return None,
     })
 }
 
@@ -648,8 +650,15 @@ pub fn health_probe(flavor: Flavor, version: Option<ElsaVersion>) -> Option<Heal
     }
 }
 
-/// The sample signing key 3.8 refuses outside Development and Demo.
+/// The sample signing key in 3.8's appsettings.json, which 3.8 refuses outside Development and
+/// Demo.
 pub const SAMPLE_SIGNING_KEY: &str = "CHANGE_ME_TO_A_SECURE_RANDOM_KEY";
+
+/// The public default keys 3.8 knows, compared case-insensitively (elsa-audit.md row 3): the
+/// sample, and the key Server.Web's appsettings.json shipped in 3.0–3.7 (verified at
+/// 3.8.0-rc2 ValidateIdentityTokenOptions.cs and 3.7.1 appsettings.json).
+pub const KNOWN_SIGNING_KEYS: &[&str] =
+    &[SAMPLE_SIGNING_KEY, "sufficiently-large-secret-signing-key"];
 
 /// The port Elsa listens on in its images (.NET 8+ default `ASPNETCORE_HTTP_PORTS=8080`).
 pub const HTTP_PORT: i32 = 8080;
@@ -805,6 +814,13 @@ pub fn sqlite_paths(
 ) -> &'static [(&'static str, bool)] {
     let v = version.map(|v| v.mm());
     match flavor {
+        // 3.3.0–3.3.1 (and 3.3 builds of unknown patch): Quartz always uses SQLite on that
+        // file, PostgreSQL or not (elsa-audit.md row 7), so it proves nothing.
+        Flavor::ServerWeb
+            if v == Some((3, 3)) && version.and_then(|x| x.patch).is_none_or(|p| p < 2) =>
+        {
+            &[("/app/App_Data/elsa.sqlite.db", false)]
+        }
         // 3.0–3.5: App_Data/elsa.sqlite.db, only there when SQLite is really used.
         Flavor::ServerWeb if v.is_some_and(|v| v < (3, 6)) => {
             &[("/app/App_Data/elsa.sqlite.db", true)]

@@ -19,6 +19,7 @@ pub const LOG_CAUSES: &[&str] = &[
     "sqlite",
     "bad-provider",
     "signing-key",
+    "modular-feature",
     "dns",
     "db-unreachable",
     "db-auth",
@@ -27,6 +28,7 @@ pub const LOG_CAUSES: &[&str] = &[
     "db-tables",
     "db-schema-mismatch",
     "lock-dir",
+    "lock-unreachable",
     "local-lock",
 ];
 

@@ -71,7 +71,40 @@ pub static SIGNATURES: &[Signature] = &[
         any_of: &[&["SigningKey is required"]],
         family: "signing-key",
         check: "config.signing-key",
-        meaning: "Elsa 3.8 refuses to start: no signing key is configured outside Development",
+        meaning: "Elsa 3.8 refuses to start: the signing key is empty",
+        warning_only: false,
+    },
+    Signature {
+        id: "signing-key-invalid",
+        any_of: &[
+            &["SigningKey must not contain leading or trailing whitespace"],
+            &["SigningKey contains non-printable or non-ASCII"],
+            &["SigningKey must be at least 32"],
+        ],
+        family: "signing-key",
+        check: "config.signing-key",
+        meaning: "Elsa 3.8 refuses to start: the signing key has whitespace at an end, non-ASCII characters, or fewer than 32 characters (checked in every environment)",
+        warning_only: false,
+    },
+    Signature {
+        // CShells 0.0.14 and 0.0.24+ (elsa-audit.md row 16); only PostgreSql* features matter
+        // (stock 3.8 may warn about others).
+        id: "shell-feature-missing",
+        any_of: &[
+            &["is missing feature(s)", "PostgreSql"],
+            &["not available in the runtime feature catalog", "PostgreSql"],
+        ],
+        family: "modular-feature",
+        check: "config.provider",
+        meaning: "the Modular Server was asked for a PostgreSQL shell feature its image does not contain, and started without it",
+        warning_only: false,
+    },
+    Signature {
+        id: "shell-connection-string",
+        any_of: &[&["Connection string not configured for"]],
+        family: "modular-feature",
+        check: "config.provider",
+        meaning: "a Modular Server persistence feature is enabled without a ConnectionString",
         warning_only: false,
     },
     Signature {
@@ -159,6 +192,22 @@ pub static SIGNATURES: &[Signature] = &[
         warning_only: false,
     },
     Signature {
+        id: "store-unreachable",
+        any_of: &[&["Elsa workflow store", "is not reachable"]],
+        family: "db-unreachable",
+        check: "network.tcp",
+        meaning: "Elsa 3.8's readiness check cannot reach a workflow store (its database)",
+        warning_only: false,
+    },
+    Signature {
+        id: "lock-unreachable",
+        any_of: &[&["Elsa distributed lock provider is not reachable"]],
+        family: "lock-unreachable",
+        check: "production.locking",
+        meaning: "Elsa 3.8's readiness check cannot reach the distributed lock provider",
+        warning_only: false,
+    },
+    Signature {
         id: "local-lock-provider",
         any_of: &[&["Distributed workflow runtime is using local-only lock provider"]],
         family: "local-lock",
@@ -190,6 +239,45 @@ mod tests {
 
     fn ids(line: &str) -> Vec<&'static str> {
         matching(line).map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn the_audits_row_16_messages_match() {
+        let cases = [
+            (
+                "Shell 'Default' is missing feature(s) 'PostgreSqlWorkflowPersistence' from the runtime feature catalog",
+                "shell-feature-missing",
+            ),
+            (
+                "Shell Default requested 1 feature(s) that are not available in the runtime feature catalog: PostgreSqlWorkflowPersistence",
+                "shell-feature-missing",
+            ),
+            (
+                "Connection string not configured for PostgreSqlWorkflowDefinitionPersistence",
+                "shell-connection-string",
+            ),
+            (
+                "SigningKey must not contain leading or trailing whitespace.",
+                "signing-key-invalid",
+            ),
+            (
+                "SigningKey must be at least 32 ASCII characters long.",
+                "signing-key-invalid",
+            ),
+            (
+                "Elsa workflow store workflow-definitions is not reachable.",
+                "store-unreachable",
+            ),
+            (
+                "Elsa distributed lock provider is not reachable.",
+                "lock-unreachable",
+            ),
+        ];
+        for (line, id) in cases {
+            assert_eq!(ids(line), vec![id], "{line}");
+        }
+        // Stock 3.8 may warn about non-PostgreSQL features: not ours to report.
+        assert!(ids("requested 1 feature(s) that are not available in the runtime feature catalog: AIPersistence").is_empty());
     }
 
     #[test]

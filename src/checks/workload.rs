@@ -259,6 +259,12 @@ fn assemblies_evidence(
 ) -> Evidence {
     let l = match listing {
         Probe::Observed(l) => l,
+        other if super::kubelet_unreachable(other).is_some() => {
+            return Evidence::new(
+                "assemblies",
+                "not listed: the API server cannot reach the node's kubelet, so exec fails — see runtime.logs",
+            );
+        }
         other => {
             return Evidence::new(
                 "assemblies",
@@ -362,7 +368,7 @@ fn rollout(f: &Facts) -> Finding {
                 )
                 .with(
                     Evidence::new("metadata.generation", shown(generation))
-                        .from(format!("{}", w.reference())),
+                        .from(w.reference()),
                 )
                 .with(
                     Evidence::new("status.observedGeneration", shown(observed))

@@ -429,6 +429,19 @@ pub struct StatedElsa {
     pub flavor: Option<crate::domain::elsa::Flavor>,
 }
 
+/// Workloads rebuilt from the pods they own, when the workloads themselves may not be listed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inferred {
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+}
+
+impl Inferred {
+    pub fn is_empty(&self) -> bool {
+        self.deployments.is_empty() && self.statefulsets.is_empty()
+    }
+}
+
 /// Everything observed in one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
@@ -439,6 +452,10 @@ pub struct Facts {
     pub access: Probe<AccessRules>,
     pub deployments: Probe<Vec<Deployment>>,
     pub statefulsets: Probe<Vec<StatefulSet>>,
+    /// When neither kind of workload could be listed: the workloads rebuilt from the
+    /// namespace's pods ([`crate::domain::workload::infer_from_pods`]), specs scrubbed.
+    #[serde(default)]
+    pub inferred: Inferred,
     /// The selected workload's pods, listed with its label selector.
     pub pods: Probe<Vec<Pod>>,
     /// Events about the selected workload and its pods.
@@ -524,6 +541,7 @@ impl Facts {
             access: Probe::NotAttempted(na()),
             deployments: Probe::NotAttempted(na()),
             statefulsets: Probe::NotAttempted(na()),
+            inferred: Inferred::default(),
             pods: Probe::NotAttempted(na()),
             events: Probe::NotAttempted(na()),
             config_maps: BTreeMap::new(),
@@ -539,6 +557,23 @@ impl Facts {
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
             model: ModelCell::default(),
+        }
+    }
+
+    /// The workloads to find Elsa among: the listed ones, or, when neither Deployments nor
+    /// StatefulSets could be listed, those rebuilt from the namespace's pods. `None` when there
+    /// is neither.
+    pub fn workload_pool(&self) -> Option<Vec<crate::domain::workload::Workload<'_>>> {
+        use crate::domain::workload::Workload;
+        match (&self.deployments, &self.statefulsets) {
+            (Probe::Observed(d), Probe::Observed(s)) => Some(Workload::all(d, s)),
+            (Probe::Observed(d), _) => Some(Workload::all(d, &[])),
+            (_, Probe::Observed(s)) => Some(Workload::all(&[], s)),
+            _ if !self.inferred.is_empty() => Some(Workload::all(
+                &self.inferred.deployments,
+                &self.inferred.statefulsets,
+            )),
+            _ => None,
         }
     }
 
@@ -568,6 +603,7 @@ impl Facts {
             FactKey::Workloads => {
                 self.deployments = state(why);
                 self.statefulsets = state(why);
+                self.inferred = Inferred::default();
             }
             FactKey::Pods => self.pods = state(why),
             FactKey::Events => self.events = state(why),
@@ -643,6 +679,8 @@ pub enum FactUpdate {
         statefulsets: Probe<Vec<StatefulSet>>,
         /// Literal env values scrubbed from their pod templates.
         literals: crate::redact::Literals,
+        /// Rebuilt from the pods when neither kind could be listed.
+        inferred: Inferred,
     },
     Pods(Probe<Vec<Pod>>),
     Events(Probe<Vec<Event>>),
@@ -698,10 +736,12 @@ impl FactUpdate {
                 deployments,
                 statefulsets,
                 literals,
+                inferred,
             } => {
                 facts.deployments = deployments;
                 facts.statefulsets = statefulsets;
                 facts.env_literals = literals;
+                facts.inferred = inferred;
             }
             FactUpdate::Pods(p) => facts.pods = p,
             FactUpdate::Events(p) => facts.events = p,

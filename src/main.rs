@@ -1,7 +1,7 @@
 //! The `elsadoctor` binary: parse flags, pick the mode, map the outcome to an exit code.
 //! Exit codes: 0 no check failed, 1 a check failed or could not be evaluated, 2 could not start.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -167,11 +167,12 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// own warnings only (the probe). In the TUI they go to a file instead (the screen belongs to
 /// the TUI): see [`log_file`].
 fn init_tracing(verbosity: impl Into<Option<u8>>, interactive: bool) {
+    // The libraries' own logs (kube-client logs every failed pods/log, exec or port-forward
+    // as an ERROR) are findings here, reported by the checks: they reach stderr only at -vvv.
     let filter = match verbosity.into() {
-        None => "elsadoctor=warn,off",
-        Some(0) => "warn",
-        Some(1) => "elsadoctor=info,warn",
-        Some(2) => "elsadoctor=debug,kube=info,info",
+        None | Some(0) => "elsadoctor=warn,off",
+        Some(1) => "elsadoctor=info,off",
+        Some(2) => "elsadoctor=debug,off",
         Some(_) => "trace",
     };
     let builder = tracing_subscriber::fmt()
@@ -187,7 +188,10 @@ fn init_tracing(verbosity: impl Into<Option<u8>>, interactive: bool) {
         }
         return;
     }
-    let _ = builder.with_writer(io::stderr).try_init();
+    // Colour only for a person at a terminal who did not ask for none.
+    let colour =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = builder.with_ansi(colour).with_writer(io::stderr).try_init();
 }
 
 /// The TUI's log file, appended to: $XDG_STATE_HOME/elsadoctor/elsadoctor.log, else

@@ -349,15 +349,10 @@ fn env_inputs(expansion: &Expansion, container: &str) -> Vec<EnvInput> {
 
 /// The Elsa workload the facts identify, as `workload.found` selects it.
 fn selected(f: &Facts) -> Result<Workload<'_>, Unavailable> {
-    let all = match (&f.deployments, &f.statefulsets) {
-        (Probe::Observed(d), Probe::Observed(s)) => Workload::all(d, s),
-        (Probe::Observed(d), _) => Workload::all(d, &[]),
-        (_, Probe::Observed(s)) => Workload::all(&[], s),
-        _ => {
-            return Err(Unavailable::Skip(
-                "no Elsa workload identified — see workload.found".to_owned(),
-            ));
-        }
+    let Some(all) = f.workload_pool() else {
+        return Err(Unavailable::Skip(
+            "no Elsa workload identified — see workload.found".to_owned(),
+        ));
     };
     match elsa::select_workload(&all, f.scope.workload_hint.as_deref()) {
         Selection::Selected { index, .. } => all
@@ -634,17 +629,26 @@ impl Effective {
         // start, so there is no login of the app's to reproduce.
         if let Source::Env { var, .. } = &s.source
             && let Some(EnvValue::Text(x)) = v.expansion.get(var).map(|e| &e.value)
-            && x.refs.iter().any(|r| {
-                r.state == RefState::RuntimeOnly
-                    && matches!(
-                        v.expansion.get(&r.name).map(|e| &e.value),
-                        Some(EnvValue::Unavailable(_))
-                    )
-            })
+            && let Some(why) =
+                x.refs
+                    .iter()
+                    .find_map(|r| match v.expansion.get(&r.name).map(|e| &e.value) {
+                        Some(EnvValue::Unavailable(why)) if r.state == RefState::RuntimeOnly => {
+                            Some(why)
+                        }
+                        _ => None,
+                    })
         {
-            return Err(format!(
-                "{key} depends on a source that does not exist, so the container cannot start — see config.refs"
-            ));
+            // A source that could not be read (a 403) is not a missing one.
+            return Err(if why.starts_with("could not read") {
+                format!(
+                    "{key} depends on a source this user may not read ({why}) — see config.refs"
+                )
+            } else {
+                format!(
+                    "{key} depends on a source that does not exist, so the container cannot start — see config.refs"
+                )
+            });
         }
         let conn = npgsql::parse(s.value.expose())
             .map_err(|e| format!("{key} does not parse ({e}) — see config.connection-string"))?;

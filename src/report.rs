@@ -38,9 +38,11 @@ impl Status {
         Status::Skip,
     ];
 
-    /// Satisfies a hard prerequisite: a warning still means the thing exists and answered.
-    pub fn satisfies_dependency(self) -> bool {
-        matches!(self, Status::Pass | Status::Warn)
+    /// Stops the checks that name this one as a hard prerequisite: only a failure, or a check
+    /// that could not run itself. An `unknown` was not seen to fail, so it never blocks
+    /// (DESIGN §3, "Unknown is not failed").
+    pub fn blocks_dependents(self) -> bool {
+        matches!(self, Status::Fail | Status::Skip)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -2,9 +2,9 @@
 //!
 //! Gathering runs elsewhere and sends [`FactUpdate`]s over a channel. After each update the runner
 //! evaluates, in catalogue order, every check whose facts are all in and whose hard
-//! prerequisites are decided: a prerequisite that did not pass makes the check `skip` with
-//! `blockedBy`. So results stream as soon as they can be known. When the `--deadline` passes,
-//! facts still missing become `Failed` ("deadline reached") and their checks report `unknown`.
+//! prerequisites are decided: a prerequisite that failed (or was itself skipped) makes the check
+//! `skip` with `blockedBy`; an `unknown` one does not block. So results stream as soon as they
+//! can be known. When the `--deadline` passes, facts still missing become `Failed` ("deadline reached") and their checks report `unknown`.
 //! Every renderer consumes the same event stream; the final [`Report`] is the last event.
 
 use std::collections::BTreeSet;
@@ -207,8 +207,8 @@ fn evaluate(
                 continue;
             };
             match &dep_slot.result {
-                Some(r) if r.status.satisfies_dependency() => {}
-                Some(_) => blocked.push(dep.clone()),
+                Some(r) if r.status.blocks_dependents() => blocked.push(dep.clone()),
+                Some(_) => {}
                 None => undecided = true,
             }
         }
@@ -219,7 +219,10 @@ fn evaluate(
         let finding = if blocked.is_empty() {
             (slot.imp.run)(facts)
         } else {
-            Finding::skip(format!("blocked: {} did not pass", blocked.join(", ")))
+            Finding::skip(format!(
+                "blocked: {} failed or did not run",
+                blocked.join(", ")
+            ))
         };
         let result = to_result(slot.spec, facts, finding, blocked, started.elapsed());
         let slot = &mut slots[index];
@@ -377,12 +380,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unknown_prerequisite_blocks_nothing() {
+        // The namespace may not be read: its dependents still run and say what they see.
+        let updates = vec![
+            FactUpdate::ServerVersion(Probe::Observed(ServerVersion {
+                git_version: "v1.36.2".into(),
+                platform: "linux/amd64".into(),
+            })),
+            FactUpdate::Namespace(Probe::Forbidden {
+                verb: "get".into(),
+                resource: "namespaces".into(),
+            }),
+            FactUpdate::Workloads {
+                deployments: Probe::Forbidden {
+                    verb: "list".into(),
+                    resource: "deployments".into(),
+                },
+                statefulsets: Probe::Forbidden {
+                    verb: "list".into(),
+                    resource: "statefulsets".into(),
+                },
+                literals: Default::default(),
+                inferred: Default::default(),
+            },
+        ];
+        let (report, _) = drive(updates, Duration::from_secs(5), false).await;
+        let by_id = report.by_id();
+        assert_eq!(by_id["cluster.namespace"].status, Status::Unknown);
+        for c in &report.checks {
+            for dep in &c.blocked_by {
+                assert!(
+                    by_id[dep.as_str()].status.blocks_dependents(),
+                    "{} blocked by {dep}, which is {:?}",
+                    c.id,
+                    by_id[dep.as_str()].status
+                );
+            }
+        }
+        assert!(by_id["workload.pods"].blocked_by.is_empty());
+        assert_ne!(by_id["cluster.access"].status, Status::Skip);
+        let found = &by_id["workload.found"];
+        assert_eq!(found.status, Status::Unknown);
+        assert!(
+            found.message.contains("list deployments"),
+            "{}",
+            found.message
+        );
+    }
+
+    #[tokio::test]
     async fn results_are_in_catalogue_order_and_fixes_are_filled() {
         let mut updates = healthy_start();
         updates.push(FactUpdate::Workloads {
             deployments: Probe::Observed(vec![]),
             statefulsets: Probe::Observed(vec![]),
             literals: Default::default(),
+            inferred: Default::default(),
         });
         let (report, events) = drive(updates, Duration::from_secs(5), false).await;
         let ids: Vec<_> = report.checks.iter().map(|c| c.id.as_str()).collect();
@@ -422,6 +475,7 @@ mod tests {
                 deployments: Probe::Observed(vec![]),
                 statefulsets: Probe::Observed(vec![]),
                 literals: Default::default(),
+                inferred: Default::default(),
             })
             .expect("send");
             first
@@ -460,6 +514,7 @@ mod tests {
             ]),
             statefulsets: Probe::Observed(vec![]),
             literals: Default::default(),
+            inferred: Default::default(),
         });
         let (report, _) = drive(updates, Duration::from_millis(50), true).await;
         let pods = &report.by_id()["workload.pods"];

@@ -390,3 +390,104 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         "the Service the port-forward needs comes from the one services list"
     );
 }
+
+/// Issue 11: take away each single right the catalogue's checks need, one at a time, from a
+/// healthy cluster. Every run ends normally; no check that needs the missing right passes
+/// without naming it; the right is named; nothing is blocked by an `unknown` prerequisite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_missing_right_is_named_and_blocks_nothing() {
+    use std::collections::BTreeMap;
+    let catalogue = elsadoctor::catalogue::Catalogue::embedded().expect("catalogue");
+    let mut needs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for check in &catalogue.checks {
+        for need in &check.needs {
+            if let Some((verb, _group, resource)) = elsadoctor::catalogue::parse_need(need) {
+                needs
+                    .entry((verb.to_owned(), resource.to_owned()))
+                    .or_default()
+                    .push(check.id.clone());
+            }
+        }
+    }
+    assert!(needs.len() >= 10, "{needs:?}");
+    let healthy = common::scenario_dir("healthy");
+    let sim = std::fs::read_to_string(healthy.join("sim.yaml")).expect("sim.yaml");
+    let mut failures = Vec::new();
+    for ((verb, resource), checks) in &needs {
+        let right = format!("{verb} {resource}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            healthy.join("manifests.yaml"),
+            dir.path().join("manifests.yaml"),
+        )
+        .expect("copy manifests");
+        std::fs::write(
+            dir.path().join("sim.yaml"),
+            format!("{sim}\nrbac:\n  deny:\n    - {{verb: {verb}, resource: {resource}}}\n"),
+        )
+        .expect("write sim.yaml");
+        let scenario = elsadoctor_sim::Scenario::load_dir(dir.path()).expect("scenario loads");
+        let cluster = Cluster::start_with(scenario).await;
+        let mut cmd = cluster.cmd();
+        cmd.arg("--json");
+        let out = common::run(cmd).await;
+        if !matches!(out.status.code(), Some(0 | 1)) || !out.stderr.is_empty() {
+            failures.push(format!(
+                "without {right}: exit {:?}, stderr {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        let report = json(&out);
+        let all = report["checks"].as_array().expect("checks");
+        let status = |id: &str| {
+            all.iter()
+                .find(|c| c["id"] == id)
+                .and_then(|c| c["status"].as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        // The catalogue's needs say what a check may need; what it needed in this run is what
+        // the API server refused. A refused right is named, and a check that needs it passes
+        // only when it says it saw enough without it (its text names the right).
+        let (base, sub) = match resource.split_once('/') {
+            Some((b, s)) => (b, Some(s)),
+            None => (resource.as_str(), None),
+        };
+        let refused = cluster.server.requests().iter().any(|r| {
+            r.status == 403
+                && r.verb == *verb
+                && r.resource == base
+                && r.subresource.as_deref() == sub
+        });
+        if !refused {
+            continue;
+        }
+        if !report.to_string().contains(&right) {
+            failures.push(format!("without {right}: the report never names it"));
+        }
+        let named_by_some = checks.iter().any(|id| {
+            all.iter()
+                .find(|c| c["id"] == id.as_str())
+                .is_some_and(|c| c["status"] != "pass" || c.to_string().contains(&right))
+        });
+        if !named_by_some {
+            failures.push(format!(
+                "without {right}: every check that needs it passes without naming it ({checks:?})"
+            ));
+        }
+        for c in all {
+            for dep in c["blockedBy"].as_array().into_iter().flatten() {
+                let dep_status = status(dep.as_str().unwrap_or(""));
+                if dep_status == "unknown" || dep_status == "pass" || dep_status == "warn" {
+                    failures.push(format!(
+                        "without {right}: {} blocked by {dep}, which is {dep_status}",
+                        c["id"]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -80,6 +80,14 @@ async fn every_scenario_matches_its_expected_statuses() {
         let mut cmd = cluster.cmd();
         cmd.arg("--json").args(&exp.args);
         let out = common::run(cmd).await;
+        // A default run writes nothing to stderr: findings go to stdout, the libraries' logs
+        // (kube-client logs every failed exec or port-forward) only with -vvv.
+        if !exp.args.iter().any(|a| a.starts_with("-v")) && !out.stderr.is_empty() {
+            failures.push(format!(
+                "{name}: a default run wrote to stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         let report = json(&out);
         let got = statuses(&report);
         if got != exp.status {

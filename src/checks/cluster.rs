@@ -1,6 +1,6 @@
 //! Cluster checks: the API answers, the namespace exists, the user's rights cover the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CheckImpl, Finding, not_observed};
 use crate::facts::{AccessRules, FactKey, Facts, Need, Probe, ResourceRule};
@@ -15,8 +15,16 @@ pub const API: CheckImpl = CheckImpl {
 
 pub const NAMESPACE: CheckImpl = CheckImpl {
     id: "cluster.namespace",
-    needs: &[FactKey::Namespace],
-    causes: &["missing", "terminating", "forbidden"],
+    // The other facts are the evidence that the namespace exists when its object is not
+    // readable (a user bound to a Role inside it may not get cluster-scoped namespaces).
+    needs: &[
+        FactKey::Namespace,
+        FactKey::Access,
+        FactKey::Workloads,
+        FactKey::Pods,
+        FactKey::Services,
+    ],
+    causes: &["missing", "terminating", "forbidden", "inferred"],
     run: namespace,
 };
 
@@ -86,7 +94,28 @@ fn namespace(f: &Facts) -> Finding {
                 f.scope.namespace_source
             ),
         ),
-        Probe::Forbidden { .. } => {
+        Probe::Forbidden { verb, resource } => {
+            let missing = Evidence::new("missing permission", format!("{verb} {resource}"))
+                .from(format!("{verb} namespaces/{ns}"));
+            if let Some(seen) = objects_seen(f) {
+                return Finding::pass(format!(
+                    "namespace {ns} exists: the API returned {seen} in it (this user may not {verb} {resource}, so its phase is not known)"
+                ))
+                .with(Evidence::new("objects in it", seen).from("namespaced lists"))
+                .with(missing)
+                .with(source);
+            }
+            if let Some(rights) = namespaced_rights(f) {
+                return Finding::warn(
+                    "inferred",
+                    format!(
+                        "namespace {ns} probably exists: this user holds rights in it ({rights}) but may not {verb} {resource}, and no object in it was seen"
+                    ),
+                )
+                .with(Evidence::new("rights in the namespace", rights).from("SelfSubjectRulesReview"))
+                .with(missing)
+                .with(source);
+            }
             let mut found = not_observed(&f.namespace, &format!("namespace {ns}"));
             found.cause = Some("forbidden");
             found
@@ -94,6 +123,41 @@ fn namespace(f: &Facts) -> Finding {
         other => not_observed(other, &format!("namespace {ns}")),
     }
     .with(source)
+}
+
+/// The namespaced objects the API returned, as `2 pods, 1 deployment`, when any: an object
+/// listed in the namespace proves it exists (a list in a namespace that does not exist is
+/// merely empty).
+fn objects_seen(f: &Facts) -> Option<String> {
+    let count = |n: usize, what: &str| (n > 0).then(|| format!("{n} {what}"));
+    let len = |p: Option<usize>| p.unwrap_or(0);
+    let parts: Vec<String> = [
+        count(len(f.deployments.observed().map(Vec::len)), "deployment(s)"),
+        count(
+            len(f.statefulsets.observed().map(Vec::len)),
+            "statefulset(s)",
+        ),
+        count(len(f.pods.observed().map(Vec::len)), "pod(s)"),
+        count(len(f.services.observed().map(Vec::len)), "service(s)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Rights on namespaced resources the rules review shows, beyond the reviews every user may
+/// make: a hint (not proof) that a RoleBinding exists in the namespace.
+fn namespaced_rights(f: &Facts) -> Option<String> {
+    let rules = f.access.observed()?;
+    let rights: BTreeSet<String> = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.resources.iter())
+        .filter(|res| !res.starts_with("selfsubject"))
+        .cloned()
+        .collect();
+    (!rights.is_empty()).then(|| rights.into_iter().collect::<Vec<_>>().join(", "))
 }
 
 /// True when one of `rules` grants `verb` on `group`/`resource` for every object (a rule limited
@@ -236,6 +300,47 @@ mod tests {
         assert_eq!(api(&f).cause, Some("server-error"));
         f.server_version = Probe::NotAttempted("deadline".into());
         assert_eq!(api(&f).outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn a_forbidden_namespace_is_proven_by_objects_in_it_or_suggested_by_rights() {
+        let mut f = empty();
+        f.namespace = Probe::Forbidden {
+            verb: "get".into(),
+            resource: "namespaces".into(),
+        };
+        // Nothing else known: unknown, naming the right.
+        let r = namespace(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Unknown, Some("forbidden")));
+        assert!(r.message.contains("get namespaces"), "{}", r.message);
+        // Rights in it (beyond the reviews anyone may make): a warning, not a pass.
+        f.access = Probe::Observed(AccessRules {
+            rules: vec![
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["selfsubjectrulesreviews"],
+                ),
+                rule(&["get", "list"], &[""], &["pods", "services"]),
+            ],
+            incomplete: false,
+            evaluation_error: None,
+        });
+        let r = namespace(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Warn, Some("inferred")));
+        assert!(r.message.contains("pods, services"), "{}", r.message);
+        // An empty list proves nothing; a listed object does.
+        f.pods = Probe::Observed(Vec::new());
+        assert_eq!(namespace(&f).outcome, Outcome::Warn);
+        f.pods = Probe::Observed(vec![Default::default()]);
+        let r = namespace(&f);
+        assert_eq!(r.outcome, Outcome::Pass);
+        assert!(r.message.contains("1 pod(s)"), "{}", r.message);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "missing permission" && e.value == "get namespaces")
+        );
     }
 
     #[test]

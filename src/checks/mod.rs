@@ -10,6 +10,7 @@
 
 use crate::catalogue::Vars;
 use crate::facts::{FactKey, Facts, Probe};
+use crate::redact;
 use crate::report::Evidence;
 
 pub mod cluster;
@@ -168,6 +169,44 @@ pub fn not_observed<T>(probe: &Probe<T>, what: &str) -> Finding {
             ),
         ),
     }
+}
+
+/// What the API server answers for pods/log, pods/exec and pods/portforward when it cannot
+/// reach the node's kubelet (port 10250): no address for the node, or the dial failing (a
+/// private control plane without konnectivity, a firewall).
+const KUBELET_UNREACHABLE: &[&str] = &[
+    "no preferred addresses found",
+    "error dialing backend",
+    ":10250",
+];
+
+/// The API server's reason, when `probe` failed because the API server cannot reach the
+/// node's kubelet.
+pub fn kubelet_unreachable<T>(probe: &Probe<T>) -> Option<&str> {
+    match probe {
+        Probe::Failed(e) if KUBELET_UNREACHABLE.iter().any(|s| e.reason.contains(s)) => {
+            Some(e.reason.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// The finding for a kubelet the API server cannot reach. `runtime.logs` explains it in full;
+/// the other checks that go through the kubelet name it and point there, so the run explains
+/// it once.
+pub fn kubelet_finding(reason: &str, what: &str, explained_here: bool) -> Finding {
+    let see = if explained_here {
+        ""
+    } else {
+        " — see runtime.logs"
+    };
+    Finding::unknown(
+        Some("kubelet-unreachable"),
+        format!(
+            "cannot see {what}: the API server cannot reach the node's kubelet, so logs, exec and port-forward fail (kubectl logs and kubectl exec fail the same way){see}"
+        ),
+    )
+    .with(Evidence::new("API server said", redact::text(reason)).from("HTTP 500"))
 }
 
 /// Runs a check on the effective Elsa of the facts ([`crate::model`]), or returns the finding
@@ -345,5 +384,31 @@ mod tests {
                 imp.id
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod kubelet_tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_kubelet_is_recognised_in_what_real_api_servers_say() {
+        for reason in [
+            "HTTP 500: no preferred addresses found; known addresses: [] (InternalError)",
+            "error dialing backend: dial tcp 10.0.3.17:10250: i/o timeout (InternalError)",
+        ] {
+            let p: Probe<()> = Probe::failed(Some(500), reason);
+            assert_eq!(kubelet_unreachable(&p), Some(reason));
+            let f = kubelet_finding(reason, "the logs", false);
+            assert_eq!(f.cause, Some("kubelet-unreachable"));
+            assert!(f.message.contains("see runtime.logs"), "{}", f.message);
+        }
+        let other: Probe<()> = Probe::failed(Some(500), "etcdserver: request timed out");
+        assert_eq!(kubelet_unreachable(&other), None);
+        assert!(
+            kubelet_finding("x", "the logs", true)
+                .message
+                .ends_with("the same way)")
+        );
     }
 }

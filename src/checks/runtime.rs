@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::workload::selected;
-use super::{CheckImpl, Finding, not_observed};
+use super::{CheckImpl, Finding, kubelet_finding, kubelet_unreachable, not_observed};
 use crate::domain::elsa::{self, Flavor};
 use crate::domain::log_signatures::{self, Signature};
 use crate::facts::{FactKey, Facts, HealthAnswer, PodListing, PodLog, Probe};
@@ -35,14 +35,33 @@ pub const LOG_CAUSES: &[&str] = &[
 pub const LOGS: CheckImpl = CheckImpl {
     id: "runtime.logs",
     needs: &[FactKey::Workloads, FactKey::Logs],
-    causes: LOG_CAUSES,
+    causes: &[
+        "sqlite",
+        "bad-provider",
+        "signing-key",
+        "dns",
+        "db-unreachable",
+        "db-auth",
+        "db-missing",
+        "db-permission",
+        "db-tables",
+        "db-schema-mismatch",
+        "lock-dir",
+        "local-lock",
+        "kubelet-unreachable",
+    ],
     run: logs,
 };
 
 pub const HEALTH: CheckImpl = CheckImpl {
     id: "runtime.health",
     needs: &[FactKey::Workloads, FactKey::Health],
-    causes: &["unhealthy", "unexpected-status", "not-listening"],
+    causes: &[
+        "unhealthy",
+        "unexpected-status",
+        "not-listening",
+        "kubelet-unreachable",
+    ],
     run: health,
 };
 
@@ -82,7 +101,12 @@ fn logs(f: &Facts) -> Finding {
     }
     let list = match &f.logs {
         Probe::Observed(l) => l,
-        other => return not_observed(other, "the Elsa pods' logs"),
+        other => {
+            if let Some(reason) = kubelet_unreachable(other) {
+                return kubelet_finding(reason, "the Elsa pods' logs", true);
+            }
+            return not_observed(other, "the Elsa pods' logs");
+        }
     };
     let read: Vec<(usize, &PodLog, &str)> = list
         .iter()
@@ -106,6 +130,9 @@ fn logs(f: &Facts) -> Finding {
         } else {
             "no log of the Elsa container could be read".to_owned()
         };
+        if let Some(reason) = list.iter().find_map(|l| kubelet_unreachable(&l.text)) {
+            return kubelet_finding(reason, "the Elsa pods' logs", true).with_all(unread);
+        }
         return Finding::unknown(None, why).with_all(unread);
     }
     // Signature position in the table → its hits.
@@ -222,7 +249,12 @@ fn health(f: &Facts) -> Finding {
     };
     let h = match &f.health {
         Probe::Observed(h) => h,
-        other => return not_observed(other, "the health endpoint"),
+        other => {
+            if let Some(reason) = kubelet_unreachable(other) {
+                return kubelet_finding(reason, "the health endpoint", false);
+            }
+            return not_observed(other, "the health endpoint");
+        }
     };
     let at = format!("pod/{} port {}", h.pod, h.port);
     let base = vec![Evidence::new("asked", format!("GET {}", h.path)).from(at.clone())];
@@ -290,7 +322,7 @@ fn health(f: &Facts) -> Finding {
 pub const SQLITE_FILE: CheckImpl = CheckImpl {
     id: "runtime.sqlite-file",
     needs: &[FactKey::Workloads, FactKey::PodFiles],
-    causes: &["fallback", "unexplained", "no-shell"],
+    causes: &["fallback", "unexplained", "no-shell", "kubelet-unreachable"],
     run: sqlite_file,
 };
 
@@ -333,7 +365,12 @@ fn sqlite_file(f: &Facts) -> Finding {
         Probe::NotAttempted(why) => {
             return Finding::skip(format!("nothing listed: {why}"));
         }
-        other => return not_observed(other, "the Elsa container's files"),
+        other => {
+            if let Some(reason) = kubelet_unreachable(other) {
+                return kubelet_finding(reason, "the Elsa container's files", false);
+            }
+            return not_observed(other, "the Elsa container's files");
+        }
     };
     let found = sqlite_files(listing);
     let source = format!(
@@ -663,6 +700,7 @@ mod tests {
     #[test]
     fn causes_are_the_signature_families() {
         assert_eq!(LOG_CAUSES.to_vec(), log_signatures::families());
+        assert_eq!(LOGS.causes[..LOG_CAUSES.len()], *LOG_CAUSES);
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub const ROLLOUT: CheckImpl = CheckImpl {
         "progress-deadline",
         "replica-failure",
         "scaled-to-zero",
+        "not-observed",
     ],
     run: rollout,
 };
@@ -55,12 +56,8 @@ pub const PODS: CheckImpl = CheckImpl {
 
 /// The workloads as far as they were observed; `Err` when neither kind could be listed.
 fn workloads(f: &Facts) -> Result<Vec<Workload<'_>>, Finding> {
-    match (&f.deployments, &f.statefulsets) {
-        (Probe::Observed(d), Probe::Observed(s)) => Ok(Workload::all(d, s)),
-        (Probe::Observed(d), _) => Ok(Workload::all(d, &[])),
-        (_, Probe::Observed(s)) => Ok(Workload::all(&[], s)),
-        (d, _) => Err(not_observed(d, "deployments")),
-    }
+    f.workload_pool()
+        .ok_or_else(|| not_observed(&f.deployments, "deployments"))
 }
 
 /// The selected Elsa workload, or the finding that explains why there is none.
@@ -96,14 +93,43 @@ fn unlisted_kinds(f: &Facts) -> Vec<Evidence> {
 }
 
 fn found(f: &Facts) -> Finding {
+    if f.deployments.observed().is_none() && f.statefulsets.observed().is_none() {
+        // Nothing listed: unknown, naming the missing right, whatever the pods suggest.
+        let mut finding = not_observed(&f.deployments, "the namespace's Deployments");
+        if matches!(f.deployments, Probe::Forbidden { .. }) {
+            finding.cause = Some("forbidden");
+        }
+        let finding = finding.with_all(unlisted_kinds(f).into_iter().skip(1));
+        let pool = f.workload_pool().unwrap_or_default();
+        return match elsa::select_workload(&pool, f.scope.workload_hint.as_deref()) {
+            Selection::Selected { index, reason } => match pool.get(index) {
+                Some(w) => {
+                    let mut finding = finding
+                        .with(
+                            Evidence::new(
+                                format!("inferred {}", w.reference()),
+                                format!("{reason}; rebuilt from its pods, which the other checks examine"),
+                            )
+                            .from(format!("pods {}", w.inferred_from().unwrap_or(""))),
+                        )
+                        .with(describe(w))
+                        .var("workload", w.name())
+                        .var("workload_kind", w.kind().as_str());
+                    finding.message = format!(
+                        "{}; its pods show {} as the Elsa server",
+                        finding.message,
+                        w.reference()
+                    );
+                    finding
+                }
+                None => finding,
+            },
+            _ => finding,
+        };
+    }
     let all = match workloads(f) {
         Ok(all) => all,
-        Err(mut finding) => {
-            if matches!(f.deployments, Probe::Forbidden { .. }) {
-                finding.cause = Some("forbidden");
-            }
-            return finding;
-        }
+        Err(finding) => return finding,
     };
     let ns = &f.scope.namespace;
     let partial = unlisted_kinds(f);
@@ -233,6 +259,12 @@ fn assemblies_evidence(
 ) -> Evidence {
     let l = match listing {
         Probe::Observed(l) => l,
+        other if super::kubelet_unreachable(other).is_some() => {
+            return Evidence::new(
+                "assemblies",
+                "not listed: the API server cannot reach the node's kubelet, so exec fails — see runtime.logs",
+            );
+        }
         other => {
             return Evidence::new(
                 "assemblies",
@@ -284,6 +316,18 @@ fn rollout(f: &Facts) -> Finding {
         Ok(s) => s,
         Err(finding) => return finding,
     };
+    if let Some(pods) = w.inferred_from() {
+        // Rebuilt from its pods: the workload's status (the rollout) was never read.
+        let mut finding =
+            not_observed(&f.deployments, &format!("the rollout of {}", w.reference()));
+        if matches!(w, Workload::StatefulSet(_)) {
+            finding = not_observed(
+                &f.statefulsets,
+                &format!("the rollout of {}", w.reference()),
+            );
+        }
+        return finding.with(Evidence::new("pods seen", pods.replace(',', ", ")).from("list pods"));
+    }
     let desired = w.desired_replicas();
     if desired == 0 {
         return Finding::problem(
@@ -307,6 +351,31 @@ fn rollout(f: &Facts) -> Finding {
                 ),
             )
             .from(format!("{} status", w.reference()));
+            // The controller has not processed this generation: its status (if any) describes
+            // an older spec, or nothing at all. Counting replicas on it would blame the pods.
+            let generation = d.metadata.generation;
+            let observed = st.observed_generation;
+            if d.status.is_none() || observed.is_none() || observed < generation {
+                let shown = |g: Option<i64>| g.map_or_else(|| "none".to_owned(), |g| g.to_string());
+                return Finding::warn(
+                    "not-observed",
+                    format!(
+                        "the Deployment controller has not yet processed {} (generation {}, observed generation {}): its status says nothing about this spec yet",
+                        w.reference(),
+                        shown(generation),
+                        shown(observed)
+                    ),
+                )
+                .with(
+                    Evidence::new("metadata.generation", shown(generation))
+                        .from(w.reference()),
+                )
+                .with(
+                    Evidence::new("status.observedGeneration", shown(observed))
+                        .from(format!("{} status", w.reference())),
+                )
+                .with(counts);
+            }
             let conds = st.conditions.as_ref();
             let cond_evidence = |c: &k8s_openapi::api::apps::v1::DeploymentCondition| {
                 Evidence::new(
@@ -348,8 +417,7 @@ fn rollout(f: &Facts) -> Finding {
                 )
                 .with(counts);
             }
-            let generation = d.metadata.generation.unwrap_or(0);
-            if updated < desired || st.observed_generation.unwrap_or(generation) < generation {
+            if updated < desired {
                 return Finding::warn(
                     "unavailable",
                     format!("rollout in progress: {updated} of {desired} replicas updated"),
@@ -822,6 +890,76 @@ mod tests {
             rollout(&with_deployments(json!([d]))).cause,
             Some("scaled-to-zero")
         );
+    }
+
+    #[test]
+    fn a_rollout_the_controller_has_not_processed_is_its_own_cause() {
+        let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:latest", 2);
+        // No status at all: the controller never wrote one.
+        d.as_object_mut().expect("object").remove("status");
+        let r = rollout(&with_deployments(json!([d.clone()])));
+        assert_eq!((r.outcome, r.cause), (Outcome::Warn, Some("not-observed")));
+        assert!(!r.message.contains("replicas available"), "{}", r.message);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "metadata.generation" && e.value == "1")
+        );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.label == "status.observedGeneration" && e.value == "none")
+        );
+        // A status for an older generation: still not observed, both generations shown.
+        d["metadata"]["generation"] = json!(3);
+        d["status"] = json!({"observedGeneration": 2, "replicas": 2, "availableReplicas": 0});
+        let r = rollout(&with_deployments(json!([d])));
+        assert_eq!(r.cause, Some("not-observed"));
+        assert!(
+            r.message.contains("generation 3, observed generation 2"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn a_workload_rebuilt_from_pods_is_found_unknown_and_its_rollout_unknown() {
+        let pods: Vec<Pod> = serde_json::from_value(json!([{
+            "metadata": {"name": "elsa-server-6d5f8b7c9-x2k4q", "namespace": "elsa",
+                "labels": {"app": "elsa-server", "pod-template-hash": "6d5f8b7c9"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "elsa-server-6d5f8b7c9", "uid": "u1", "controller": true}]},
+            "spec": {"containers": [{"name": "elsa-server",
+                "image": "elsaworkflows/elsa-server-v3-5:3.5.2"}]}
+        }]))
+        .expect("pods");
+        let mut f = empty();
+        f.deployments = Probe::Forbidden {
+            verb: "list".into(),
+            resource: "deployments".into(),
+        };
+        f.statefulsets = Probe::Forbidden {
+            verb: "list".into(),
+            resource: "statefulsets".into(),
+        };
+        let (d, s) = crate::domain::workload::infer_from_pods(&pods);
+        f.inferred = crate::facts::Inferred {
+            deployments: d,
+            statefulsets: s,
+        };
+        let r = found(&f);
+        assert_eq!((r.outcome, r.cause), (Outcome::Unknown, Some("forbidden")));
+        assert!(r.message.contains("list deployments"), "{}", r.message);
+        assert!(
+            r.message.contains("deployment/elsa-server"),
+            "{}",
+            r.message
+        );
+        let r = rollout(&f);
+        assert_eq!(r.outcome, Outcome::Unknown);
+        assert!(r.message.contains("list deployments"), "{}", r.message);
+        // What the pods show is still examined.
+        assert_eq!(flavor(&f).outcome, Outcome::Pass);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 /// Deployment or StatefulSet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,
@@ -71,6 +71,19 @@ impl<'a> Workload<'a> {
         meta.name.as_deref().unwrap_or("")
     }
 
+    /// The pods this workload was rebuilt from, when it was not listed but inferred from them
+    /// ([`infer_from_pods`]).
+    pub fn inferred_from(&self) -> Option<&'a str> {
+        let meta = match self {
+            Workload::Deployment(d) => &d.metadata,
+            Workload::StatefulSet(s) => &s.metadata,
+        };
+        meta.annotations
+            .as_ref()?
+            .get(INFERRED_FROM)
+            .map(String::as_str)
+    }
+
     /// `deployment/elsa-server`.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind().as_str(), self.name())
@@ -118,6 +131,110 @@ impl<'a> Workload<'a> {
         }
         .unwrap_or(1)
     }
+}
+
+/// The annotation that marks a workload rebuilt from its pods (see [`infer_from_pods`]), with
+/// the pods it was rebuilt from.
+pub const INFERRED_FROM: &str = "elsadoctor.io/inferred-from-pods";
+
+/// Labels the controllers add to each pod, not part of the pod template.
+const CONTROLLER_LABELS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
+/// The workloads behind `pods`, rebuilt from them when the workloads themselves may not be
+/// listed: the owner's name (a ReplicaSet's name without its pod-template hash is its
+/// Deployment's), the pod's labels without the controllers' as template labels and selector,
+/// the pod's spec as template, and as replicas the number of pods seen. No status: nothing of
+/// the rollout was observed. Pods without a ReplicaSet or StatefulSet owner are left out.
+pub fn infer_from_pods(pods: &[Pod]) -> (Vec<Deployment>, Vec<StatefulSet>) {
+    // (kind, name) -> (template labels, spec, pod names)
+    type Seen = BTreeMap<(WorkloadKind, String), (BTreeMap<String, String>, PodSpec, Vec<String>)>;
+    let mut seen: Seen = BTreeMap::new();
+    for pod in pods {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let Some(owner) = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+        else {
+            continue;
+        };
+        let key = match owner.kind.as_str() {
+            "ReplicaSet" => {
+                let name = labels
+                    .get("pod-template-hash")
+                    .and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
+                    .unwrap_or(&owner.name);
+                (WorkloadKind::Deployment, name.to_owned())
+            }
+            "StatefulSet" => (WorkloadKind::StatefulSet, owner.name.clone()),
+            _ => continue,
+        };
+        let Some(spec) = pod.spec.clone() else {
+            continue;
+        };
+        let mut template_labels = labels;
+        template_labels.retain(|k, _| !CONTROLLER_LABELS.contains(&k.as_str()));
+        let entry = seen
+            .entry(key)
+            .or_insert_with(|| (template_labels, spec, Vec::new()));
+        entry.2.push(pod.metadata.name.clone().unwrap_or_default());
+    }
+    let mut deployments = Vec::new();
+    let mut statefulsets = Vec::new();
+    for ((kind, name), (labels, spec, pod_names)) in seen {
+        let metadata = ObjectMeta {
+            name: Some(name),
+            namespace: pods.first().and_then(|p| p.metadata.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(
+                INFERRED_FROM.to_owned(),
+                pod_names.join(","),
+            )])),
+            ..Default::default()
+        };
+        let template = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels.clone()),
+                ..Default::default()
+            }),
+            spec: Some(spec),
+        };
+        let selector = LabelSelector {
+            match_labels: Some(labels),
+            ..Default::default()
+        };
+        let replicas = i32::try_from(pod_names.len()).ok();
+        match kind {
+            WorkloadKind::Deployment => deployments.push(Deployment {
+                metadata,
+                spec: Some(DeploymentSpec {
+                    replicas,
+                    selector,
+                    template,
+                    ..Default::default()
+                }),
+                status: None,
+            }),
+            WorkloadKind::StatefulSet => statefulsets.push(StatefulSet {
+                metadata,
+                spec: Some(StatefulSetSpec {
+                    replicas,
+                    selector,
+                    template,
+                    ..Default::default()
+                }),
+                status: None,
+            }),
+        }
+    }
+    (deployments, statefulsets)
 }
 
 /// The ConfigMaps and Secrets a pod spec references (volumes, projected volumes, env, envFrom of
@@ -235,6 +352,45 @@ mod tests {
             secrets.into_iter().collect::<Vec<_>>(),
             ["bulk-secret", "init", "pg", "tls"]
         );
+    }
+
+    #[test]
+    fn infers_the_deployment_and_statefulset_behind_pods() {
+        let pods: Vec<Pod> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "elsa-server-6d5f8b7c9-x2k4q", "namespace": "elsa",
+                "labels": {"app": "elsa-server", "pod-template-hash": "6d5f8b7c9"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "elsa-server-6d5f8b7c9", "uid": "u1", "controller": true}]},
+             "spec": {"containers": [{"name": "elsa-server", "image": "elsaworkflows/elsa-server-v3-5:3.5.2"}]}},
+            {"metadata": {"name": "elsa-server-6d5f8b7c9-p7v9w", "namespace": "elsa",
+                "labels": {"app": "elsa-server", "pod-template-hash": "6d5f8b7c9"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "elsa-server-6d5f8b7c9", "uid": "u1", "controller": true}]},
+             "spec": {"containers": [{"name": "elsa-server", "image": "elsaworkflows/elsa-server-v3-5:3.5.2"}]}},
+            {"metadata": {"name": "pg-0", "labels": {"app": "pg", "controller-revision-hash": "pg-7f"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                    "name": "pg", "uid": "u2", "controller": true}]},
+             "spec": {"containers": [{"name": "pg", "image": "postgres:17"}]}},
+            {"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "x"}]}}
+        ]))
+        .expect("pods");
+        let (d, s) = infer_from_pods(&pods);
+        assert_eq!(d.len(), 1);
+        assert_eq!(s.len(), 1);
+        let w = Workload::Deployment(&d[0]);
+        assert_eq!(w.reference(), "deployment/elsa-server");
+        assert_eq!(w.desired_replicas(), 2);
+        assert_eq!(
+            w.inferred_from(),
+            Some("elsa-server-6d5f8b7c9-x2k4q,elsa-server-6d5f8b7c9-p7v9w")
+        );
+        assert_eq!(
+            selector_query(w.selector().expect("selector")).expect("query"),
+            "app=elsa-server"
+        );
+        let sts = Workload::StatefulSet(&s[0]);
+        assert_eq!(sts.reference(), "statefulset/pg");
+        assert!(!sts.labels().contains_key("controller-revision-hash"));
     }
 
     #[test]

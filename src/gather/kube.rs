@@ -25,8 +25,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::domain::elsa::{self, Selection};
 use crate::domain::workload::{Workload, referenced_sources, selector_query};
 use crate::facts::{
-    AccessRules, ConfigMapData, FactKey, FactUpdate, NamespaceInfo, NamespaceSource, Probe,
-    ResourceRule, Scope, SecretData, ServerVersion,
+    AccessRules, ConfigMapData, FactKey, FactUpdate, Inferred, NamespaceInfo, NamespaceSource,
+    Probe, ResourceRule, Scope, SecretData, ServerVersion,
 };
 use crate::gather::db;
 use crate::redact;
@@ -374,7 +374,24 @@ pub async fn gather(
         );
         let mut deployments = deployments.map(|l| l.items);
         let mut statefulsets = statefulsets.map(|l| l.items);
-        let literals = super::scrub_workloads(
+        // A user who may list neither kind (a Role that grants pods but not apps) still sees
+        // the pods: the workloads are rebuilt from them, and workload.found says what it may
+        // not list.
+        let mut inferred = Inferred::default();
+        if deployments.observed().is_none() && statefulsets.observed().is_none() {
+            let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let lp = ListParams::default();
+            if let Probe::Observed(list) =
+                read("pods", "list", "pods", timeout, || pod_api.list(&lp)).await
+            {
+                let (d, s) = crate::domain::workload::infer_from_pods(&list.items);
+                inferred = Inferred {
+                    deployments: d,
+                    statefulsets: s,
+                };
+            }
+        }
+        let mut literals = super::scrub_workloads(
             match &mut deployments {
                 Probe::Observed(d) => d.as_mut_slice(),
                 _ => &mut [],
@@ -384,12 +401,27 @@ pub async fn gather(
                 _ => &mut [],
             },
         );
-        let target = select(&deployments, &statefulsets, scope.workload_hint.as_deref());
-        let workloads_seen = (deployments.clone(), statefulsets.clone(), literals.clone());
+        literals.extend(super::scrub_workloads(
+            &mut inferred.deployments,
+            &mut inferred.statefulsets,
+        ));
+        let target = select(
+            &deployments,
+            &statefulsets,
+            &inferred,
+            scope.workload_hint.as_deref(),
+        );
+        let workloads_seen = (
+            deployments.clone(),
+            statefulsets.clone(),
+            literals.clone(),
+            inferred.clone(),
+        );
         send(FactUpdate::Workloads {
             deployments,
             statefulsets,
             literals,
+            inferred,
         });
         let (name, selector, (config_map_names, secret_names), identity) = match target {
             Ok(t) => t,
@@ -532,6 +564,7 @@ async fn sources_and_database(
         Probe<Vec<Deployment>>,
         Probe<Vec<StatefulSet>>,
         redact::Literals,
+        Inferred,
     ),
     options: crate::gather::Options,
     running: tokio::sync::oneshot::Receiver<Option<(String, String)>>,
@@ -566,6 +599,7 @@ async fn sources_and_database(
             deployments: workloads.0,
             statefulsets: workloads.1,
             literals: workloads.2,
+            inferred: workloads.3,
         },
         sources.clone(),
         FactUpdate::Services(services.clone()),
@@ -785,14 +819,19 @@ type SourceNames = (BTreeSet<String>, BTreeSet<String>);
 fn select(
     deployments: &Probe<Vec<Deployment>>,
     statefulsets: &Probe<Vec<StatefulSet>>,
+    inferred: &Inferred,
     hint: Option<&str>,
 ) -> Result<(String, String, SourceNames, Option<elsa::Identity>), String> {
     let empty_d = Vec::new();
     let empty_s = Vec::new();
-    let all = Workload::all(
-        deployments.observed().unwrap_or(&empty_d),
-        statefulsets.observed().unwrap_or(&empty_s),
-    );
+    let all = if deployments.observed().is_none() && statefulsets.observed().is_none() {
+        Workload::all(&inferred.deployments, &inferred.statefulsets)
+    } else {
+        Workload::all(
+            deployments.observed().unwrap_or(&empty_d),
+            statefulsets.observed().unwrap_or(&empty_s),
+        )
+    };
     match elsa::select_workload(&all, hint) {
         Selection::Selected { index, .. } => {
             let w = all.get(index).ok_or("selection out of range")?;

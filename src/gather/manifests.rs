@@ -254,6 +254,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
             deployments: Probe::Observed(deployments),
             statefulsets: Probe::Observed(statefulsets),
             literals,
+            inferred: Default::default(),
         },
         FactUpdate::ConfigSources {
             config_maps: cms,

@@ -8,6 +8,7 @@
 //! be the command). When it exits, one JSON line goes to stderr: the number of API requests
 //! served and the longest chain of strictly sequential requests, the run's critical path, and the
 //! TCP connections accepted, TLS handshakes completed, and connections per protocol.
+//! With `SIM_SERVE_LOG=FILE` the request log is written there, one JSON object a line.
 //! `--no-h2` serves TLS offering only `http/1.1` in ALPN (the server is TLS with `h2` otherwise).
 
 use std::process::ExitCode;
@@ -87,6 +88,15 @@ async fn main() -> ExitCode {
     let slowest = log
         .iter()
         .max_by_key(|r| r.answered_us.saturating_sub(r.received_us));
+    if let Ok(path) = std::env::var("SIM_SERVE_LOG") {
+        let lines: Vec<String> = log
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .collect();
+        if let Err(e) = std::fs::write(&path, lines.join("\n") + "\n") {
+            eprintln!("sim_serve: cannot write {path}: {e}");
+        }
+    }
     let conns = server.connection_stats();
     eprintln!(
         "{{\"requests\":{},\"connections\":{},\"tlsHandshakes\":{},\"h2Connections\":{},\"http1Connections\":{},\"longestChain\":{},\"slowestServerUs\":{},\"slowestPath\":{:?}}}",

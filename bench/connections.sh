@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "bench: install hyperfine (apt-get install hyperfine)" >&2; exit 2; }
 
-cargo build --release --quiet --bin elsadoctor --example bare_kube
-cargo build --release --quiet -p elsadoctor-sim --example sim_serve
-bin=target/release/elsadoctor
-bare=target/release/examples/bare_kube
-serve=target/release/examples/sim_serve
+# PROFILE=dev measures debug builds (no release build on a busy machine).
+profile=${PROFILE:-release}
+dir=$([ "$profile" = dev ] && echo debug || echo release)
+cargo build --profile "$profile" --quiet --bin elsadoctor --example bare_kube
+cargo build --profile "$profile" --quiet -p elsadoctor-sim --example sim_serve
+bin=target/$dir/elsadoctor
+bare=target/$dir/examples/bare_kube
+serve=target/$dir/examples/sim_serve
 scen=tests/fixtures/scenarios/healthy
 out=bench/results
 mkdir -p "$out"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use elsadoctor::facts::Probe;
 use elsadoctor::gather::pod::{ExecOutput, exec, logs};
-use elsadoctor_sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer, Transport};
 use futures::StreamExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -317,7 +317,9 @@ async fn frames(mut ws: Ws) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn v4_and_v5_frames() {
-    let server = SimServer::start(scenario("")).await.expect("server starts");
+    let server = SimServer::start_with(scenario(""), Transport::Plain)
+        .await
+        .expect("server starts");
     let q = "command=sh&command=-c&command=echo%20hi%3B%20exit%205&container=elsa-server&stdout=true&stderr=true";
     let (ws, proto) = raw_exec(&server, q, "v4.channel.k8s.io").await.expect("v4");
     assert_eq!(proto.as_deref(), Some("v4.channel.k8s.io"));

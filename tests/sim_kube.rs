@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use elsadoctor_sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer, Transport};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::authorization::v1::{
@@ -66,8 +66,14 @@ async fn version_and_kubeconfig() {
     assert_eq!(v.git_version, "v1.33.1");
     assert_eq!(v.platform, "linux/amd64");
     assert_eq!(client.default_namespace(), "elsa");
-    assert!(server.url().starts_with("http://127.0.0.1:"));
-    assert_eq!(server.url(), format!("http://{}", server.addr()));
+    // TLS, as a real API server: the kubeconfig carries the CA that signed its certificate.
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    assert_eq!(server.url(), format!("https://{}", server.addr()));
+    assert!(
+        server
+            .kubeconfig_yaml()
+            .contains("certificate-authority-data: ")
+    );
     assert!(server.token().starts_with("sim-token-"));
     let kc = server.kubeconfig_yaml();
     assert!(kc.contains("current-context: sim"));
@@ -961,7 +967,9 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[tokio::test]
 async fn odd_input_never_breaks_the_server() {
-    let server = SimServer::start(scenario("healthy")).await.expect("starts");
+    let server = SimServer::start_with(scenario("healthy"), Transport::Plain)
+        .await
+        .expect("starts");
     let token = server.token().to_string();
     let paths = [
         "/",

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use elsadoctor_sim::{Scenario, SimServer};
+use elsadoctor_sim::{Scenario, SimServer, Transport};
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -71,6 +71,15 @@ async fn client(server: &SimServer) -> Client {
         .await
         .expect("config");
     Client::try_from(config).expect("client")
+}
+
+/// A cleartext server, for the tests that speak the raw WebSocket handshake on a bare socket.
+async fn start_plain(s: Scenario) -> (SimServer, Api<Pod>) {
+    let server = SimServer::start_with(s, Transport::Plain)
+        .await
+        .expect("server starts");
+    let pods = Api::<Pod>::namespaced(client(&server).await, NS);
+    (server, pods)
 }
 
 async fn start(s: Scenario) -> (SimServer, Api<Pod>) {
@@ -716,7 +725,7 @@ async fn next_data(ws: &mut Ws) -> Message {
 #[tokio::test]
 async fn wire_protocol_binary() {
     let echo = echo_server().await;
-    let (server, _pods) = start(scenario("").with_port_forward(NS, POD, 5432, echo)).await;
+    let (server, _pods) = start_plain(scenario("").with_port_forward(NS, POD, 5432, echo)).await;
     let (mut ws, proto) = raw_connect(&server, "ports=6379&ports=5432", Some("v4.channel.k8s.io"))
         .await
         .expect("upgrade");
@@ -787,7 +796,7 @@ async fn wire_protocol_binary() {
 #[tokio::test]
 async fn wire_protocol_base64_and_negotiation() {
     let echo = echo_server().await;
-    let (server, _pods) = start(scenario("").with_port_forward(NS, POD, 5432, echo)).await;
+    let (server, _pods) = start_plain(scenario("").with_port_forward(NS, POD, 5432, echo)).await;
     let (mut ws, proto) = raw_connect(
         &server,
         "ports=5432",

@@ -6,11 +6,14 @@
 //!
 //! The command runs with `KUBECONFIG` pointing at the simulation (so hyperfine or elsadoctor can
 //! be the command). When it exits, one JSON line goes to stderr: the number of API requests
-//! served and the longest chain of strictly sequential requests, the run's critical path.
+//! served and the longest chain of strictly sequential requests, the run's critical path, and the
+//! TCP connections accepted, TLS handshakes completed, and connections per protocol.
+//! With `SIM_SERVE_LOG=FILE` the request log is written there, one JSON object a line.
+//! `--no-h2` serves TLS offering only `http/1.1` in ALPN (the server is TLS with `h2` otherwise).
 
 use std::process::ExitCode;
 
-use elsadoctor_sim::{Scenario, SimServer, longest_sequential_chain};
+use elsadoctor_sim::{Scenario, SimServer, Transport, longest_sequential_chain};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
@@ -24,11 +27,13 @@ async fn main() -> ExitCode {
         eprintln!("sim_serve: a scenario directory is required");
         return ExitCode::from(2);
     };
-    let latency = match ours.get(1..) {
-        Some([flag, n]) if flag == "--latency-ms" => n.parse::<u64>().ok(),
-        Some([]) => None,
+    let no_h2 = ours.iter().any(|a| a == "--no-h2");
+    let rest: Vec<&String> = ours.iter().skip(1).filter(|a| *a != "--no-h2").collect();
+    let latency = match rest.as_slice() {
+        [flag, n] if *flag == "--latency-ms" => n.parse::<u64>().ok(),
+        [] => None,
         _ => {
-            eprintln!("sim_serve: unexpected arguments {:?}", &ours[1..]);
+            eprintln!("sim_serve: unexpected arguments {rest:?}");
             return ExitCode::from(2);
         }
     };
@@ -48,7 +53,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match SimServer::start(scenario).await {
+    let transport = if no_h2 {
+        Transport::TlsHttp1
+    } else {
+        Transport::Tls
+    };
+    let server = match SimServer::start_with(scenario, transport).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sim_serve: {e}");
@@ -78,9 +88,23 @@ async fn main() -> ExitCode {
     let slowest = log
         .iter()
         .max_by_key(|r| r.answered_us.saturating_sub(r.received_us));
+    if let Ok(path) = std::env::var("SIM_SERVE_LOG") {
+        let lines: Vec<String> = log
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .collect();
+        if let Err(e) = std::fs::write(&path, lines.join("\n") + "\n") {
+            eprintln!("sim_serve: cannot write {path}: {e}");
+        }
+    }
+    let conns = server.connection_stats();
     eprintln!(
-        "{{\"requests\":{},\"longestChain\":{},\"slowestServerUs\":{},\"slowestPath\":{:?}}}",
+        "{{\"requests\":{},\"connections\":{},\"tlsHandshakes\":{},\"h2Connections\":{},\"http1Connections\":{},\"longestChain\":{},\"slowestServerUs\":{},\"slowestPath\":{:?}}}",
         log.len(),
+        conns.accepted,
+        conns.tls_handshakes,
+        conns.h2,
+        conns.http1,
         longest_sequential_chain(&log),
         slowest.map_or(0, |r| r.answered_us.saturating_sub(r.received_us)),
         slowest.map_or(String::new(), |r| format!(

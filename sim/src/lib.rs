@@ -37,6 +37,7 @@ pub mod selectors;
 mod server;
 mod shell;
 mod store;
+mod transport;
 mod util;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ use serde_json::{Value, json};
 pub use config::{PortForwardConfig, SimConfig};
 pub use kubelet::KubeletConfig;
 use store::{Manifest, Store};
+pub use transport::{CA_PEM, ConnectionRecord, ConnectionStats, Transport};
 
 /// Errors loading a scenario or starting the server. Messages are one line
 /// and name the file (and YAML line:column when the parser knows it).
@@ -82,6 +84,9 @@ pub enum SimError {
     /// The listening socket could not be opened.
     #[error("starting the simulated API server on 127.0.0.1: {0}")]
     Bind(#[source] std::io::Error),
+    /// The built-in TLS certificate could not be loaded.
+    #[error("the simulated API server's TLS configuration: {0}")]
+    Tls(String),
 }
 
 /// One request as the server saw and answered it.
@@ -111,6 +116,10 @@ pub struct RecordedRequest {
     pub received_us: u64,
     /// When its answer was ready (after injected latency), same clock.
     pub answered_us: u64,
+    /// The connection it arrived on ([`ConnectionRecord::id`]).
+    pub connection: u64,
+    /// The HTTP version it arrived as: `HTTP/2.0` or `HTTP/1.1`.
+    pub version: String,
 }
 
 /// The longest chain of requests where each one arrived only after the previous one was
@@ -490,6 +499,7 @@ pub struct SimServer {
     token: String,
     namespace: String,
     state: Arc<server::ServerState>,
+    transport: Transport,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -526,8 +536,18 @@ fn random_token() -> String {
 }
 
 impl SimServer {
-    /// Bind `127.0.0.1:0` and serve the scenario from a spawned task.
+    /// Bind `127.0.0.1:0` and serve the scenario from a spawned task, over TLS with ALPN
+    /// offering `h2` and `http/1.1`, as a real API server does.
     pub async fn start(scenario: Scenario) -> Result<SimServer, SimError> {
+        SimServer::start_with(scenario, Transport::Tls).await
+    }
+
+    /// [`SimServer::start`] over the given transport.
+    pub async fn start_with(
+        scenario: Scenario,
+        transport: Transport,
+    ) -> Result<SimServer, SimError> {
+        let tls = transport::acceptor(transport).map_err(SimError::Tls)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(SimError::Bind)?;
@@ -623,30 +643,25 @@ impl SimServer {
             port_forwards,
             connect_requires_create,
             closing,
+            connections: Arc::default(),
         });
         let app = axum::Router::new()
             .fallback(server::handle)
             .with_state(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Like every Go server, the API server's connections have TCP_NODELAY: small
-            // websocket frames (exec, port-forward) are not held back for delayed ACKs.
-            use axum::serve::ListenerExt;
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!("simulated API server stopped: {e}");
-            }
-        });
+        let task = tokio::spawn(transport::serve(
+            listener,
+            app,
+            tls,
+            state.connections.clone(),
+            rx,
+        ));
         Ok(SimServer {
             addr,
             token,
             namespace,
             state,
+            transport,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -657,9 +672,24 @@ impl SimServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (`http://` for [`Transport::Plain`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.transport.scheme(), self.addr)
+    }
+
+    /// How the server is reached.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Every TCP connection accepted so far, with its TLS handshake, protocol and requests.
+    pub fn connections(&self) -> Vec<ConnectionRecord> {
+        self.state.connections.snapshot()
+    }
+
+    /// Totals over [`SimServer::connections`].
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.state.connections.stats()
     }
 
     /// The bearer token the server accepts.
@@ -669,9 +699,17 @@ impl SimServer {
 
     /// A kubeconfig: cluster `sim`, user `sim-user`, context `sim` (current)
     /// with the scenario's default namespace.
+    /// Over TLS the cluster carries the test-only CA as `certificate-authority-data`.
     pub fn kubeconfig_yaml(&self) -> String {
+        let ca = match self.transport {
+            Transport::Plain => String::new(),
+            Transport::Tls | Transport::TlsHttp1 => format!(
+                "\n    certificate-authority-data: {}",
+                util::base64_encode(CA_PEM.as_bytes())
+            ),
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {url}\nusers:\n- name: sim-user\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim-user\n    namespace: {ns}\ncurrent-context: sim\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {url}{ca}\nusers:\n- name: sim-user\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim-user\n    namespace: {ns}\ncurrent-context: sim\npreferences: {{}}\n",
             url = self.url(),
             token = self.token,
             ns = self.namespace

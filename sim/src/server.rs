@@ -72,6 +72,8 @@ pub struct ServerState {
     pub connect_requires_create: bool,
     /// Set to `true` on shutdown: open port-forward tunnels end.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Accepted connections, TLS handshakes, protocols.
+    pub connections: std::sync::Arc<crate::transport::Connections>,
 }
 
 impl ServerState {
@@ -374,6 +376,19 @@ pub async fn handle(State(state): State<std::sync::Arc<ServerState>>, req: Reque
     let received = state.epoch.elapsed();
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let connection = parts
+        .extensions
+        .get::<crate::transport::ConnectionId>()
+        .map_or(0, |c| c.0);
+    let version = format!("{:?}", parts.version);
+    state.connections.request(
+        connection,
+        if parts.version == hyper::Version::HTTP_2 {
+            "h2"
+        } else {
+            "http/1.1"
+        },
+    );
     let info = Info::parse(&parts.method, parts.uri.path(), parts.uri.query());
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
@@ -395,6 +410,8 @@ pub async fn handle(State(state): State<std::sync::Arc<ServerState>>, req: Reque
         status: response.status().as_u16(),
         received_us: micros(received),
         answered_us: micros(state.epoch.elapsed()),
+        connection,
+        version,
     };
     if let Ok(mut log) = state.log.lock() {
         log.push(rec);

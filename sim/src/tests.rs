@@ -623,6 +623,8 @@ fn rec(received_us: u64, answered_us: u64) -> RecordedRequest {
         status: 200,
         received_us,
         answered_us,
+        connection: 1,
+        version: "HTTP/2.0".into(),
     }
 }
 

@@ -113,7 +113,8 @@ pub async fn connect(
     config.reset_reader_on_write = true;
     // Retries are ours (bounded, logged, applied to 500 too), not the client's.
     config.default_retry = false;
-    let client = Client::try_from(config).map_err(|e| ConnectError::Client(error_chain(&e)))?;
+    let client = crate::gather::connect::client(config)
+        .map_err(|e| ConnectError::Client(error_chain(&e)))?;
     Ok((
         client,
         Scope {

@@ -3,6 +3,7 @@
 //! masked. Nothing outside this module uses kube-rs or hickory. `dns`, `tcp` and `files` are the
 //! probes `elsadoctor probe` runs from inside a pod.
 
+pub mod connect;
 pub mod db;
 pub mod debug_pod;
 pub mod dns;

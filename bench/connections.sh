@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Connections per run, and a whole run against a bare kube-rs client making the same reads
+# (see bench/README.md). Needs hyperfine. Prints a Markdown summary; raw JSON in bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { echo "bench: install hyperfine (apt-get install hyperfine)" >&2; exit 2; }
+
+# PROFILE=dev measures debug builds (no release build on a busy machine).
+profile=${PROFILE:-release}
+dir=$([ "$profile" = dev ] && echo debug || echo release)
+cargo build --profile "$profile" --quiet --bin elsadoctor --example bare_kube
+cargo build --profile "$profile" --quiet -p elsadoctor-sim --example sim_serve
+bin=target/$dir/elsadoctor
+bare=target/$dir/examples/bare_kube
+serve=target/$dir/examples/sim_serve
+scen=tests/fixtures/scenarios/healthy
+out=bench/results
+mkdir -p "$out"
+runs=${RUNS:-30}
+
+# One doctor run records the reads the baseline replays (same requests, same waves).
+SIM_SERVE_LOG="$out/healthy-requests.jsonl" "$serve" "$scen" -- "$bin" --json >/dev/null 2>&1 || true
+
+stats() { # label, sim_serve flags..., -- command...: one run, its connection counts
+  local label=$1; shift
+  local line
+  line=$({ "$serve" "$scen" "$@" 2>&1 >/dev/null || true; } | tail -n 1)
+  python3 - "$label" "$line" <<'PY'
+import json, sys
+s = json.loads(sys.argv[2])
+print(f"| {sys.argv[1]} | {s['requests']} | {s['connections']} | {s['tlsHandshakes']} | {s['h2Connections']} | {s['http1Connections']} |")
+PY
+}
+
+echo "## Connections in one run (simulated API server, TLS)"
+echo
+echo "| client | requests | TCP connections | TLS handshakes | HTTP/2 | HTTP/1.1 |"
+echo "|---|---|---|---|---|---|"
+stats "elsadoctor (h2 offered)" -- "$bin" --json
+stats "elsadoctor (server without h2)" --no-h2 -- "$bin" --json
+stats "bare kube-rs, plain reads only" -- "$bare" "$out/healthy-requests.jsonl"
+
+echo
+echo "## Wall time: a whole run vs the bare kube-rs client (one hyperfine invocation)"
+echo
+"$serve" "$scen" -- hyperfine -i --style none --warmup 3 --runs "$runs" \
+  --export-json "$out/connections.json" \
+  -n elsadoctor "$bin --json" \
+  -n bare-kube-rs "$bare $out/healthy-requests.jsonl" >/dev/null 2>&1 || true
+python3 - "$out/connections.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+d, b = r["elsadoctor"], r["bare-kube-rs"]
+print("| command | mean | median | min |")
+print("|---|---|---|---|")
+for name, x in (("elsadoctor --json (whole run)", d), ("bare kube-rs, same plain reads", b)):
+    print(f"| {name} | {x['mean']*1000:.1f} ms | {x['median']*1000:.1f} ms | {x['min']*1000:.1f} ms |")
+print(f"\nratio whole run / bare client: mean {d['mean']/b['mean']:.2f}, median {d['median']/b['median']:.2f} (goal <= 0.6)")
+PY

@@ -197,6 +197,7 @@ pub(crate) mod test_support {
             namespace_source: NamespaceSource::Flag,
             workload_hint: None,
             simulated: false,
+            replay: None,
         }
     }
 

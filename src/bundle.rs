@@ -217,3 +217,151 @@ pub fn updates(f: Facts) -> Vec<FactUpdate> {
         FactUpdate::DbPods(f.db_pods),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::empty;
+    use crate::facts::{ConfigMapData, Probe, SecretData};
+    use crate::redact::Secret;
+    use proptest::prelude::*;
+
+    const CANARY: &str = "CANARY-7f3a9c1e-DO-NOT-LEAK";
+
+    fn facts_with_secrets() -> Facts {
+        let mut f = empty();
+        let mut data = BTreeMap::new();
+        data.insert("password".to_owned(), Secret::new(CANARY));
+        data.insert("username".to_owned(), Secret::new("elsa"));
+        data.insert(
+            "connection".to_owned(),
+            Secret::new(format!("Host=pg;Username=elsa;Password={CANARY}")),
+        );
+        data.insert(
+            "signing-key".to_owned(),
+            Secret::new(format!(" {CANARY}é ")),
+        );
+        f.secrets
+            .insert("pg".to_owned(), Probe::Observed(SecretData { data }));
+        f.env_literals.insert(
+            "deployment/elsa/elsa/0".to_owned(),
+            Secret::new(format!("Host=p;Password=x$(PW){CANARY}")),
+        );
+        let mut cm = ConfigMapData::default();
+        cm.data.insert(
+            "appsettings.json".to_owned(),
+            format!("{{\"ConnectionStrings\": {{\"PostgreSql\": \"Host=p;Password={CANARY}\"}},\n \"Password\": \"{CANARY}\", \"Url\": \"postgres://u:{CANARY}@h/db\"}}"),
+        );
+        cm.data.insert("DB_PASSWORD".to_owned(), CANARY.to_owned());
+        cm.data.insert("LOG_LEVEL".to_owned(), "Debug".to_owned());
+        f.config_maps.insert("cfg".to_owned(), Probe::Observed(cm));
+        f
+    }
+
+    #[test]
+    fn a_bundle_holds_shapes_never_secrets() {
+        let text = write(
+            &facts_with_secrets(),
+            "port-forward",
+            "2026-01-01T00:00:00Z",
+        )
+        .expect("write");
+        assert!(!text.contains(CANARY), "{text}");
+        assert!(!text.contains("CANARY"), "{text}");
+        let back = read(&text).expect("read").facts;
+        let Probe::Observed(s) = &back.secrets["pg"] else {
+            panic!("secret")
+        };
+        let pw = s.data["password"].expose();
+        assert_eq!(pw.chars().count(), CANARY.chars().count());
+        assert_eq!(
+            s.data["username"].expose(),
+            "elsa",
+            "a user name is what reports show"
+        );
+        assert_eq!(
+            s.data["connection"].expose(),
+            format!(
+                "Host=pg;Username=elsa;Password={}",
+                crate::redact::shape(CANARY)
+            )
+        );
+        let key = s.data["signing-key"].expose();
+        assert_eq!(key.len(), format!(" {CANARY}é ").len(), "UTF-8 width kept");
+        assert!(key.starts_with(' ') && key.ends_with(' ') && !key.is_ascii());
+        let lit = back.env_literals["deployment/elsa/elsa/0"].expose();
+        assert!(lit.starts_with("Host=p;Password=x$(PW)"), "{lit}");
+        let Probe::Observed(cm) = &back.config_maps["cfg"] else {
+            panic!("cm")
+        };
+        assert_eq!(cm.data["LOG_LEVEL"], "Debug");
+        assert!(
+            crate::domain::dotnet_config::parse_appsettings(&cm.data["appsettings.json"]).is_ok(),
+            "a shaped JSON file still parses: {}",
+            cm.data["appsettings.json"]
+        );
+        // Written again, a replayed bundle is the same bundle.
+        let again = write(&back, "port-forward", "2026-01-01T00:00:00Z").expect("write");
+        assert_eq!(again, text);
+    }
+
+    #[test]
+    fn the_sample_signing_key_stays_recognisable() {
+        let s = crate::domain::elsa::SAMPLE_SIGNING_KEY;
+        assert_eq!(crate::redact::shape(s), s);
+    }
+
+    #[test]
+    fn other_schemas_are_refused_with_their_reason() {
+        let newer = r#"{"format":"elsadoctor-facts","schemaVersion":7,"elsadoctor":"9.0.0"}"#;
+        let e = read(newer).expect_err("newer");
+        assert!(matches!(e, BundleError::Newer { found: 7, .. }), "{e}");
+        assert!(e.to_string().contains("elsadoctor 9.0.0"), "{e}");
+        let older = r#"{"format":"elsadoctor-facts","schemaVersion":0,"elsadoctor":"0.0.1"}"#;
+        assert!(matches!(
+            read(older),
+            Err(BundleError::Older { found: 0, .. })
+        ));
+        assert!(matches!(read("[1]"), Err(BundleError::NotABundle(_))));
+        assert!(matches!(read("{}"), Err(BundleError::NotABundle(_))));
+        assert!(matches!(read("{"), Err(BundleError::Damaged(_))));
+    }
+
+    #[test]
+    fn an_edited_value_is_not_echoed() {
+        let text = write(&empty(), "here", "t").expect("write");
+        let edited = text.replacen("\"state\": \"notAttempted\"", "\"state\": \"hunter2\"", 1);
+        let e = read(&edited).expect_err("edited").to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A truncated or byte-mutated bundle is an error of one line, never a panic.
+        #[test]
+        fn damaged_bundles_give_one_line(cut in 0usize..4000, at in 0usize..4000, byte in any::<u8>()) {
+            let text = write(&facts_with_secrets(), "here", "t").expect("write");
+            let mut bytes = text.into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(cut.min(bytes.len()));
+            let damaged = String::from_utf8_lossy(&bytes);
+            if let Err(e) = read(&damaged) {
+                let msg = e.to_string();
+                prop_assert!(!msg.contains('\n'));
+                prop_assert!(!msg.contains("CANARY"));
+            }
+        }
+
+        /// A shape has the secret's length in characters and bytes, and none of its letters.
+        #[test]
+        fn shapes_keep_length_and_lose_letters(s in "[a-zA-Z0-9 é€;=]{0,40}") {
+            let shaped = crate::redact::shape(&s);
+            prop_assert_eq!(shaped.len(), s.len());
+            prop_assert_eq!(shaped.chars().count(), s.chars().count());
+            prop_assert!(!shaped.chars().any(|c| c.is_ascii_alphanumeric() && c != 'x'));
+        }
+    }
+}

@@ -28,6 +28,8 @@ pub enum AppError {
     Output(io::Error),
     #[error("{0}")]
     Scenario(String),
+    #[error("{0}")]
+    Bundle(String),
     #[error("cleanup: {0}")]
     Cleanup(String),
     #[error("interrupted by {signal}{cleanup}")]
@@ -97,6 +99,9 @@ pub async fn execute(
     vantage: Option<crate::gather::Vantage>,
     emit: &mut dyn FnMut(RunEvent),
 ) -> Result<Report, AppError> {
+    if let Some(bundle) = &settings.replay {
+        return replay_once(settings, bundle, catalogue, emit).await;
+    }
     let (client, mut scope) = connect(target, settings.timeout).await?;
     scope.simulated = simulated;
     scope.stated = settings.stated.clone();
@@ -120,7 +125,15 @@ pub async fn execute(
     };
     let gathering = gather(client, scope.clone(), options, tx);
     let vantage = vantage.to_string();
-    let running = runner::run(catalogue, scope, &vantage, rx, settings.deadline, emit);
+    let running = async {
+        let (report, facts) =
+            runner::run_keeping_facts(catalogue, scope, &vantage, rx, settings.deadline, emit)
+                .await;
+        match &settings.dump_facts {
+            Some(path) => dump_facts(path, &facts, &vantage, &report.started_at).map(|()| report),
+            None => Ok(report),
+        }
+    };
     // Gathering and the runner share this task. The runner ends when gathering is done or the
     // deadline passes; whatever gathering still waits for is then dropped, which cancels it.
     // Ctrl-C and SIGTERM drop both as well; then every pod the run created is deleted.
@@ -129,7 +142,7 @@ pub async fn execute(
     let mut gathered = false;
     loop {
         tokio::select! {
-            report = &mut running => return Ok(report),
+            report = &mut running => return report,
             () = &mut gathering, if !gathered => gathered = true,
             signal = &mut interrupted => {
                 let leftovers = Janitor::global().sweep(settings.timeout).await;
@@ -147,6 +160,71 @@ pub async fn execute(
             }
         }
     }
+}
+
+/// Writes the facts bundle of a run to `path`.
+fn dump_facts(
+    path: &std::path::Path,
+    facts: &crate::facts::Facts,
+    vantage: &str,
+    started_at: &str,
+) -> Result<(), AppError> {
+    let text = crate::bundle::write(facts, vantage, started_at)
+        .map_err(|e| AppError::Bundle(format!("cannot encode the facts bundle: {e}")))?;
+    std::fs::write(path, text).map_err(|e| {
+        AppError::Bundle(format!(
+            "cannot write the facts bundle to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// One replay: the bundle's facts fed to the runner as gathering would feed them.
+async fn replay_once(
+    settings: &Settings,
+    bundle: &crate::bundle::Bundle,
+    catalogue: &Catalogue,
+    emit: &mut dyn FnMut(RunEvent),
+) -> Result<Report, AppError> {
+    let mut scope = bundle.facts.scope.clone();
+    scope.replay = Some(bundle.origin());
+    let (tx, rx) = mpsc::unbounded_channel();
+    for u in crate::bundle::updates(bundle.facts.clone()) {
+        // The receiver lives until the run ends; a send cannot fail here.
+        let _ = tx.send(u);
+    }
+    drop(tx);
+    let vantage = bundle.header.vantage.clone();
+    let (report, facts) =
+        runner::run_keeping_facts(catalogue, scope, &vantage, rx, settings.deadline, emit).await;
+    if let Some(path) = &settings.dump_facts {
+        dump_facts(path, &facts, &vantage, &bundle.header.created_at)?;
+    }
+    Ok(report)
+}
+
+/// `elsadoctor replay FILE`: this elsadoctor's checks on a facts bundle, in every output.
+pub async fn replay(
+    settings: &Settings,
+    file: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<RunOutcome, AppError> {
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        io::Read::read_to_string(&mut io::stdin(), &mut s)
+            .map_err(|e| AppError::Bundle(format!("cannot read the bundle from stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| AppError::Bundle(format!("cannot read {}: {e}", file.display())))?
+    };
+    let bundle = crate::bundle::read(&text)
+        .map_err(|e| AppError::Bundle(format!("{}: {e}", file.display())))?;
+    let settings = Settings {
+        replay: Some(std::sync::Arc::new(bundle)),
+        ..settings.clone()
+    };
+    run_against(&settings, &settings.target, false, out).await
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name. Never resolves when the
@@ -376,6 +454,7 @@ pub async fn lint(
         workload_hint: settings.target.workload.clone(),
         simulated: false,
         stated: settings.stated.clone(),
+        replay: None,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     for u in updates {

@@ -187,6 +187,13 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "LEVEL", global = true)]
     pub fail_on: FailOnArg,
 
+    /// Also write the run's facts to FILE as a bundle (versioned JSON) that `elsadoctor replay
+    /// FILE` re-judges offline. Secrets are never in it: they were redacted when gathered, and
+    /// Secret values are written only as their shapes (length, structure), never their text.
+    /// Attach it to an issue next to `-o markdown`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub dump_facts: Option<PathBuf>,
+
     /// More logging on stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -257,6 +264,16 @@ pub enum Command {
         /// A scenario directory: *.yaml manifests and an optional sim.yaml.
         #[arg(long, value_name = "DIR")]
         scenario: Option<PathBuf>,
+    },
+    /// Run this elsadoctor's checks on a facts bundle (from --dump-facts), offline.
+    ///
+    /// No cluster is contacted. Every output (text, JSON, markdown, the TUI) is labelled
+    /// REPLAY with the bundle's date and origin, so a report from someone else's cluster can be
+    /// re-judged after elsadoctor learns something new. A bundle of a newer schema is refused.
+    Replay {
+        /// The bundle file, or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
     /// The in-pod agent: DNS, TCP, file and database probes from where it runs; prints JSON.
     ///

@@ -185,7 +185,14 @@ impl Serialize for ConfigMapData {
         let masked: BTreeMap<&str, String> = self
             .data
             .iter()
-            .map(|(k, v)| (k.as_str(), redact::text(v)))
+            .map(|(k, v)| {
+                let shown = if redact::is_shaping() {
+                    redact::shape_text(k, v)
+                } else {
+                    redact::text(v)
+                };
+                (k.as_str(), shown)
+            })
             .collect();
         use serde::ser::SerializeStruct;
         let mut out = s.serialize_struct("ConfigMapData", 2)?;
@@ -204,10 +211,32 @@ impl From<k8s_openapi::api::core::v1::ConfigMap> for ConfigMapData {
     }
 }
 
-/// A Secret's data, decoded. Values are [`Secret`]s: usable, never printable.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// A Secret's data, decoded. Values are [`Secret`]s: usable, never printable (serialized as the
+/// mask, or in a facts bundle as their shapes, [`redact::shape_keyed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct SecretData {
     pub data: BTreeMap<String, Secret>,
+}
+
+impl Serialize for SecretData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shown: BTreeMap<&str, String> = self
+            .data
+            .iter()
+            .map(|(k, v)| {
+                let shown = if redact::is_shaping() {
+                    redact::shape_keyed(k, v.expose())
+                } else {
+                    redact::MASK.to_owned()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("SecretData", 1)?;
+        out.serialize_field("data", &shown)?;
+        out.end()
+    }
 }
 
 /// What the doctor tried to reach, for evidence (never the password).
@@ -420,6 +449,10 @@ pub struct Scope {
     /// `--elsa-flavor`).
     #[serde(default)]
     pub stated: Option<StatedElsa>,
+    /// Set when these facts are replayed from a bundle (`elsadoctor replay`): where and when
+    /// they were gathered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::report::ReplayOrigin>,
 }
 
 /// The Elsa host and version the user stated.

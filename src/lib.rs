@@ -7,6 +7,7 @@
 //! (`sim/`).
 
 pub mod app;
+pub mod bundle;
 pub mod catalogue;
 pub mod checks;
 pub mod cli;

@@ -29,7 +29,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_CANNOT_START);
     }
-    let interactive = settings.tui && matches!(cli.command, None | Some(Command::Demo { .. }));
+    let interactive = settings.tui
+        && matches!(
+            cli.command,
+            None | Some(Command::Demo { .. }) | Some(Command::Replay { .. })
+        );
     init_tracing(settings.verbosity, interactive);
 
     let stdout = io::stdout();
@@ -46,6 +50,10 @@ fn main() -> ExitCode {
         }),
         Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
+                .map(Some)
+        }),
+        Some(Command::Replay { file }) => runtime().and_then(|rt| {
+            rt.block_on(app::replay(&settings, file, &mut out))
                 .map(Some)
         }),
         Some(Command::Probe(_)) => Ok(None),

@@ -49,16 +49,20 @@ impl std::fmt::Display for Secret {
     }
 }
 
-/// Reading a secret back (facts replayed from a dump) gives whatever was written: a dump holds
-/// only masks, so a replayed secret is the mask itself.
+/// Reading a secret back (facts replayed from a bundle) gives whatever was written: a bundle
+/// holds only shapes (see [`shape`]), so a replayed secret is its shape.
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)
     }
 }
 
+/// [`MASK`], except inside [`shaping`] (the facts bundle), where it is the value's [`shape`].
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if is_shaping() {
+            return s.serialize_str(&shape(&self.0));
+        }
         s.serialize_str(MASK)
     }
 }
@@ -84,6 +88,21 @@ const SECRET_NAME_PARTS: &[&str] = &[
 /// connection strings, also when embedded in a flag like `--cs=Password=…`), keeping the rest
 /// (host, database, user) readable. Quoted values (`'…'`, `"…"`) are masked whole.
 pub fn connection_string(s: &str) -> String {
+    let masked = keyword_spans(s);
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (start, end) in masked {
+        out.push_str(&s[last..start]);
+        out.push_str(MASK);
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// The byte ranges of the secret keyword values in `s` ([`connection_string`] masks them), in
+/// order and disjoint. A value that is only a `$(VAR)` reference is not one.
+fn keyword_spans(s: &str) -> Vec<(usize, usize)> {
     let bytes = s.as_bytes();
     let mut masked: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
@@ -118,15 +137,7 @@ pub fn connection_string(s: &str) -> String {
             None => i += 1,
         }
     }
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    for (start, end) in masked {
-        out.push_str(&s[last..start]);
-        out.push_str(MASK);
-        last = end;
-    }
-    out.push_str(&s[last..]);
-    out
+    masked
 }
 
 /// The length of a connection-string value at the start of `s`: up to the next `;`, or a whole
@@ -189,6 +200,226 @@ pub fn urls(s: &str) -> String {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shapes: how secrets are written to a facts bundle (`--dump-facts`).
+//
+// A bundle must hold no secret, yet `replay` must judge it exactly as the run did. So every
+// secret value is written as its *shape*: the same text with each secret character replaced by
+// a stand-in that keeps what the checks judge and nothing else: the length in characters and in
+// UTF-8 bytes, ASCII-ness, whitespace, the characters that parsers give meaning to (quotes, `;`,
+// `=`, `,`, brackets, `:`, `\`, `$`) and `$(VAR)` references (variable names, never values).
+// Every other character becomes `x` (ASCII) or a fixed letter of the same UTF-8 width. Where a
+// value holds its secret inside structure (an Npgsql connection string's `Password=`, a URL's
+// userinfo, a JSON property whose name says secret) only that part is shaped; a bare value is
+// shaped whole. The few public values a check compares against (the published sample signing
+// key) are kept as they are.
+
+std::thread_local! {
+    static SHAPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a serialization) with secrets written as their shapes instead of [`MASK`]: only
+/// the facts bundle does this.
+pub fn shaping<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SHAPING.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(SHAPING.with(|s| s.replace(true)));
+    f()
+}
+
+/// True inside [`shaping`].
+pub fn is_shaping() -> bool {
+    SHAPING.with(|s| s.get())
+}
+
+/// Public values a check compares secrets against: written as they are.
+const PUBLIC_VALUES: &[&str] = &[crate::domain::elsa::SAMPLE_SIGNING_KEY];
+
+/// The shape of a secret value: its secret parts (see above) shaped, or the whole value when it
+/// has no structure to keep.
+pub fn shape(value: &str) -> String {
+    if PUBLIC_VALUES.contains(&value) {
+        return value.to_owned();
+    }
+    let spans = secret_spans(value);
+    if spans.is_empty() {
+        return fill(value);
+    }
+    shape_spans(value, &spans)
+}
+
+/// The shape of one key of a Secret. Keys that name a user, host, port, database or provider
+/// hold what every report shows anyway (the connection string's non-secret parts): their values
+/// are kept, unless they hold structure with a secret inside.
+pub fn shape_keyed(key: &str, value: &str) -> String {
+    if !is_secret_name(key) && public_key(key) && secret_spans(value).is_empty() {
+        return value.to_owned();
+    }
+    shape(value)
+}
+
+/// The shape of one ConfigMap value: not secret by definition, so only its secret parts are
+/// shaped (a password in a connection string or JSON file, a secret-named key's bare value).
+pub fn shape_text(key: &str, value: &str) -> String {
+    let spans = secret_spans(value);
+    if spans.is_empty() {
+        if is_secret_name(key) && !value.is_empty() && !is_pure_reference(value) {
+            return shape(value);
+        }
+        return value.to_owned();
+    }
+    shape_spans(value, &spans)
+}
+
+fn public_key(key: &str) -> bool {
+    let k: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    [
+        "user",
+        "username",
+        "userid",
+        "host",
+        "hostname",
+        "server",
+        "database",
+        "dbname",
+        "db",
+        "port",
+        "provider",
+        "environment",
+    ]
+    .iter()
+    .any(|p| k.ends_with(p))
+}
+
+fn shape_spans(value: &str, spans: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut last = 0;
+    for &(start, end) in spans {
+        out.push_str(&value[last..start]);
+        out.push_str(&fill(&value[start..end]));
+        last = end;
+    }
+    out.push_str(&value[last..]);
+    out
+}
+
+/// Byte ranges holding a secret inside structure: connection-string keyword values, URL
+/// userinfo passwords, JSON string values of secret-named properties. Sorted, disjoint.
+fn secret_spans(s: &str) -> Vec<(usize, usize)> {
+    let mut spans = keyword_spans(s);
+    spans.extend(url_spans(s));
+    spans.extend(json_spans(s));
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+fn url_spans(s: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = s[from..].find("://") {
+        let auth_start = from + found + 3;
+        let after = &s[auth_start..];
+        let auth_end = after
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..auth_end];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            out.push((auth_start + colon + 1, auth_start + at));
+        }
+        from = auth_start + auth_end;
+    }
+    out
+}
+
+/// The insides of `"…"` string values whose property name says secret (`"Password": "…"`).
+fn json_spans(s: &str) -> Vec<(usize, usize)> {
+    // Each string literal: (start of contents, end of contents).
+    let bytes = s.as_bytes();
+    let mut strings = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            let start = i + 1;
+            let mut j = start;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = j.min(bytes.len());
+            strings.push((start, end));
+            i = end + 1;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for pair in strings.windows(2) {
+        let ((ks, ke), (vs, ve)) = (pair[0], pair[1]);
+        let between = s.get(ke + 1..vs.saturating_sub(1)).unwrap_or("");
+        let name = s.get(ks..ke).unwrap_or("");
+        let leaf = name.rsplit([':', '_']).next().unwrap_or(name);
+        if between.trim() == ":"
+            && (is_secret_name(name)
+                || SECRET_KEYWORDS.iter().any(|k| leaf.eq_ignore_ascii_case(k)))
+            && vs < ve
+            && !is_pure_reference(&s[vs..ve])
+        {
+            out.push((vs, ve));
+        }
+    }
+    out
+}
+
+/// Replaces every character of `s` but whitespace, structural punctuation and `$(VAR)`
+/// references by a stand-in of the same UTF-8 width.
+fn fill(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("$(")
+            && let Some(close) = r.find(')')
+            && r[..close]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        {
+            let whole = 2 + close + 1;
+            out.push_str(&rest[..whole]);
+            rest = &rest[whole..];
+            continue;
+        }
+        out.push(match c {
+            c if c.is_whitespace() => c,
+            '\'' | '"' | ';' | '=' | ',' | '(' | ')' | '{' | '}' | '[' | ']' | ':' | '\\' | '$' => {
+                c
+            }
+            c if c.is_ascii() => 'x',
+            c => match c.len_utf8() {
+                2 => 'é',
+                3 => '€',
+                _ => '𝔵',
+            },
+        });
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// True when an environment variable's name says its value is a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -248,6 +479,17 @@ pub fn sanitize(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .collect()
+}
+
+/// The annotation `kubectl apply` writes: the whole manifest again, literal env values and all.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Scrubs an object's metadata: drops the last-applied annotation, which repeats the manifest
+/// (and so any literal password in it) and which no check reads.
+pub fn metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
 }
 
 /// Scrubs literal env values, command and args of every container in a pod spec.

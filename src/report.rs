@@ -128,6 +128,33 @@ pub struct Target {
     /// True when the cluster is elsadoctor's built-in simulation (`elsadoctor demo`).
     #[serde(default)]
     pub simulated: bool,
+    /// Present when the checks ran on a facts bundle (`elsadoctor replay`), not on a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayOrigin>,
+}
+
+/// Where the facts of a replayed report come from: the bundle's header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOrigin {
+    /// When the bundle was written (RFC 3339, UTC).
+    pub created_at: String,
+    /// The elsadoctor version that gathered the facts.
+    pub elsadoctor: String,
+    /// The API server and context the facts were gathered from.
+    pub origin: String,
+    /// The vantage of the original run.
+    pub vantage: String,
+}
+
+impl ReplayOrigin {
+    /// One line for headers: `REPLAY of facts gathered 2026-…Z by elsadoctor 0.1.0 from …`.
+    pub fn banner(&self) -> String {
+        format!(
+            "REPLAY of facts gathered {} by elsadoctor {} from {} (vantage {}): no cluster was contacted",
+            self.created_at, self.elsadoctor, self.origin, self.vantage
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

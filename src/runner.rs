@@ -81,10 +81,24 @@ pub async fn run(
     catalogue: &Catalogue,
     scope: Scope,
     vantage: &str,
-    mut updates: mpsc::UnboundedReceiver<FactUpdate>,
+    updates: mpsc::UnboundedReceiver<FactUpdate>,
     deadline: Duration,
     emit: &mut dyn FnMut(RunEvent),
 ) -> Report {
+    run_keeping_facts(catalogue, scope, vantage, updates, deadline, emit)
+        .await
+        .0
+}
+
+/// [`run`], also returning the facts the checks read at the end (for `--dump-facts`).
+pub async fn run_keeping_facts(
+    catalogue: &Catalogue,
+    scope: Scope,
+    vantage: &str,
+    mut updates: mpsc::UnboundedReceiver<FactUpdate>,
+    deadline: Duration,
+    emit: &mut dyn FnMut(RunEvent),
+) -> (Report, Facts) {
     let started_at = k8s_openapi::jiff::Timestamp::now();
     let t0 = Instant::now();
     let mut facts = Facts::new(scope, needs(catalogue));
@@ -172,7 +186,7 @@ pub async fn run(
         checks: results,
     };
     emit(RunEvent::Finished(Box::new(report.clone())));
-    report
+    (report, facts)
 }
 
 fn missing_keys(arrived: &BTreeSet<FactKey>) -> Vec<FactKey> {
@@ -310,6 +324,7 @@ fn target(facts: &Facts) -> Target {
         flavor: identity.as_ref().map(|i| i.flavor.to_string()),
         elsa_version: identity.and_then(|i| i.version).map(|v| v.to_string()),
         simulated: facts.scope.simulated,
+        replay: facts.scope.replay.clone(),
     }
 }
 

@@ -37,6 +37,10 @@ pub struct Settings {
     pub resolv_conf: std::path::PathBuf,
     /// `--elsa-version` / `--elsa-flavor`.
     pub stated: Option<crate::facts::StatedElsa>,
+    /// `--dump-facts FILE`: write the run's facts bundle there.
+    pub dump_facts: Option<std::path::PathBuf>,
+    /// `elsadoctor replay`: the bundle whose facts every run judges instead of a cluster's.
+    pub replay: Option<std::sync::Arc<crate::bundle::Bundle>>,
 }
 
 /// The environment facts settings depend on, gathered once so resolution stays testable.
@@ -84,6 +88,8 @@ impl Settings {
             format,
             tui: env.stdout_is_tty && !explicit_format,
             watch: cli.output.watch,
+            dump_facts: cli.output.dump_facts.clone(),
+            replay: None,
             fail_on: match cli.output.fail_on {
                 FailOnArg::Fail => FailOn::Fail,
                 FailOnArg::Warn => FailOn::Warn,

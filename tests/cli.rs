@@ -214,3 +214,76 @@ fn explain_shows_the_fix_and_unknown_ids_suggest_near_matches() {
     let err = one_line_error(&out);
     assert!(err.contains("did you mean workload.pods"), "{err}");
 }
+
+/// `replay` on the demo's bundle: every output labelled REPLAY; a truncated, edited, foreign or
+/// missing bundle is one line and exit 2.
+#[test]
+fn replay_labels_every_output_and_refuses_bad_bundles_in_one_line() {
+    let home = tempfile::tempdir().expect("tmp");
+    let bundle = home.path().join("facts.json");
+    let demo = elsadoctor(home.path())
+        .args(["demo", "-o", "json", "--dump-facts"])
+        .arg(&bundle)
+        .output()
+        .expect("demo");
+    let text = std::fs::read_to_string(&bundle).expect("bundle written");
+    for (format, label) in [
+        ("text", "REPLAY of facts gathered"),
+        ("markdown", "REPLAY of facts"),
+    ] {
+        let out = elsadoctor(home.path())
+            .args(["replay", "-o", format])
+            .arg(&bundle)
+            .output()
+            .expect("replay");
+        assert_eq!(out.status.code(), demo.status.code());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(label), "{format}: {stdout}");
+        assert!(
+            stdout.contains("SIMULATED"),
+            "{format}: the demo's label stays"
+        );
+    }
+    let md = elsadoctor(home.path())
+        .args(["demo", "-o", "markdown"])
+        .output()
+        .expect("markdown");
+    assert!(String::from_utf8_lossy(&md.stdout).contains("--dump-facts"));
+    let replayed = json(
+        &elsadoctor(home.path())
+            .args(["replay", "--json"])
+            .arg(&bundle)
+            .output()
+            .expect("json"),
+    );
+    assert_eq!(statuses(&replayed), statuses(&json(&demo)));
+    assert!(replayed["target"]["replay"]["createdAt"].is_string());
+
+    let write = |name: &str, body: &str| {
+        let p = home.path().join(name);
+        std::fs::write(&p, body).expect("write");
+        p
+    };
+    let cases = [
+        write("truncated.json", &text[..text.len() / 2]),
+        write("edited.json", &text.replacen("\"state\":", "\"staat\":", 1)),
+        write(
+            "newer.json",
+            &text.replacen("\"schemaVersion\": 1", "\"schemaVersion\": 99", 1),
+        ),
+        write("report.json", &String::from_utf8_lossy(&demo.stdout)),
+        write("empty.json", ""),
+        home.path().join("missing.json"),
+    ];
+    for p in cases {
+        let out = elsadoctor(home.path())
+            .arg("replay")
+            .arg(&p)
+            .output()
+            .expect("replay");
+        let err = one_line_error(&out);
+        if p.ends_with("newer.json") {
+            assert!(err.contains("schema 99"), "{err}");
+        }
+    }
+}

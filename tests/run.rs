@@ -253,6 +253,25 @@ fn demo_is_labelled_simulated_and_fails_like_a_real_run() {
     let report = json(&out);
     assert_eq!(report["target"]["simulated"], true);
     assert_eq!(report["target"]["elsaVersion"], "3.5");
+    // One true story: the PostgreSQL pod is not ready, and every finding about the database
+    // says so; none claims a ready endpoint beside a refused login.
+    let check = |id: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(check("network.service")["cause"], "no-ready-endpoints");
+    assert_eq!(check("database.login")["cause"], "refused");
+    assert!(
+        check("database.login")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no ready pod")),
+        "{}",
+        check("database.login")
+    );
+    assert_eq!(check("runtime.logs")["cause"], "db-unreachable");
 
     // A user's scenario: the healthy one has no database behind its postgres pod in `demo`, so
     // everything passes but the login, which the kubelet-style port-forward refuses.

@@ -36,6 +36,66 @@ fn expected(dir: &Path) -> Option<Expected> {
     Some(toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
 }
 
+/// The canary scenario's password: it must never reach a report or a bundle.
+const CANARY: &str = "CANARY-7f3a9c1e-DO-NOT-LEAK";
+
+/// Where a replayed report differs from the run's: per check its status, cause, message and
+/// evidence; the target but for the replay label.
+fn same_report(run: &serde_json::Value, replayed: &serde_json::Value) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut target = replayed["target"].clone();
+    if target
+        .as_object_mut()
+        .and_then(|t| t.remove("replay"))
+        .is_none()
+    {
+        diffs.push("the report's target has no replay label".to_owned());
+    }
+    if target != run["target"] {
+        diffs.push(format!("target {target} vs {}", run["target"]));
+    }
+    if run["vantage"] != replayed["vantage"] {
+        diffs.push(format!(
+            "vantage {} vs {}",
+            replayed["vantage"], run["vantage"]
+        ));
+    }
+    let empty = Vec::new();
+    let a = run["checks"].as_array().unwrap_or(&empty);
+    let b = replayed["checks"].as_array().unwrap_or(&empty);
+    if a.len() != b.len() {
+        diffs.push(format!("{} checks vs {}", b.len(), a.len()));
+    }
+    for (x, y) in a.iter().zip(b) {
+        // The fix's commands are filled with the names known when the check ran: live, a check
+        // may run before the pods arrive (`<pod>`), in a replay every fact is in at once.
+        let fix = |c: &serde_json::Value| {
+            let mut f = c["fix"].clone();
+            if let Some(o) = f.as_object_mut() {
+                o.remove("commands");
+            }
+            f
+        };
+        if fix(x) != fix(y) {
+            diffs.push(format!(
+                "{} fix: replayed {} vs run {}",
+                x["id"],
+                fix(y),
+                fix(x)
+            ));
+        }
+        for field in ["id", "status", "cause", "message", "evidence", "blockedBy"] {
+            if x[field] != y[field] {
+                diffs.push(format!(
+                    "{} {field}: replayed {} vs run {}",
+                    x["id"], y[field], x[field]
+                ));
+            }
+        }
+    }
+    diffs
+}
+
 /// The checks `lint` runs: everything that can be judged from manifests alone.
 fn offline(id: &str) -> bool {
     matches!(id, "workload.found" | "workload.flavor")
@@ -77,8 +137,12 @@ async fn every_scenario_matches_its_expected_statuses() {
 
         let (_tmp, scenario) = common::prepare(&dir, &exp.database, pg);
         let cluster = Cluster::start_with(scenario).await;
+        let bundle = cluster.dir.path().join("facts.json");
         let mut cmd = cluster.cmd();
-        cmd.arg("--json").args(&exp.args);
+        cmd.arg("--json")
+            .args(&exp.args)
+            .arg("--dump-facts")
+            .arg(&bundle);
         let out = common::run(cmd).await;
         // A default run writes nothing to stderr: findings go to stdout, the libraries' logs
         // (kube-client logs every failed exec or port-forward) only with -vvv.
@@ -89,6 +153,33 @@ async fn every_scenario_matches_its_expected_statuses() {
             ));
         }
         let report = json(&out);
+        // The run's facts bundle, replayed offline, must give the same report; and it must
+        // hold no secret.
+        match std::fs::read_to_string(&bundle) {
+            Ok(text) => {
+                if text.contains(CANARY) {
+                    failures.push(format!(
+                        "{name}: the facts bundle holds the canary password"
+                    ));
+                }
+                let mut replay = common::elsadoctor(cluster.dir.path());
+                replay.args(["replay", "--json"]).arg(&bundle);
+                let replayed = common::run(replay).await;
+                failures.extend(
+                    same_report(&report, &json(&replayed))
+                        .into_iter()
+                        .map(|d| format!("{name}: replay: {d}")),
+                );
+                if replayed.status.code() != out.status.code() {
+                    failures.push(format!(
+                        "{name}: replay exit {:?}, the run's {:?}",
+                        replayed.status.code(),
+                        out.status.code()
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{name}: no facts bundle: {e}")),
+        }
         let got = statuses(&report);
         if got != exp.status {
             failures.push(format!(

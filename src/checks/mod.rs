@@ -320,6 +320,7 @@ pub(crate) mod test_support {
             workload_hint: None,
             simulated: false,
             stated: None,
+            replay: None,
         }
     }
 

@@ -125,6 +125,7 @@ pub async fn connect(
             workload_hint: target.workload.clone(),
             simulated: false,
             stated: None,
+            replay: None,
         },
     ))
 }
@@ -534,7 +535,7 @@ pub async fn gather(
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.
-fn scrubbed<T: Clone>(
+fn scrubbed<T: Clone + kube::Resource>(
     list: kube::api::ObjectList<T>,
     spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
 ) -> Vec<T> {
@@ -542,10 +543,14 @@ fn scrubbed<T: Clone>(
 }
 
 /// Items with the secrets in their pod specs masked.
-fn scrubbed_items<T>(items: Vec<T>, spec: impl Fn(&mut T) -> Option<&mut PodSpec>) -> Vec<T> {
+fn scrubbed_items<T: kube::Resource>(
+    items: Vec<T>,
+    spec: impl Fn(&mut T) -> Option<&mut PodSpec>,
+) -> Vec<T> {
     items
         .into_iter()
         .map(|mut item| {
+            redact::metadata(item.meta_mut());
             if let Some(s) = spec(&mut item) {
                 redact::pod_spec(s);
             }

@@ -26,12 +26,14 @@ pub fn scrub_workloads(
 ) -> crate::redact::Literals {
     let mut kept = crate::redact::Literals::new();
     for d in deployments {
+        crate::redact::metadata(&mut d.metadata);
         let prefix = format!("deployment/{}", d.metadata.name.clone().unwrap_or_default());
         if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
             crate::redact::pod_spec_keeping(spec, &prefix, &mut kept);
         }
     }
     for s in statefulsets {
+        crate::redact::metadata(&mut s.metadata);
         let prefix = format!(
             "statefulset/{}",
             s.metadata.name.clone().unwrap_or_default()

@@ -24,6 +24,9 @@ pub fn render(report: &Report) -> String {
         ""
     };
     s.push_str(&format!("### elsadoctor report{sim}\n\n"));
+    if let Some(r) = &t.replay {
+        s.push_str(&format!("**{}**\n\n", cell(&r.banner())));
+    }
     s.push_str("| | |\n|---|---|\n");
     let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("| {k} | {} |\n", cell(&v)));
     row(
@@ -123,8 +126,16 @@ pub fn render(report: &Report) -> String {
             s.push_str(&format!("\nDocs: {}\n", fix.docs));
         }
     }
+    s.push_str(ATTACH);
     s
 }
+
+/// How to give maintainers the facts behind this report, so they can re-run the checks.
+const ATTACH: &str = "\n#### Facts bundle\n\nTo let maintainers re-run these checks on what \
+the cluster showed, run the same command again with `--dump-facts elsadoctor-facts.json` and \
+attach that file to the issue (drag it into the comment box). It holds no secret: values were \
+redacted when gathered and Secret values are kept only as their length and shape. Anyone can \
+re-judge it with `elsadoctor replay elsadoctor-facts.json`.\n";
 
 /// The API server's version, as `cluster.api` observed it.
 fn kubernetes_version(report: &Report) -> Option<String> {

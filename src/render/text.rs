@@ -136,6 +136,13 @@ impl<W: Write> TextRenderer<W> {
         }
         let sep = if self.style.unicode { " · " } else { " | " };
         writeln!(self.out, "{}", self.paint.bold(&parts.join(sep)))?;
+        if let Some(r) = &target.replay {
+            writeln!(
+                self.out,
+                "{}",
+                self.paint.paint(status_style(Status::Warn), &r.banner())
+            )?;
+        }
         if target.simulated {
             let banner = "SIMULATED cluster (elsadoctor demo): nothing here touches a real cluster";
             writeln!(

@@ -139,6 +139,15 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         format!(" elsadoctor {}", env!("CARGO_PKG_VERSION")),
         theme.bold(),
     )];
+    if t.replay.is_some() {
+        first.push(Span::raw(" "));
+        first.push(Span::styled(
+            " REPLAY ",
+            theme
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        ));
+    }
     if app.simulated || t.simulated {
         first.push(Span::raw(" "));
         first.push(Span::styled(
@@ -174,6 +183,9 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     };
     let workload = t.workload.as_deref().unwrap_or("workload ?");
     let mut second = format!(" {workload}{sep}{elsa}{sep}vantage {}", app.vantage);
+    if let Some(r) = &t.replay {
+        second.push_str(&format!("{sep}facts of {} from {}", r.created_at, r.origin));
+    }
     if let Some(every) = app.watch {
         second.push_str(&format!("{sep}watching every {}", humanize(every)));
     }

@@ -331,6 +331,14 @@ pub struct PodListing {
     pub container: String,
     /// The paths that exist, as the container sees them.
     pub paths: Vec<String>,
+    /// What the listing's content sections read (migration ids, tfm, package versions);
+    /// empty when the listing came from elsewhere (the ephemeral container's `--files`).
+    #[serde(default)]
+    pub contents: crate::domain::image_contents::ImageContents,
+    /// What the paths and contents say about the version (`ClueSource::ImageContents`),
+    /// computed once when the listing is read.
+    #[serde(default)]
+    pub clues: Vec<crate::domain::versions::Clue>,
 }
 
 impl PodListing {

@@ -63,7 +63,7 @@ pub struct ImageConfig {
     pub shell: Option<bool>,
 }
 
-/// A file: its path, or `{path, size}`.
+/// A file: its path, or `{path, size}`, or `{path, content}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum FileConfig {
@@ -79,9 +79,12 @@ pub enum FileConfig {
 pub struct SizedFileConfig {
     /// Absolute path.
     pub path: String,
-    /// Size in bytes (what `ls -l` shows).
+    /// Size in bytes (what `ls -l` shows); ignored when `content` is given.
     #[serde(default)]
     pub size: u64,
+    /// The file's text (what `cat` and `grep` read); without it the file holds `size` NUL
+    /// bytes.
+    pub content: Option<String>,
 }
 
 /// `rbac:` section.

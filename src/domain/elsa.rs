@@ -916,7 +916,11 @@ mod db_tests {
         assert!(cmd[2].contains("2>/dev/null; echo \"elsadoctor:ls=$?\"; grep -aoHE"));
         assert_eq!(cmd.len(), 3, "one sh -c");
         assert!(cmd[2].ends_with("echo \"elsadoctor:deps\""));
-        assert!(!cmd[2].contains('>') || cmd[2].matches('>').count() == cmd[2].matches("2>/dev/null").count(), "writes nothing but /dev/null");
+        assert!(
+            !cmd[2].contains('>')
+                || cmd[2].matches('>').count() == cmd[2].matches("2>/dev/null").count(),
+            "writes nothing but /dev/null"
+        );
         let out = "/app/Elsa.Server.Web.dll\n/app/Elsa.EntityFrameworkCore.PostgreSql.dll\n/app/App_Data/elsa.sqlite.db\nelsadoctor:ls=2\n";
         let paths = parse_listing(out).expect("listing");
         assert_eq!(paths.len(), 3);

@@ -114,7 +114,8 @@ pub fn parse_contents(stdout: &str) -> ImageContents {
         };
         let (at, marker) = pos;
         if at > 0 {
-            out.truncated.push(marker.trim_start_matches("elsadoctor:").to_owned());
+            out.truncated
+                .push(marker.trim_start_matches("elsadoctor:").to_owned());
         }
         ends += 1;
         for l in section.drain(..) {
@@ -184,17 +185,50 @@ pub fn parse_package_version(s: &str) -> Option<ElsaVersion> {
 fn ef_core_band(ef: &str) -> Option<(Constraint, &'static str)> {
     let between = |from, to| Constraint::Between { from, to };
     Some(match ef {
-        "8.0.4" => (Constraint::Exact { version: v(3, 1, 3) }, "3.1.3"),
-        "8.0.10" => (Constraint::Exact { version: v(3, 2, 4) }, "3.2.4"),
+        "8.0.4" => (
+            Constraint::Exact {
+                version: v(3, 1, 3),
+            },
+            "3.1.3",
+        ),
+        "8.0.10" => (
+            Constraint::Exact {
+                version: v(3, 2, 4),
+            },
+            "3.2.4",
+        ),
         "9.0.0" => (between(v(3, 3, 0), v(3, 3, 1)), "3.3.0–3.3.1"),
         "9.0.1" => (between(v(3, 3, 2), v(3, 3, 5)), "3.3.2–3.3.5"),
-        "9.0.3" => (Constraint::Exact { version: v(3, 4, 0) }, "3.4.0"),
+        "9.0.3" => (
+            Constraint::Exact {
+                version: v(3, 4, 0),
+            },
+            "3.4.0",
+        ),
         "9.0.6" => (between(v(3, 4, 1), v(3, 4, 2)), "3.4.1–3.4.2"),
-        "9.0.8" => (Constraint::Exact { version: v(3, 4, 3) }, "3.4.3"),
-        "9.0.7" => (Constraint::Exact { version: v(3, 5, 0) }, "3.5.0"),
+        "9.0.8" => (
+            Constraint::Exact {
+                version: v(3, 4, 3),
+            },
+            "3.4.3",
+        ),
+        "9.0.7" => (
+            Constraint::Exact {
+                version: v(3, 5, 0),
+            },
+            "3.5.0",
+        ),
         "9.0.9" => (between(v(3, 5, 1), v(3, 5, 2)), "3.5.1–3.5.2"),
-        "9.0.11" => (Constraint::Exact { version: v(3, 5, 3) }, "3.5.3"),
-        "10.0.3" => (between(v(3, 6, 0), v(3, 7, 1)), "3.6.x–3.7.x release builds"),
+        "9.0.11" => (
+            Constraint::Exact {
+                version: v(3, 5, 3),
+            },
+            "3.5.3",
+        ),
+        "10.0.3" => (
+            between(v(3, 6, 0), v(3, 7, 1)),
+            "3.6.x–3.7.x release builds",
+        ),
         "10.0.8" => (Constraint::Exact { version: minor(8) }, "3.8.0-preview1"),
         "10.0.9" => (Constraint::Exact { version: minor(8) }, "3.8.0-rc1/rc2"),
         _ => return None,
@@ -313,11 +347,7 @@ pub fn image_clues(paths: &[String], contents: &ImageContents) -> Vec<Clue> {
             Some(c) => format!("{c} migration"),
             None => "newest migration".to_owned(),
         };
-        let only = if n == 0 {
-            " (Initial only: 3.0)"
-        } else {
-            ""
-        };
+        let only = if n == 0 { " (Initial only: 3.0)" } else { "" };
         out.push(clue(
             format!("{what} {} in {}{only}", m.id, m.file),
             Constraint::Exact { version: minor(n) },
@@ -362,8 +392,12 @@ pub fn image_clues(paths: &[String], contents: &ImageContents) -> Vec<Clue> {
         }
     }
     // Row F: the assembly naming and the 3.5.1 entrypoint.
-    let old = dlls.iter().find(|d| d.starts_with("Elsa.EntityFrameworkCore."));
-    let new = dlls.iter().find(|d| d.starts_with("Elsa.Persistence.EFCore."));
+    let old = dlls
+        .iter()
+        .find(|d| d.starts_with("Elsa.EntityFrameworkCore."));
+    let new = dlls
+        .iter()
+        .find(|d| d.starts_with("Elsa.Persistence.EFCore."));
     match (old, new) {
         (Some(d), None) => out.push(clue(
             format!("/app/{d} (EF Core modules named Elsa.EntityFrameworkCore.* up to 3.5)"),
@@ -503,9 +537,7 @@ pub fn describe_range(range: (ElsaVersion, Option<ElsaVersion>)) -> String {
     match range {
         (f, None) => format!("{f} or later"),
         (f, Some(t)) if f == t => f.to_string(),
-        (f, Some(t)) if f.mm() == t.mm() && f.patch.is_none() && t.patch.is_none() => {
-            f.to_string()
-        }
+        (f, Some(t)) if f.mm() == t.mm() && f.patch.is_none() && t.patch.is_none() => f.to_string(),
         (f, Some(t)) if f.mm() == t.mm() && t.patch.is_none() => {
             format!("{f}–{}.{}.x", t.major, t.minor)
         }
@@ -594,7 +626,9 @@ elsadoctor:deps
                 version: v(3, 5, 3)
             }));
         assert!(
-            !clues.iter().any(|c| c.detail.contains("entityframeworkcore")),
+            !clues
+                .iter()
+                .any(|c| c.detail.contains("entityframeworkcore")),
             "EF Core's band is for official builds only: {clues:?}"
         );
         assert_eq!(host_of(&clues), None);
@@ -625,7 +659,10 @@ elsadoctor:deps
     #[test]
     fn modular_and_studio_bands() {
         let out = "elsadoctor:migrations\nelsadoctor:tfm\n/app/Elsa.ModularServer.Web.deps.json:\"path\": \"cshells/0.0.28\"\nelsadoctor:deps\n";
-        let clues = image_clues(&paths(&["/app/Elsa.ModularServer.Web.dll"]), &parse_contents(out));
+        let clues = image_clues(
+            &paths(&["/app/Elsa.ModularServer.Web.dll"]),
+            &parse_contents(out),
+        );
         assert_eq!(host_of(&clues), Some(Flavor::ModularServer));
         assert!(clues.iter().any(|c| c.detail.contains("3.8.0-rc1/rc2")));
         let out = "elsadoctor:migrations\nelsadoctor:tfm\n/app/Elsa.ServerAndStudio.Web.deps.json:\"path\": \"elsa.studio/3.5.1-preview.1276\"\nelsadoctor:deps\n";

@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
 use super::{CheckImpl, Finding, not_observed};
 use crate::domain::elsa::{self, Flavor, Selection};
+use crate::domain::image_contents;
+use crate::domain::versions::Clue;
 use crate::domain::workload::Workload;
 use crate::facts::{FactKey, Facts, Probe};
 use crate::redact;
@@ -20,7 +22,12 @@ pub const FOUND: CheckImpl = CheckImpl {
 pub const FLAVOR: CheckImpl = CheckImpl {
     id: "workload.flavor",
     needs: &[FactKey::Workloads, FactKey::PodFiles],
-    causes: &["version-unknown", "custom-image", "studio-only"],
+    causes: &[
+        "version-unknown",
+        "custom-image",
+        "studio-only",
+        "contents-mismatch",
+    ],
     run: flavor,
 };
 
@@ -169,7 +176,31 @@ fn flavor(f: &Facts) -> Finding {
         Ok(s) => s,
         Err(finding) => return finding,
     };
+    // What the inside of the container says (elsa-audit §7), when the exec listing ran.
+    let clues: &[Clue] = match &f.pod_files {
+        Probe::Observed(l) => &l.clues,
+        _ => &[],
+    };
+    let clue_evidence: Vec<Evidence> = clues
+        .iter()
+        .map(|c| Evidence::new(c.source.to_string(), &c.detail).from(pod_source(&f.pod_files)))
+        .collect();
+    let inside_host = image_contents::host_of(clues).filter(|h| {
+        matches!(
+            h,
+            Flavor::ServerWeb | Flavor::ServerAndStudio | Flavor::ModularServer
+        )
+    });
+    let inside_range = image_contents::version_range(clues);
+    let inside_words = inside_range.map(image_contents::describe_range);
     let Some(id) = elsa::identify(&w) else {
+        let image = w.images().first().cloned().unwrap_or_default();
+        // A custom image whose contents show a stock host is judged as that host.
+        if let Some(host) = inside_host {
+            return contents_verdict(host, inside_words.as_deref(), &image, "custom image")
+                .with_all(clue_evidence)
+                .var("image", image);
+        }
         return Finding::problem(
             "custom-image",
             format!(
@@ -178,7 +209,7 @@ fn flavor(f: &Facts) -> Finding {
                 w.images().join(", ")
             ),
         )
-        .var("image", w.images().first().cloned().unwrap_or_default());
+        .var("image", image);
     };
     let evidence = Evidence::new("image", &id.image).from(format!("container {}", id.container));
     let listed = assemblies_evidence(&f.pod_files, id.flavor, id.version);
@@ -186,9 +217,47 @@ fn flavor(f: &Facts) -> Finding {
         finding
             .with(evidence.clone())
             .with(listed.clone())
+            .with_all(clue_evidence.clone())
             .var("image", &id.image)
             .var("container", &id.container)
     };
+    // The tag (or name) and the contents disagree: say both, the contents are what runs.
+    let named = match id.version {
+        Some(v) => format!("{v}"),
+        None => String::new(),
+    };
+    let host_differs = inside_host.is_some_and(|h| h != id.flavor && id.flavor != Flavor::Custom);
+    let version_differs = id.version.is_some_and(|v| {
+        clues
+            .iter()
+            .any(|c| !image_contents::admits(&c.constraint, v))
+    });
+    if id.flavor != Flavor::Studio && (host_differs || version_differs) {
+        let said = format!(
+            "{}{}",
+            id.flavor,
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" {named}")
+            }
+        );
+        let inside = format!(
+            "{}{}",
+            inside_host.unwrap_or(id.flavor),
+            inside_words
+                .as_deref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default()
+        );
+        return base(Finding::problem(
+            "contents-mismatch",
+            format!(
+                "the image {} says {said}, but its contents say {inside}: the checks follow the contents",
+                id.image
+            ),
+        ));
+    }
     match (id.flavor, id.version) {
         (Flavor::Studio, _) => base(Finding::problem(
             "studio-only",
@@ -196,6 +265,12 @@ fn flavor(f: &Facts) -> Finding {
                 "{} runs Elsa Studio, the designer UI; it stores no workflows (point --deployment at the server)",
                 w.reference()
             ),
+        )),
+        (Flavor::Custom, _) if inside_host.is_some() => base(contents_verdict(
+            inside_host.unwrap_or(Flavor::Custom),
+            inside_words.as_deref(),
+            &id.image,
+            "custom build",
         )),
         (Flavor::Custom, v) => base(Finding::problem(
             "custom-image",
@@ -210,18 +285,47 @@ fn flavor(f: &Facts) -> Finding {
                 ),
             },
         )),
-        (flavor, None) => base(Finding::problem(
-            "version-unknown",
-            format!(
-                "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is",
+        (flavor, None) => match inside_words {
+            Some(v) => base(Finding::pass(format!(
+                "{flavor} {v} (from the image contents; the image name and tag of {} do not say)",
                 id.image
-            ),
-        )),
+            ))),
+            None => base(Finding::problem(
+                "version-unknown",
+                format!(
+                    "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is",
+                    id.image
+                ),
+            )),
+        },
         (flavor, Some(v)) => {
             let band = elsa::provider_band(flavor, Some(v)).unwrap_or("");
             base(Finding::pass(format!("{flavor} {v}")))
                 .with(Evidence::new("database provider", band).from("ELSA-FACTS version table"))
         }
+    }
+}
+
+/// The finding for an image judged by its contents alone.
+fn contents_verdict(host: Flavor, version: Option<&str>, image: &str, what: &str) -> Finding {
+    match version {
+        Some(v) => Finding::pass(format!(
+            "{host} {v} ({what} {image}, whose contents show the stock host)"
+        )),
+        None => Finding::problem(
+            "version-unknown",
+            format!(
+                "{host}, version unknown ({what} {image}, whose contents show the stock host but not its release)"
+            ),
+        ),
+    }
+}
+
+/// Where the listing came from, for evidence.
+fn pod_source(listing: &Probe<crate::facts::PodListing>) -> String {
+    match listing {
+        Probe::Observed(l) => format!("exec in pod {} container {}", l.pod, l.container),
+        _ => "exec listing".to_owned(),
     }
 }
 

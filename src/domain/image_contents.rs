@@ -274,10 +274,6 @@ const HOSTS: &[(&str, Flavor)] = &[
     ("Elsa.ModularServer.Web.dll", Flavor::ModularServer),
 ];
 
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
 /// The migration id's minor: `_V3_5` → 5, `_Initial` → 0.
 fn migration_minor(id: &str) -> Option<u32> {
     if id.ends_with("_Initial") {
@@ -348,9 +344,21 @@ pub fn image_clues(paths: &[String], contents: &ImageContents) -> Vec<Clue> {
             None => "newest migration".to_owned(),
         };
         let only = if n == 0 { " (Initial only: 3.0)" } else { "" };
+        // The 3.6/3.7 preview images are .NET 9 builds from main made before their minor's
+        // migration existed (audit §5, §1 row 20): on a net9 build the newest id is only a
+        // lower bound from 3.5 on.
+        let net9 = contents.tfms.iter().any(|(_, t)| t == "net9.0");
+        let (constraint, bound) = if net9 && n >= 5 {
+            (
+                Constraint::AtLeast { version: minor(n) },
+                " (a lower bound: .NET 9 previews of 3.6/3.7 carry no newer id)",
+            )
+        } else {
+            (Constraint::Exact { version: minor(n) }, "")
+        };
         out.push(clue(
-            format!("{what} {} in {}{only}", m.id, m.file),
-            Constraint::Exact { version: minor(n) },
+            format!("{what} {} in {}{only}{bound}", m.id, m.file),
+            constraint,
         ));
     }
     // Row C: the target framework.
@@ -596,18 +604,24 @@ elsadoctor:deps
             .expect("runtime id named");
         assert_eq!(
             minor_clue.constraint,
-            Constraint::Exact {
+            Constraint::AtLeast {
                 version: ElsaVersion::new(3, 5)
-            }
+            },
+            "net9: a 3.6/3.7 preview could carry it too"
         );
+        let naming = clues
+            .iter()
+            .find(|c| c.detail.contains("up to 3.5"))
+            .expect("naming clue");
+        assert!(!admits(&naming.constraint, ElsaVersion::new(3, 6)));
         assert!(clues.iter().any(|c| c.detail.contains("3.5.3")
             && c.constraint
                 == Constraint::Exact {
                     version: v(3, 5, 3)
                 }));
         assert_eq!(version_range(&clues), Some((v(3, 5, 3), Some(v(3, 5, 3)))));
-        assert!(!admits(&minor_clue.constraint, ElsaVersion::new(3, 6)));
         assert!(admits(&minor_clue.constraint, v(3, 5, 1)));
+        assert!(!admits(&minor_clue.constraint, v(3, 4, 3)));
     }
 
     #[test]

@@ -282,6 +282,10 @@ pub struct DbFacts {
     /// `"Elsa"."__EFMigrationsHistory"` ids; `None` when the table does not exist or cannot be
     /// read (see `history_exists`).
     pub history: Option<Vec<String>>,
+    /// The same rows with the EF Core `ProductVersion` that applied each (empty when the
+    /// history cannot be read); `domain::image_contents::database_clues` reads them.
+    #[serde(default)]
+    pub history_rows: Vec<crate::domain::image_contents::HistoryRow>,
 }
 
 /// The outcome of trying to log in.

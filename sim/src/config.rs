@@ -55,6 +55,9 @@ pub struct SimConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageConfig {
+    /// The stock image whose contents this one has (a retagged or mirrored official image,
+    /// `elsaworkflows/elsa-server-v3-5:3.5.1`); `files` are added on top.
+    pub stock: Option<String>,
     /// Files in the image (a path ending in `/` is a directory).
     #[serde(default)]
     pub files: Vec<FileConfig>,

@@ -206,6 +206,9 @@ pub fn container_fs(
                     fs.add(f, 0);
                 }
             }
+            if let Some(stock) = &decl.stock {
+                elsa_image(&mut fs, stock);
+            }
             fs.add_config(&decl.files);
             shell
         }
@@ -304,6 +307,7 @@ mod tests {
         images.insert(
             "registry.example/elsa-custom".to_string(),
             ImageConfig {
+                stock: None,
                 files: vec![FileConfig::Path("/app/Custom.dll".into())],
                 shell: Some(false),
             },
@@ -320,5 +324,26 @@ mod tests {
         assert!(c.fs.lookup("/bin/sh").is_none());
         let c = container_fs(&images, "busybox", &[], Some(false));
         assert!(!c.shell);
+        images.insert(
+            "elsa-server:latest".to_string(),
+            ImageConfig {
+                stock: Some("elsaworkflows/elsa-server-v3-2:3.2.4".into()),
+                files: vec![FileConfig::Sized(crate::config::SizedFileConfig {
+                    path: "/app/notes.txt".into(),
+                    size: 0,
+                    content: Some("hello".into()),
+                })],
+                shell: None,
+            },
+        );
+        let c = container_fs(&images, "elsa-server:latest", &[], None);
+        assert!(c.shell);
+        assert_eq!(c.fs.read("/app/notes.txt"), Some(b"hello".to_vec()));
+        assert_eq!(c.fs.lookup("/app/notes.txt"), Some(Node::File(5)));
+        assert!(
+            c.fs.lookup("/app/Elsa.EntityFrameworkCore.Sqlite.dll")
+                .is_some()
+        );
+        assert_eq!(c.fs.read("/app/App_Data"), None);
     }
 }

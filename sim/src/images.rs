@@ -429,4 +429,67 @@ mod tests {
         assert_eq!(stock("postgres:16"), None);
         assert_eq!(split("r:5000/a/b"), ("r:5000/a/b", None));
     }
+
+    fn text(files: &[(String, File)], path: &str) -> String {
+        match files.iter().find(|(p, _)| p == path).map(|(_, f)| f) {
+            Some(File::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contents_follow_the_release() {
+        let at = |r: &str| stock(r).expect("stock").files();
+        let has = |f: &[(String, File)], p: &str| f.iter().any(|(q, _)| q == p);
+        // Audit rows 21/22: no PostgreSQL provider in Server.Web 3.0, SaS 3.0–3.2, ModularServer.
+        let web30 = at("elsaworkflows/elsa-server-v3-0:3.0.6");
+        assert!(!has(&web30, "/app/Elsa.EntityFrameworkCore.PostgreSql.dll"));
+        let sqlite30 = text(&web30, "/app/Elsa.EntityFrameworkCore.Sqlite.dll");
+        assert!(sqlite30.contains("_Initial") && !sqlite30.contains("_V3_"));
+        assert!(!has(
+            &at("elsaworkflows/elsa-server-and-studio-v3-2:3.2.4"),
+            "/app/Elsa.EntityFrameworkCore.PostgreSql.dll"
+        ));
+        let web351 = at("elsaworkflows/elsa-server-v3-5:3.5.1");
+        let pg = text(&web351, "/app/Elsa.EntityFrameworkCore.PostgreSql.dll");
+        assert!(pg.contains("20250530104953_V3_5") && !pg.contains("_V3_6"));
+        assert!(
+            text(&web351, "/app/Elsa.EntityFrameworkCore.Sqlite.dll")
+                .contains("20250530104854_V3_5")
+        );
+        assert!(
+            text(&web351, "/app/Elsa.Server.Web.runtimeconfig.json")
+                .contains("\"tfm\": \"net9.0\"")
+        );
+        assert!(
+            text(&web351, "/app/Elsa.Server.Web.deps.json")
+                .contains("\"path\": \"microsoft.entityframeworkcore/9.0.9\"")
+        );
+        assert!(
+            text(&web351, "/app/Elsa.Server.Web.deps.json")
+                .contains("\"Elsa.Workflows.Core/1.0.0\": {\n      \"type\": \"project\"")
+        );
+        assert!(has(&web351, "/entrypoint.sh"));
+        assert!(!has(
+            &at("elsaworkflows/elsa-server-v3-5:3.5.0"),
+            "/entrypoint.sh"
+        ));
+        let preview = at("elsaworkflows/elsa-server-v3-6-0-preview:latest");
+        let sqlite = text(&preview, "/app/Elsa.Persistence.EFCore.Sqlite.dll");
+        assert!(sqlite.contains("_V3_5") && !sqlite.contains("_V3_6"));
+        assert!(text(&preview, "/app/Elsa.Server.Web.runtimeconfig.json").contains("net9.0"));
+        let sas = at("elsaworkflows/elsa-server-and-studio-v3-5:3.5.3");
+        assert!(
+            text(&sas, "/app/Elsa.ServerAndStudio.Web.deps.json").contains("elsa.studio/3.5.2")
+        );
+        let modular = at("elsaworkflows/elsa-server-and-studio-v3:3.8.0-rc2");
+        assert!(!has(
+            &modular,
+            "/app/Elsa.Persistence.EFCore.PostgreSql.dll"
+        ));
+        assert!(text(&modular, "/app/Elsa.ModularServer.Web.deps.json").contains("cshells/0.0.28"));
+        assert!(
+            text(&modular, "/app/Elsa.ModularServer.Web.runtimeconfig.json").contains("net10.0")
+        );
+    }
 }

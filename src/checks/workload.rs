@@ -192,14 +192,28 @@ fn flavor(f: &Facts) -> Finding {
         )
     });
     let inside_range = image_contents::version_range(clues);
+    // The contents "know" the version when the whole range they allow is one provider band
+    // of the host (3.0–3.5 is two: they would not say how PostgreSQL is switched on).
+    let one_band = |host: Flavor| {
+        inside_range.is_some_and(|(from, to)| {
+            let top = to.unwrap_or(elsa::ElsaVersion::new(3, 99));
+            elsa::provider_band(host, Some(from)) == elsa::provider_band(host, Some(top))
+        })
+    };
     let inside_words = inside_range.map(image_contents::describe_range);
     let Some(id) = elsa::identify(&w) else {
         let image = w.images().first().cloned().unwrap_or_default();
         // A custom image whose contents show a stock host is judged as that host.
         if let Some(host) = inside_host {
-            return contents_verdict(host, inside_words.as_deref(), &image, "custom image")
-                .with_all(clue_evidence)
-                .var("image", image);
+            return contents_verdict(
+                host,
+                inside_words.as_deref(),
+                one_band(host),
+                &image,
+                "custom image",
+            )
+            .with_all(clue_evidence)
+            .var("image", image);
         }
         return Finding::problem(
             "custom-image",
@@ -269,6 +283,7 @@ fn flavor(f: &Facts) -> Finding {
         (Flavor::Custom, _) if inside_host.is_some() => base(contents_verdict(
             inside_host.unwrap_or(Flavor::Custom),
             inside_words.as_deref(),
+            inside_host.is_some_and(one_band),
             &id.image,
             "custom build",
         )),
@@ -286,15 +301,18 @@ fn flavor(f: &Facts) -> Finding {
             },
         )),
         (flavor, None) => match inside_words {
-            Some(v) => base(Finding::pass(format!(
+            Some(v) if one_band(flavor) => base(Finding::pass(format!(
                 "{flavor} {v} (from the image contents; the image name and tag of {} do not say)",
                 id.image
             ))),
-            None => base(Finding::problem(
+            other => base(Finding::problem(
                 "version-unknown",
                 format!(
-                    "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is",
-                    id.image
+                    "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is{}",
+                    id.image,
+                    other
+                        .map(|v| format!(", and its contents only narrow it to {v}"))
+                        .unwrap_or_default()
                 ),
             )),
         },
@@ -307,15 +325,22 @@ fn flavor(f: &Facts) -> Finding {
 }
 
 /// The finding for an image judged by its contents alone.
-fn contents_verdict(host: Flavor, version: Option<&str>, image: &str, what: &str) -> Finding {
+fn contents_verdict(
+    host: Flavor,
+    version: Option<&str>,
+    known: bool,
+    image: &str,
+    what: &str,
+) -> Finding {
     match version {
-        Some(v) => Finding::pass(format!(
+        Some(v) if known => Finding::pass(format!(
             "{host} {v} ({what} {image}, whose contents show the stock host)"
         )),
-        None => Finding::problem(
+        other => Finding::problem(
             "version-unknown",
             format!(
-                "{host}, version unknown ({what} {image}, whose contents show the stock host but not its release)"
+                "{host}, version unknown ({what} {image}, whose contents show the stock host but not its release{})",
+                other.map(|v| format!(" beyond {v}")).unwrap_or_default()
             ),
         ),
     }

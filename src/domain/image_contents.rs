@@ -524,11 +524,18 @@ pub fn version_range(clues: &[Clue]) -> Option<(ElsaVersion, Option<ElsaVersion>
             Constraint::AtLeast { version } => (*version, None),
         };
         any = true;
-        if from.is_none_or(|cur| key(&f, false) > key(&cur, false)) {
+        // Tighter wins; at the same bound, the one that names a patch.
+        if from.is_none_or(|cur| {
+            key(&f, false) > key(&cur, false)
+                || (key(&f, false) == key(&cur, false) && f.patch.is_some())
+        }) {
             from = Some(f);
         }
         if let Some(t) = t
-            && to.is_none_or(|cur| key(&t, true) < key(&cur, true))
+            && to.is_none_or(|cur| {
+                key(&t, true) < key(&cur, true)
+                    || (key(&t, true) == key(&cur, true) && t.patch.is_some())
+            })
         {
             to = Some(t);
         }
@@ -727,6 +734,14 @@ elsadoctor:deps
         ];
         let r = version_range(&clues).expect("range");
         assert_eq!(describe_range(r), "3.5.1–3.5.x");
+        let r = version_range(&[
+            c(Constraint::Exact { version: minor(3) }),
+            c(Constraint::Between {
+                from: v(3, 3, 0),
+                to: v(3, 3, 1),
+            }),
+        ]);
+        assert_eq!(r.map(describe_range).as_deref(), Some("3.3.0–3.3.1"));
         assert_eq!(describe_range((minor(6), None)), "3.6 or later");
         assert_eq!(
             version_range(&[

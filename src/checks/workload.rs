@@ -923,6 +923,81 @@ mod tests {
         assert_eq!(flavor(&f).cause, Some("studio-only"));
     }
 
+    fn with_contents(image: &str, paths: &[&str], sections: &str) -> Facts {
+        use crate::domain::image_contents::{image_clues, parse_contents};
+        let mut f = with_deployments(json!([deployment("elsa-server", image, 1)]));
+        let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+        let contents = parse_contents(sections);
+        let clues = image_clues(&paths, &contents);
+        f.pod_files = Probe::Observed(crate::facts::PodListing {
+            pod: "elsa-server-abc".into(),
+            container: "elsa-server".into(),
+            paths,
+            contents,
+            clues,
+        });
+        f
+    }
+
+    const SAYS_351: &str = "/app/Elsa.EntityFrameworkCore.Sqlite.dll:20250530104854_V3_5\nelsadoctor:migrations\n\
+        /app/Elsa.Server.Web.runtimeconfig.json:\"tfm\": \"net9.0\"\nelsadoctor:tfm\n\
+        /app/Elsa.Server.Web.deps.json:\"path\": \"microsoft.entityframeworkcore/9.0.9\"\nelsadoctor:deps\n";
+
+    #[test]
+    fn flavor_from_image_contents() {
+        let layout = [
+            "/app/Elsa.Server.Web.dll",
+            "/app/Elsa.EntityFrameworkCore.Sqlite.dll",
+            "/entrypoint.sh",
+        ];
+        // `latest` on a name without a version: the contents decide.
+        let r = flavor(&with_contents("elsa-server:latest", &layout, SAYS_351));
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(
+            r.message.starts_with("Elsa.Server.Web 3.5.1–3.5.2"),
+            "{}",
+            r.message
+        );
+        let ev: Vec<&str> = r.evidence.iter().map(|e| e.value.as_str()).collect();
+        assert!(
+            ev.iter().any(|e| e.contains("20250530104854_V3_5")),
+            "{ev:?}"
+        );
+        assert!(ev.iter().any(|e| e.contains("9.0.9")), "{ev:?}");
+        // A custom image holding the stock host is judged as that host.
+        let r = flavor(&with_contents(
+            "registry.example/acme/elsa:7",
+            &layout,
+            SAYS_351,
+        ));
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(r.message.contains("whose contents show the stock host"));
+        // A tag the contents contradict: a warning naming both.
+        let r = flavor(&with_contents(
+            "elsaworkflows/elsa-server-v3-6-0-preview:latest",
+            &layout,
+            SAYS_351,
+        ));
+        assert_eq!(r.cause, Some("contents-mismatch"));
+        assert!(
+            r.message.contains("says Elsa.Server.Web 3.6") && r.message.contains("3.5.1–3.5.2"),
+            "{}",
+            r.message
+        );
+        // Too little inside to pick a band: still unknown, with what was narrowed.
+        let r = flavor(&with_contents(
+            "elsa-server:latest",
+            &layout[..2],
+            "elsadoctor:migrations\nelsadoctor:tfm\nelsadoctor:deps\n",
+        ));
+        assert_eq!(r.cause, Some("version-unknown"));
+        assert!(
+            r.message.contains("only narrow it to 3.0–3.5"),
+            "{}",
+            r.message
+        );
+    }
+
     #[test]
     fn rollout_causes() {
         let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:latest", 2);

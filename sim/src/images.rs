@@ -143,7 +143,7 @@ impl Stock {
             1 => Some(3),
             2 => Some(4),
             3 => Some(5),
-            4 | 5 | 6 => Some(3),
+            4..=6 => Some(3),
             7 => Some(1),
             8 => Some(0),
             _ => None,

@@ -737,6 +737,9 @@ fn inputs(
         .collect()
 }
 
+/// Options with their values, and the operands.
+type Parsed<'a> = (Vec<(char, Option<&'a str>)>, Vec<&'a str>);
+
 /// Splits options (`-abc`, `-c N`, `-cN`) from operands; `--` ends the options. `with_value`
 /// are the options taking an argument.
 fn getopt<'a>(
@@ -745,7 +748,7 @@ fn getopt<'a>(
     flags: &str,
     with_value: &str,
     io: &mut Io,
-) -> Option<(Vec<(char, Option<&'a str>)>, Vec<&'a str>)> {
+) -> Option<Parsed<'a>> {
     let mut opts = Vec::new();
     let mut operands = Vec::new();
     let mut it = args.iter();

@@ -180,6 +180,9 @@ pub fn parse_package_version(s: &str) -> Option<ElsaVersion> {
     })
 }
 
+/// A table from a package version to the Elsa releases that shipped it, and how to say it.
+type Band = fn(&str) -> Option<(Constraint, &'static str)>;
+
 /// The EF Core versions of the official builds (elsa-audit §7 row D): the Elsa releases that
 /// pinned `Microsoft.EntityFrameworkCore` at that version, and how to say it.
 fn ef_core_band(ef: &str) -> Option<(Constraint, &'static str)> {
@@ -383,7 +386,7 @@ pub fn image_clues(paths: &[String], contents: &ImageContents) -> Vec<Clue> {
     // Rows D and E hold for the official source builds only: a NuGet host pins its own.
     if elsa_package.is_none() {
         let find = |id: &str| contents.packages.iter().find(|p| p.id == id);
-        let bands: [(&str, fn(&str) -> Option<(Constraint, &'static str)>); 3] = [
+        let bands: [(&str, Band); 3] = [
             ("microsoft.entityframeworkcore", ef_core_band),
             ("elsa.studio", studio_band),
             ("cshells", cshells_band),

@@ -311,6 +311,10 @@ pub struct DbFacts {
     /// `"Elsa"."__EFMigrationsHistory"` ids; `None` when the table does not exist or cannot be
     /// read (see `history_exists`).
     pub history: Option<Vec<String>>,
+    /// The same rows with the EF Core `ProductVersion` that applied each (empty when the
+    /// history cannot be read); `domain::image_contents::database_clues` reads them.
+    #[serde(default)]
+    pub history_rows: Vec<crate::domain::image_contents::HistoryRow>,
 }
 
 /// The outcome of trying to log in.
@@ -360,6 +364,14 @@ pub struct PodListing {
     pub container: String,
     /// The paths that exist, as the container sees them.
     pub paths: Vec<String>,
+    /// What the listing's content sections read (migration ids, tfm, package versions);
+    /// empty when the listing came from elsewhere (the ephemeral container's `--files`).
+    #[serde(default)]
+    pub contents: crate::domain::image_contents::ImageContents,
+    /// What the paths and contents say about the version (`ClueSource::ImageContents`),
+    /// computed once when the listing is read.
+    #[serde(default)]
+    pub clues: Vec<crate::domain::versions::Clue>,
 }
 
 impl PodListing {

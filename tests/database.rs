@@ -377,3 +377,28 @@ async fn an_external_host_cannot_be_reached_through_a_port_forward() {
             .contains("--vantage here")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_names_the_ef_core_version_that_applied_it() {
+    // Audit §7 row H: ProductVersion maps through row D; 9.0.9 is what 3.5.1–3.5.2 shipped.
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let setup = DbSetup {
+        extra_sql: Some(
+            "UPDATE \"Elsa\".\"__EFMigrationsHistory\" SET \"ProductVersion\" = '9.0.9' \
+             WHERE \"MigrationId\" = '20250530104953_V3_5';"
+                .into(),
+        ),
+        ..DbSetup::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    let ev = check(&report, "database.migrations")["evidence"].to_string();
+    assert!(
+        ev.contains("20250530104953_V3_5 applied by EF Core 9.0.9 (official builds: 3.5.1–3.5.2)"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("newest applied migration 20250530104953_V3_5 (applied by Elsa 3.5 or later)"),
+        "{ev}"
+    );
+}

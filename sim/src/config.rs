@@ -55,6 +55,9 @@ pub struct SimConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageConfig {
+    /// The stock image whose contents this one has (a retagged or mirrored official image,
+    /// `elsaworkflows/elsa-server-v3-5:3.5.1`); `files` are added on top.
+    pub stock: Option<String>,
     /// Files in the image (a path ending in `/` is a directory).
     #[serde(default)]
     pub files: Vec<FileConfig>,
@@ -63,7 +66,7 @@ pub struct ImageConfig {
     pub shell: Option<bool>,
 }
 
-/// A file: its path, or `{path, size}`.
+/// A file: its path, or `{path, size}`, or `{path, content}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum FileConfig {
@@ -79,9 +82,12 @@ pub enum FileConfig {
 pub struct SizedFileConfig {
     /// Absolute path.
     pub path: String,
-    /// Size in bytes (what `ls -l` shows).
+    /// Size in bytes (what `ls -l` shows); ignored when `content` is given.
     #[serde(default)]
     pub size: u64,
+    /// The file's text (what `cat` and `grep` read); without it the file holds `size` NUL
+    /// bytes.
+    pub content: Option<String>,
 }
 
 /// `rbac:` section.

@@ -2,7 +2,8 @@
 //! `images:` table of `sim.yaml`, or a built-in table for the stock Elsa images, or a minimal
 //! shell image), plus the files the app created at run time (per pod `files:`).
 //!
-//! Only names, sizes and directories are modelled: that is all `ls` can show.
+//! Names, sizes and directories are modelled, and a file's bytes where the image table or
+//! `sim.yaml` gives them (what `cat` and `grep` read); a file without bytes holds `size` NULs.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ pub enum Node {
 #[derive(Debug, Clone, Default)]
 pub struct Fs {
     nodes: BTreeMap<String, Node>,
+    data: BTreeMap<String, Vec<u8>>,
 }
 
 /// Normalise an absolute path: no empty or `.` segments, `..` resolved, no trailing slash.
@@ -44,7 +46,10 @@ impl Fs {
     pub fn new() -> Fs {
         let mut nodes = BTreeMap::new();
         nodes.insert("/".to_string(), Node::Dir);
-        Fs { nodes }
+        Fs {
+            nodes,
+            data: BTreeMap::new(),
+        }
     }
 
     fn add_parents(&mut self, path: &str) {
@@ -65,9 +70,17 @@ impl Fs {
         let p = normalise(path);
         self.add_parents(&p);
         if p != "/" {
+            self.data.remove(&p);
             self.nodes
                 .insert(p, if is_dir { Node::Dir } else { Node::File(size) });
         }
+    }
+
+    /// Add a regular file holding `bytes` (its size is their length).
+    pub fn add_bytes(&mut self, path: &str, bytes: Vec<u8>) {
+        let p = normalise(path);
+        self.add(&p, bytes.len() as u64);
+        self.data.insert(p, bytes);
     }
 
     /// Add the entries of a `files:` list.
@@ -75,8 +88,28 @@ impl Fs {
         for f in files {
             match f {
                 FileConfig::Path(p) => self.add(p, 0),
-                FileConfig::Sized(s) => self.add(&s.path, s.size),
+                FileConfig::Sized(s) => match &s.content {
+                    Some(text) => self.add_bytes(&s.path, text.clone().into_bytes()),
+                    None => {
+                        self.add(&s.path, s.size);
+                        self.data.remove(&normalise(&s.path));
+                    }
+                },
             }
+        }
+    }
+
+    /// The bytes of the regular file at `path`: its contents, or `size` NULs when none were
+    /// given (capped at 16 MiB); `None` when it is not a regular file.
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let p = normalise(path);
+        match self.nodes.get(&p)? {
+            Node::File(size) => {
+                Some(self.data.get(&p).cloned().unwrap_or_else(|| {
+                    vec![0; usize::try_from((*size).min(16 << 20)).unwrap_or(0)]
+                }))
+            }
+            Node::Dir => None,
         }
     }
 
@@ -122,6 +155,9 @@ const BASE_FILES: &[&str] = &[
     "/bin/echo",
     "/bin/true",
     "/bin/cat",
+    "/bin/grep",
+    "/usr/bin/sort",
+    "/usr/bin/head",
     "/etc/hostname",
     "/etc/hosts",
     "/etc/passwd",
@@ -144,8 +180,11 @@ fn elsa_image(fs: &mut Fs, image: &str) -> bool {
     let Some(stock) = images::stock(image) else {
         return false;
     };
-    for (path, size) in stock.files() {
-        fs.add(&path, size);
+    for (path, file) in stock.files() {
+        match file {
+            images::File::Sized(size) => fs.add(&path, size),
+            images::File::Bytes(bytes) => fs.add_bytes(&path, bytes),
+        }
     }
     true
 }
@@ -166,6 +205,9 @@ pub fn container_fs(
                 for f in BASE_FILES {
                     fs.add(f, 0);
                 }
+            }
+            if let Some(stock) = &decl.stock {
+                elsa_image(&mut fs, stock);
             }
             fs.add_config(&decl.files);
             shell
@@ -239,11 +281,20 @@ mod tests {
                 .lookup("/app/Elsa.ModularServer.Web.dll")
                 .is_some()
         );
+        // Audit rows 1 and 21: the ModularServer image ships only the SQLite provider.
         assert!(
             modular
                 .fs
                 .lookup("/app/Elsa.Persistence.EFCore.PostgreSql.dll")
-                .is_some()
+                .is_none()
+        );
+        let sqlite = modular
+            .fs
+            .read("/app/Elsa.Persistence.EFCore.Sqlite.dll")
+            .expect("the SQLite provider's bytes");
+        assert!(
+            sqlite.windows(19).any(|w| w == b"20260520121618_V3_8"),
+            "the 3.8 Runtime migration id is in the assembly"
         );
         let other = container_fs(&none, "postgres:16", &[], None);
         assert!(other.shell && other.fs.lookup("/bin/ls").is_some());
@@ -256,6 +307,7 @@ mod tests {
         images.insert(
             "registry.example/elsa-custom".to_string(),
             ImageConfig {
+                stock: None,
                 files: vec![FileConfig::Path("/app/Custom.dll".into())],
                 shell: Some(false),
             },
@@ -272,5 +324,26 @@ mod tests {
         assert!(c.fs.lookup("/bin/sh").is_none());
         let c = container_fs(&images, "busybox", &[], Some(false));
         assert!(!c.shell);
+        images.insert(
+            "elsa-server:latest".to_string(),
+            ImageConfig {
+                stock: Some("elsaworkflows/elsa-server-v3-2:3.2.4".into()),
+                files: vec![FileConfig::Sized(crate::config::SizedFileConfig {
+                    path: "/app/notes.txt".into(),
+                    size: 0,
+                    content: Some("hello".into()),
+                })],
+                shell: None,
+            },
+        );
+        let c = container_fs(&images, "elsa-server:latest", &[], None);
+        assert!(c.shell);
+        assert_eq!(c.fs.read("/app/notes.txt"), Some(b"hello".to_vec()));
+        assert_eq!(c.fs.lookup("/app/notes.txt"), Some(Node::File(5)));
+        assert!(
+            c.fs.lookup("/app/Elsa.EntityFrameworkCore.Sqlite.dll")
+                .is_some()
+        );
+        assert_eq!(c.fs.read("/app/App_Data"), None);
     }
 }

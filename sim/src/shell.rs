@@ -1,13 +1,17 @@
 //! What a simulated container runs on `pods/exec`: a tiny `sh -c` interpreter over the
 //! container's [`Fs`], and the runtime's answer when the executable does not exist.
 //!
-//! The grammar is exactly: commands separated by `;` (or newlines); words with single and
-//! double quotes and backslash escapes; `$?`; the redirects `>/dev/null`, `1>/dev/null` and
-//! `2>/dev/null` (also with a space before the target); unquoted `*` and `?` globbing in any
-//! path segment (an unmatched pattern stays literal). Commands: `ls` (GNU: `-1 -d -a -l`,
-//! `--`), `echo` (`-n`), `true`, `false`, `exit [N]`. Anything else fails the way dash does:
-//! an unknown command is `sh: 1: X: not found` with status 127, an unsupported construct a
-//! `Syntax error` with status 2.
+//! The grammar is exactly: pipelines (`a | b`) separated by `;` (or newlines); words with
+//! single and double quotes and backslash escapes; `$?` (the last stage's status); the
+//! redirects `>/dev/null`, `1>/dev/null` and `2>/dev/null` (also with a space before the
+//! target); unquoted `*` and `?` globbing in any path segment (an unmatched pattern stays
+//! literal). Commands: `ls` (GNU: `-1 -d -a -l`, `--`), `echo` (`-n`), `true`, `false`,
+//! `exit [N]`, and the GNU coreutils/grep subset the doctor's listing uses: `cat [FILE…]`,
+//! `head [-c N | -n N] [FILE…]`, `sort [-u] [FILE…]` (byte order, the C locale of the images),
+//! `grep [-a -o -H -h -E -F -i -v -c -q] PATTERN [FILE…]` (a file with a NUL byte is binary:
+//! without `-a` only `grep: F: binary file matches` on stderr, as grep 3.8 does). Anything else
+//! fails the way dash does: an unknown command is `sh: 1: X: not found` with status 127, an
+//! unsupported construct a `Syntax error` with status 2.
 
 use super::fs::{Fs, Node, normalise};
 
@@ -36,7 +40,9 @@ pub struct Outcome {
 const CWD: &str = "/";
 
 /// Commands a shell image provides.
-const COMMANDS: &[&str] = &["sh", "dash", "bash", "ls", "echo", "true", "false"];
+const COMMANDS: &[&str] = &[
+    "sh", "dash", "bash", "ls", "echo", "true", "false", "cat", "grep", "head", "sort",
+];
 
 fn basename(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
@@ -76,7 +82,7 @@ pub fn exec(argv: &[String], fs: &Fs, shell: bool) -> Outcome {
         "sh" | "dash" | "bash" => run_sh(&argv[1..], fs, &mut io),
         _ => {
             let args: Vec<String> = argv.to_vec();
-            run_command(&args, fs, &mut io, 0, 1)
+            run_command(&args, fs, &mut io, 0, &[])
         }
     };
     Outcome {
@@ -96,8 +102,11 @@ struct Io {
 
 impl Io {
     fn out(&mut self, s: &str) {
+        self.out_bytes(s.as_bytes());
+    }
+    fn out_bytes(&mut self, b: &[u8]) {
         if !self.drop_out {
-            self.out.extend_from_slice(s.as_bytes());
+            self.out.extend_from_slice(b);
         }
     }
     fn err(&mut self, s: &str) {
@@ -135,6 +144,8 @@ struct Command {
     drop_out: bool,
     drop_err: bool,
     line: usize,
+    /// Its stdout feeds the next command's stdin (`|`).
+    piped: bool,
 }
 
 struct SyntaxError {
@@ -334,6 +345,22 @@ fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
                 pending_redirect = Some(fd);
                 i = j;
             }
+            '|' if chars.get(i + 1) != Some(&'|') => {
+                finish(
+                    &mut word,
+                    &mut in_word,
+                    &mut cur,
+                    &mut pending_redirect,
+                    line,
+                )?;
+                if pending_redirect.is_some() || cur.words.is_empty() {
+                    return Err(unexpected(line, "|"));
+                }
+                cur.piped = true;
+                cmds.push(std::mem::take(&mut cur));
+                cur.line = line;
+                i += 1;
+            }
             '|' | '&' | '<' | '(' | ')' | '`' => {
                 let mut tok = c.to_string();
                 if matches!(c, '|' | '&') && chars.get(i + 1) == Some(&c) {
@@ -360,6 +387,11 @@ fn parse(script: &str) -> Result<Vec<Command>, SyntaxError> {
     }
     if !cur.words.is_empty() {
         cmds.push(cur);
+    } else if cmds.last().is_some_and(|c| c.piped) {
+        return Err(SyntaxError {
+            line,
+            message: "Syntax error: end of file unexpected".into(),
+        });
     }
     Ok(cmds)
 }
@@ -405,33 +437,39 @@ fn run_script(script: &str, fs: &Fs, io: &mut Io) -> i32 {
         }
     };
     let mut last = 0;
+    let mut stdin: Vec<u8> = Vec::new();
     for cmd in cmds {
         let mut args = Vec::new();
         for w in &cmd.words {
             args.extend(expand(w, last, fs));
         }
-        let saved = (io.drop_out, io.drop_err);
-        io.drop_out |= cmd.drop_out;
-        io.drop_err |= cmd.drop_err;
-        let status = if args.first().map(String::as_str) == Some("exit") {
-            match args.get(1) {
-                None => Some(last),
+        let in_pipeline = cmd.piped || !stdin.is_empty();
+        if !in_pipeline && args.first().map(String::as_str) == Some("exit") {
+            return match args.get(1) {
+                None => last,
                 Some(n) => match n.parse::<i64>() {
-                    Ok(v) if v >= 0 => Some(i32::try_from(v % 256).unwrap_or(0)),
+                    Ok(v) if v >= 0 => i32::try_from(v % 256).unwrap_or(0),
                     _ => {
                         io.err(&format!("sh: {}: exit: Illegal number: {n}\n", cmd.line));
-                        Some(2)
+                        2
                     }
                 },
-            }
-        } else {
-            None
-        };
-        if let Some(code) = status {
-            return code;
+            };
         }
-        last = run_command(&args, fs, io, cmd.line, 0);
-        (io.drop_out, io.drop_err) = saved;
+        // Each command writes to its own stdout; a piped one's becomes the next one's stdin.
+        let mut stage = Io {
+            drop_out: cmd.drop_out,
+            drop_err: io.drop_err || cmd.drop_err,
+            ..Io::default()
+        };
+        let input = std::mem::take(&mut stdin);
+        last = run_command(&args, fs, &mut stage, cmd.line, &input);
+        io.err.extend_from_slice(&stage.err);
+        if cmd.piped {
+            stdin = stage.out;
+        } else {
+            io.out_bytes(&stage.out);
+        }
     }
     last
 }
@@ -520,8 +558,9 @@ fn matches_segment(pat: &[(char, bool)], name: &[char]) -> bool {
     }
 }
 
-/// Run one command. `line` is the script line for `sh: N:` messages (0: not from a script).
-fn run_command(args: &[String], fs: &Fs, io: &mut Io, line: usize, _depth: usize) -> i32 {
+/// Run one command with `stdin`. `line` is the script line for `sh: N:` messages (0: not from
+/// a script).
+fn run_command(args: &[String], fs: &Fs, io: &mut Io, line: usize, stdin: &[u8]) -> i32 {
     let Some(cmd) = args.first() else {
         return 0;
     };
@@ -541,6 +580,10 @@ fn run_command(args: &[String], fs: &Fs, io: &mut Io, line: usize, _depth: usize
             0
         }
         "ls" if !cmd.contains('/') || fs.lookup(cmd).is_some() => ls(&args[1..], fs, io),
+        "cat" => cat(&args[1..], fs, io, stdin),
+        "head" => head(&args[1..], fs, io, stdin),
+        "sort" => sort(&args[1..], fs, io, stdin),
+        "grep" => grep(&args[1..], fs, io, stdin),
         _ => {
             io.err(&format!("sh: {line}: {cmd}: not found\n"));
             127
@@ -663,6 +706,317 @@ fn ls(args: &[String], fs: &Fs, io: &mut Io) -> i32 {
     status
 }
 
+/// The inputs of a filter, in order: its file operands (`-` is stdin), or stdin alone. A
+/// missing file or a directory is the `<tool>: F: …` message to print when its turn comes.
+fn inputs(
+    tool: &str,
+    files: &[&str],
+    fs: &Fs,
+    stdin: &[u8],
+) -> Vec<Result<(String, Vec<u8>), String>> {
+    if files.is_empty() {
+        return vec![Ok(("(standard input)".into(), stdin.to_vec()))];
+    }
+    files
+        .iter()
+        .map(|f| {
+            if *f == "-" {
+                return Ok(("(standard input)".into(), stdin.to_vec()));
+            }
+            let abs = if f.starts_with('/') {
+                normalise(f)
+            } else {
+                normalise(&format!("{CWD}/{f}"))
+            };
+            match fs.lookup(&abs) {
+                None => Err(format!("{tool}: {f}: No such file or directory\n")),
+                Some(Node::Dir) => Err(format!("{tool}: {f}: Is a directory\n")),
+                Some(Node::File(_)) => Ok(((*f).to_string(), fs.read(&abs).unwrap_or_default())),
+            }
+        })
+        .collect()
+}
+
+/// Options with their values, and the operands.
+type Parsed<'a> = (Vec<(char, Option<&'a str>)>, Vec<&'a str>);
+
+/// Splits options (`-abc`, `-c N`, `-cN`) from operands; `--` ends the options. `with_value`
+/// are the options taking an argument.
+fn getopt<'a>(
+    tool: &str,
+    args: &'a [String],
+    flags: &str,
+    with_value: &str,
+    io: &mut Io,
+) -> Option<Parsed<'a>> {
+    let mut opts = Vec::new();
+    let mut operands = Vec::new();
+    let mut it = args.iter();
+    let mut done = false;
+    while let Some(a) = it.next() {
+        if done || a == "-" || !a.starts_with('-') {
+            operands.push(a.as_str());
+            continue;
+        }
+        if a == "--" {
+            done = true;
+            continue;
+        }
+        let chars: Vec<char> = a.chars().skip(1).collect();
+        let mut k = 0;
+        while k < chars.len() {
+            let c = chars[k];
+            if with_value.contains(c) {
+                let rest: String = chars[k + 1..].iter().collect();
+                let value = if rest.is_empty() {
+                    match it.next() {
+                        Some(v) => v.as_str(),
+                        None => {
+                            io.err(&format!("{tool}: option requires an argument -- '{c}'\n"));
+                            return None;
+                        }
+                    }
+                } else {
+                    // The rest of this word is the value: keep it borrowed from `a`.
+                    &a[1 + chars[..=k].iter().map(|c| c.len_utf8()).sum::<usize>()..]
+                };
+                opts.push((c, Some(value)));
+                break;
+            }
+            if !flags.contains(c) {
+                io.err(&format!(
+                    "{tool}: invalid option -- '{c}'\nTry '{tool} --help' for more information.\n"
+                ));
+                return None;
+            }
+            opts.push((c, None));
+            k += 1;
+        }
+    }
+    Some((opts, operands))
+}
+
+fn cat(args: &[String], fs: &Fs, io: &mut Io, stdin: &[u8]) -> i32 {
+    let Some((_, files)) = getopt("cat", args, "", "", io) else {
+        return 1;
+    };
+    let mut bad = false;
+    for input in inputs("cat", &files, fs, stdin) {
+        match input {
+            Ok((_, bytes)) => io.out_bytes(&bytes),
+            Err(e) => {
+                io.err(&e);
+                bad = true;
+            }
+        }
+    }
+    i32::from(bad)
+}
+
+fn head(args: &[String], fs: &Fs, io: &mut Io, stdin: &[u8]) -> i32 {
+    let Some((opts, files)) = getopt("head", args, "", "cn", io) else {
+        return 1;
+    };
+    let (mut bytes_mode, mut count) = (false, 10usize);
+    for (o, v) in opts {
+        let v = v.unwrap_or("");
+        let Ok(n) = v.parse::<usize>() else {
+            let what = if o == 'c' { "bytes" } else { "lines" };
+            io.err(&format!("head: invalid number of {what}: '{v}'\n"));
+            return 1;
+        };
+        (bytes_mode, count) = (o == 'c', n);
+    }
+    let mut bad = false;
+    let all = inputs("head", &files, fs, stdin);
+    let many = all.len() > 1;
+    for (k, input) in all.iter().enumerate() {
+        let (name, data) = match input {
+            Ok(ok) => ok,
+            Err(e) => {
+                // GNU head words it `head: cannot open 'F' for reading: …`.
+                let (file, why) = e
+                    .trim_start_matches("head: ")
+                    .rsplit_once(": ")
+                    .unwrap_or(("", e));
+                io.err(&format!("head: cannot open '{file}' for reading: {why}"));
+                bad = true;
+                continue;
+            }
+        };
+        if many {
+            io.out(&format!(
+                "{}==> {name} <==\n",
+                if k > 0 { "\n" } else { "" }
+            ));
+        }
+        let end = if bytes_mode {
+            count.min(data.len())
+        } else {
+            data.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(count.wrapping_sub(1))
+                .map_or(if count == 0 { 0 } else { data.len() }, |(p, _)| p + 1)
+        };
+        io.out_bytes(&data[..end]);
+    }
+    i32::from(bad)
+}
+
+fn lines_of(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    data.split(|&b| b == b'\n')
+        .filter(move |_| !data.is_empty())
+}
+
+fn sort(args: &[String], fs: &Fs, io: &mut Io, stdin: &[u8]) -> i32 {
+    let Some((opts, files)) = getopt("sort", args, "u", "", io) else {
+        return 2;
+    };
+    let unique = opts.iter().any(|(o, _)| *o == 'u');
+    let mut all = Vec::new();
+    for input in inputs("sort", &files, fs, stdin) {
+        match input {
+            Ok((_, d)) => all.push(d),
+            Err(e) => {
+                io.err(&e.replacen("sort: ", "sort: cannot read: ", 1));
+                return 2;
+            }
+        }
+    }
+    let mut lines: Vec<&[u8]> = all.iter().flat_map(|d| lines_of(d)).collect();
+    lines.sort();
+    if unique {
+        lines.dedup();
+    }
+    for l in lines {
+        io.out_bytes(l);
+        io.out("\n");
+    }
+    0
+}
+
+/// A POSIX basic regular expression in the `regex` crate's syntax: `\(`, `\)`, `\{`, `\}`,
+/// `\|`, `\+`, `\?` are the operators, their bare forms literal.
+fn bre_to_ere(p: &str) -> String {
+    let mut out = String::new();
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ ('(' | ')' | '{' | '}' | '|' | '+' | '?')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push_str("\\\\"),
+            },
+            '(' | ')' | '{' | '}' | '|' | '+' | '?' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn grep(args: &[String], fs: &Fs, io: &mut Io, stdin: &[u8]) -> i32 {
+    let Some((opts, operands)) = getopt("grep", args, "aoHhEFivcqs", "e", io) else {
+        return 2;
+    };
+    let has = |c: char| opts.iter().any(|(o, _)| *o == c);
+    let mut operands = operands.into_iter();
+    let pattern = match opts.iter().find(|(o, _)| *o == 'e') {
+        Some((_, Some(p))) => p.to_string(),
+        _ => match operands.next() {
+            Some(p) => p.to_string(),
+            None => {
+                io.err("Usage: grep [OPTION]... PATTERNS [FILE]...\nTry 'grep --help' for more information.\n");
+                return 2;
+            }
+        },
+    };
+    let files: Vec<&str> = operands.collect();
+    let source = if has('F') {
+        regex::escape(&pattern)
+    } else if has('E') {
+        pattern.clone()
+    } else {
+        bre_to_ere(&pattern)
+    };
+    let re = match regex::bytes::RegexBuilder::new(&source)
+        .case_insensitive(has('i'))
+        .unicode(false)
+        .build()
+    {
+        Ok(r) => r,
+        Err(_) => {
+            io.err("grep: Invalid regular expression\n");
+            return 2;
+        }
+    };
+    let mut bad = false;
+    let prefix = (files.len() > 1 || has('H')) && !has('h');
+    let mut selected = false;
+    for input in inputs("grep", &files, fs, stdin) {
+        let (name, data) = match input {
+            Ok(ok) => ok,
+            Err(e) => {
+                if !has('s') {
+                    io.err(&e);
+                }
+                bad = true;
+                continue;
+            }
+        };
+        let binary = !has('a') && data.contains(&0);
+        let mut count = 0usize;
+        let mut shown = Vec::new();
+        for line in lines_of(&data) {
+            if re.is_match(line) == has('v') {
+                continue;
+            }
+            count += 1;
+            if has('o') && !has('v') {
+                for m in re.find_iter(line).filter(|m| !m.as_bytes().is_empty()) {
+                    shown.push(m.as_bytes().to_vec());
+                }
+            } else {
+                shown.push(line.to_vec());
+            }
+        }
+        selected |= count > 0;
+        if has('q') {
+            continue;
+        }
+        let lead = if prefix {
+            format!("{name}:")
+        } else {
+            String::new()
+        };
+        if has('c') {
+            io.out(&format!("{lead}{count}\n"));
+        } else if binary && count > 0 {
+            io.err(&format!("grep: {name}: binary file matches\n"));
+        } else if !binary {
+            for l in shown {
+                io.out(&lead);
+                io.out_bytes(&l);
+                io.out("\n");
+            }
+        }
+    }
+    if has('q') && selected {
+        0
+    } else if bad {
+        2
+    } else {
+        i32::from(!selected)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,9 +1099,14 @@ mod tests {
         let (_, err, exit) = sh("curl x");
         assert_eq!(err, "sh: 1: curl: not found\n");
         assert_eq!(exit, Exit::Code(127));
-        let (_, err, exit) = sh("echo a | cat");
-        assert_eq!(err, "sh: 1: Syntax error: \"|\" unexpected\n");
+        let (_, err, exit) = sh("echo a || cat");
+        assert_eq!(err, "sh: 1: Syntax error: \"||\" unexpected\n");
         assert_eq!(exit, Exit::Code(2));
+        assert_eq!(sh("| cat").2, Exit::Code(2));
+        assert_eq!(
+            sh("echo a |").1,
+            "sh: 1: Syntax error: end of file unexpected\n"
+        );
         let (_, err, _) = sh("echo 'open");
         assert_eq!(err, "sh: 1: Syntax error: Unterminated quoted string\n");
         let (_, err, _) = sh("true\nnope");
@@ -755,6 +1114,55 @@ mod tests {
         assert_eq!(sh("; true").2, Exit::Code(2));
         assert_eq!(sh("exit x").2, Exit::Code(2));
         assert_eq!(sh("echo \\*").0, "*\n");
+    }
+
+    #[test]
+    fn pipes_and_filters() {
+        let mut fs = fs();
+        fs.add_bytes(
+            "/app/Elsa.EntityFrameworkCore.Sqlite.dll",
+            b"MZ\x00\x01\x00\x1320250530104854_V3_5\x00\x00\x01\x00\x1620231024160800_Initial\x00x20250530104854_V3_5\x00".to_vec(),
+        );
+        fs.add_bytes("/app/a.txt", b"b\na\nb\nc\n".to_vec());
+        let run = |script: &str| {
+            let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+            let o = exec(&argv, &fs, true);
+            (
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+                o.exit,
+            )
+        };
+        let (out, err, exit) = run(
+            "grep -aoHE '[0-9]{14}_(V3_[0-9]+|Initial)' /app/Elsa.EntityFrameworkCore.Sqlite.dll /app/nope.dll 2>/dev/null | sort -u | head -c 200; echo \"end=$?\"",
+        );
+        assert_eq!(
+            out,
+            "/app/Elsa.EntityFrameworkCore.Sqlite.dll:20231024160800_Initial\n/app/Elsa.EntityFrameworkCore.Sqlite.dll:20250530104854_V3_5\nend=0\n"
+        );
+        assert_eq!(err, "");
+        assert_eq!(exit, Exit::Code(0));
+        // Without -a a binary file only says that it matches, on stderr; a missing file is 2.
+        let (out, err, exit) =
+            run("grep -oE 'V3_[0-9]' /app/Elsa.EntityFrameworkCore.Sqlite.dll /app/nope");
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            "grep: /app/Elsa.EntityFrameworkCore.Sqlite.dll: binary file matches\ngrep: /app/nope: No such file or directory\n"
+        );
+        assert_eq!(exit, Exit::Code(2));
+        assert_eq!(run("grep zz /app/a.txt; echo $?").0, "1\n");
+        assert_eq!(run("grep 'b\\|c' /app/a.txt").0, "b\nb\nc\n");
+        assert_eq!(run("cat /app/a.txt | sort -u").0, "a\nb\nc\n");
+        assert_eq!(run("head -n 2 /app/a.txt").0, "b\na\n");
+        assert_eq!(run("head -c3 /app/a.txt").0, "b\na");
+        assert_eq!(run("cat /app/a.txt | head -c 1 | cat").0, "b");
+        let (_, err, exit) = run("cat /nope");
+        assert_eq!(err, "cat: /nope: No such file or directory\n");
+        assert_eq!(exit, Exit::Code(1));
+        assert_eq!(run("head -c x /app/a.txt").2, Exit::Code(1));
+        assert_eq!(run("sort -z").2, Exit::Code(2));
+        assert_eq!(run("nope | cat").1, "sh: 1: nope: not found\n");
     }
 
     #[test]

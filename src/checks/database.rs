@@ -265,10 +265,19 @@ fn migrations(f: &Facts) -> Finding {
             Finding::skip("no Elsa tables and no history — see database.tables")
         };
     };
+    // What the history says about the version that migrated it (elsa-audit §7 row H).
+    let history_says: Vec<Evidence> =
+        crate::domain::image_contents::database_clues(&d.history_rows)
+            .into_iter()
+            .map(|c| Evidence::new(c.source.to_string(), c.detail))
+            .collect();
     let Some(v) = version(f) else {
-        return Finding::skip("the Elsa version is not known — see workload.flavor").with(
-            Evidence::new("applied", format!("{} migration(s)", history.len())),
-        );
+        return Finding::skip("the Elsa version is not known — see workload.flavor")
+            .with(Evidence::new(
+                "applied",
+                format!("{} migration(s)", history.len()),
+            ))
+            .with_all(history_says);
     };
     let applied: BTreeSet<&str> = history.iter().map(String::as_str).collect();
     let pending: Vec<&str> = elsa::expected_migrations(v)
@@ -292,12 +301,13 @@ fn migrations(f: &Facts) -> Finding {
             .cloned()
             .unwrap_or_else(|| "(none)".into())
     };
-    let ev = [
+    let mut ev = vec![
         Evidence::new("latest Management", latest("Management"))
             .from("\"Elsa\".\"__EFMigrationsHistory\""),
         Evidence::new("latest Runtime", latest("Runtime"))
             .from("\"Elsa\".\"__EFMigrationsHistory\""),
     ];
+    ev.extend(history_says);
     if !pending.is_empty() {
         return Finding::problem(
             "pending",

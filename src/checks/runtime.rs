@@ -728,6 +728,8 @@ mod tests {
                 pod: "elsa-server-abc".into(),
                 container: "elsa-server".into(),
                 paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+                contents: Default::default(),
+                clues: Vec::new(),
             });
             f
         }

@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
 use super::{CheckImpl, Finding, not_observed};
 use crate::domain::elsa::{self, Flavor, Selection};
+use crate::domain::image_contents;
+use crate::domain::versions::Clue;
 use crate::domain::workload::Workload;
 use crate::facts::{FactKey, Facts, Probe};
 use crate::redact;
@@ -20,7 +22,12 @@ pub const FOUND: CheckImpl = CheckImpl {
 pub const FLAVOR: CheckImpl = CheckImpl {
     id: "workload.flavor",
     needs: &[FactKey::Workloads, FactKey::PodFiles],
-    causes: &["version-unknown", "custom-image", "studio-only"],
+    causes: &[
+        "version-unknown",
+        "custom-image",
+        "studio-only",
+        "contents-mismatch",
+    ],
     run: flavor,
 };
 
@@ -195,7 +202,45 @@ fn flavor(f: &Facts) -> Finding {
         Ok(s) => s,
         Err(finding) => return finding,
     };
+    // What the inside of the container says (elsa-audit §7), when the exec listing ran.
+    let clues: &[Clue] = match &f.pod_files {
+        Probe::Observed(l) => &l.clues,
+        _ => &[],
+    };
+    let clue_evidence: Vec<Evidence> = clues
+        .iter()
+        .map(|c| Evidence::new(c.source.to_string(), &c.detail).from(pod_source(&f.pod_files)))
+        .collect();
+    let inside_host = image_contents::host_of(clues).filter(|h| {
+        matches!(
+            h,
+            Flavor::ServerWeb | Flavor::ServerAndStudio | Flavor::ModularServer
+        )
+    });
+    let inside_range = image_contents::version_range(clues);
+    // The contents "know" the version when the whole range they allow is one provider band
+    // of the host (3.0–3.5 is two: they would not say how PostgreSQL is switched on).
+    let one_band = |host: Flavor| {
+        inside_range.is_some_and(|(from, to)| {
+            let top = to.unwrap_or(elsa::ElsaVersion::new(3, 99));
+            elsa::provider_band(host, Some(from)) == elsa::provider_band(host, Some(top))
+        })
+    };
+    let inside_words = inside_range.map(image_contents::describe_range);
     let Some(id) = elsa::identify(&w) else {
+        let image = w.images().first().cloned().unwrap_or_default();
+        // A custom image whose contents show a stock host is judged as that host.
+        if let Some(host) = inside_host {
+            return contents_verdict(
+                host,
+                inside_words.as_deref(),
+                one_band(host),
+                &image,
+                "custom image",
+            )
+            .with_all(clue_evidence)
+            .var("image", image);
+        }
         return Finding::problem(
             "custom-image",
             format!(
@@ -204,7 +249,7 @@ fn flavor(f: &Facts) -> Finding {
                 w.images().join(", ")
             ),
         )
-        .var("image", w.images().first().cloned().unwrap_or_default());
+        .var("image", image);
     };
     let evidence = Evidence::new("image", &id.image).from(format!("container {}", id.container));
     let listed = assemblies_evidence(&f.pod_files, id.flavor, id.version);
@@ -212,9 +257,47 @@ fn flavor(f: &Facts) -> Finding {
         finding
             .with(evidence.clone())
             .with(listed.clone())
+            .with_all(clue_evidence.clone())
             .var("image", &id.image)
             .var("container", &id.container)
     };
+    // The tag (or name) and the contents disagree: say both, the contents are what runs.
+    let named = match id.version {
+        Some(v) => format!("{v}"),
+        None => String::new(),
+    };
+    let host_differs = inside_host.is_some_and(|h| h != id.flavor && id.flavor != Flavor::Custom);
+    let version_differs = id.version.is_some_and(|v| {
+        clues
+            .iter()
+            .any(|c| !image_contents::admits(&c.constraint, v))
+    });
+    if id.flavor != Flavor::Studio && (host_differs || version_differs) {
+        let said = format!(
+            "{}{}",
+            id.flavor,
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" {named}")
+            }
+        );
+        let inside = format!(
+            "{}{}",
+            inside_host.unwrap_or(id.flavor),
+            inside_words
+                .as_deref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default()
+        );
+        return base(Finding::problem(
+            "contents-mismatch",
+            format!(
+                "the image {} says {said}, but its contents say {inside}: the checks follow the contents",
+                id.image
+            ),
+        ));
+    }
     match (id.flavor, id.version) {
         (Flavor::Studio, _) => base(Finding::problem(
             "studio-only",
@@ -222,6 +305,13 @@ fn flavor(f: &Facts) -> Finding {
                 "{} runs Elsa Studio, the designer UI; it stores no workflows (point --deployment at the server)",
                 w.reference()
             ),
+        )),
+        (Flavor::Custom, _) if inside_host.is_some() => base(contents_verdict(
+            inside_host.unwrap_or(Flavor::Custom),
+            inside_words.as_deref(),
+            inside_host.is_some_and(one_band),
+            &id.image,
+            "custom build",
         )),
         (Flavor::Custom, v) => base(Finding::problem(
             "custom-image",
@@ -236,18 +326,57 @@ fn flavor(f: &Facts) -> Finding {
                 ),
             },
         )),
-        (flavor, None) => base(Finding::problem(
-            "version-unknown",
-            format!(
-                "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is",
+        (flavor, None) => match inside_words {
+            Some(v) if one_band(flavor) => base(Finding::pass(format!(
+                "{flavor} {v} (from the image contents; the image name and tag of {} do not say)",
                 id.image
-            ),
-        )),
+            ))),
+            other => base(Finding::problem(
+                "version-unknown",
+                format!(
+                    "{flavor}, version unknown: the image name and tag ({}) do not say which Elsa release it is{}",
+                    id.image,
+                    other
+                        .map(|v| format!(", and its contents only narrow it to {v}"))
+                        .unwrap_or_default()
+                ),
+            )),
+        },
         (flavor, Some(v)) => {
             let band = elsa::provider_band(flavor, Some(v)).unwrap_or("");
             base(Finding::pass(format!("{flavor} {v}")))
                 .with(Evidence::new("database provider", band).from("ELSA-FACTS version table"))
         }
+    }
+}
+
+/// The finding for an image judged by its contents alone.
+fn contents_verdict(
+    host: Flavor,
+    version: Option<&str>,
+    known: bool,
+    image: &str,
+    what: &str,
+) -> Finding {
+    match version {
+        Some(v) if known => Finding::pass(format!(
+            "{host} {v} ({what} {image}, whose contents show the stock host)"
+        )),
+        other => Finding::problem(
+            "version-unknown",
+            format!(
+                "{host}, version unknown ({what} {image}, whose contents show the stock host but not its release{})",
+                other.map(|v| format!(" beyond {v}")).unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+/// Where the listing came from, for evidence.
+fn pod_source(listing: &Probe<crate::facts::PodListing>) -> String {
+    match listing {
+        Probe::Observed(l) => format!("exec in pod {} container {}", l.pod, l.container),
+        _ => "exec listing".to_owned(),
     }
 }
 
@@ -860,6 +989,81 @@ mod tests {
         )]));
         f.scope.workload_hint = Some("studio".into());
         assert_eq!(flavor(&f).cause, Some("studio-only"));
+    }
+
+    fn with_contents(image: &str, paths: &[&str], sections: &str) -> Facts {
+        use crate::domain::image_contents::{image_clues, parse_contents};
+        let mut f = with_deployments(json!([deployment("elsa-server", image, 1)]));
+        let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+        let contents = parse_contents(sections);
+        let clues = image_clues(&paths, &contents);
+        f.pod_files = Probe::Observed(crate::facts::PodListing {
+            pod: "elsa-server-abc".into(),
+            container: "elsa-server".into(),
+            paths,
+            contents,
+            clues,
+        });
+        f
+    }
+
+    const SAYS_351: &str = "/app/Elsa.EntityFrameworkCore.Sqlite.dll:20250530104854_V3_5\nelsadoctor:migrations\n\
+        /app/Elsa.Server.Web.runtimeconfig.json:\"tfm\": \"net9.0\"\nelsadoctor:tfm\n\
+        /app/Elsa.Server.Web.deps.json:\"path\": \"microsoft.entityframeworkcore/9.0.9\"\nelsadoctor:deps\n";
+
+    #[test]
+    fn flavor_from_image_contents() {
+        let layout = [
+            "/app/Elsa.Server.Web.dll",
+            "/app/Elsa.EntityFrameworkCore.Sqlite.dll",
+            "/entrypoint.sh",
+        ];
+        // `latest` on a name without a version: the contents decide.
+        let r = flavor(&with_contents("elsa-server:latest", &layout, SAYS_351));
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(
+            r.message.starts_with("Elsa.Server.Web 3.5.1–3.5.2"),
+            "{}",
+            r.message
+        );
+        let ev: Vec<&str> = r.evidence.iter().map(|e| e.value.as_str()).collect();
+        assert!(
+            ev.iter().any(|e| e.contains("20250530104854_V3_5")),
+            "{ev:?}"
+        );
+        assert!(ev.iter().any(|e| e.contains("9.0.9")), "{ev:?}");
+        // A custom image holding the stock host is judged as that host.
+        let r = flavor(&with_contents(
+            "registry.example/acme/elsa:7",
+            &layout,
+            SAYS_351,
+        ));
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(r.message.contains("whose contents show the stock host"));
+        // A tag the contents contradict: a warning naming both.
+        let r = flavor(&with_contents(
+            "elsaworkflows/elsa-server-v3-6-0-preview:latest",
+            &layout,
+            SAYS_351,
+        ));
+        assert_eq!(r.cause, Some("contents-mismatch"));
+        assert!(
+            r.message.contains("says Elsa.Server.Web 3.6") && r.message.contains("3.5.1–3.5.2"),
+            "{}",
+            r.message
+        );
+        // Too little inside to pick a band: still unknown, with what was narrowed.
+        let r = flavor(&with_contents(
+            "elsa-server:latest",
+            &layout[..2],
+            "elsadoctor:migrations\nelsadoctor:tfm\nelsadoctor:deps\n",
+        ));
+        assert_eq!(r.cause, Some("version-unknown"));
+        assert!(
+            r.message.contains("only narrow it to 3.0–3.5"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

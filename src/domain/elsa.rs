@@ -848,24 +848,27 @@ pub const SQLITE_COMPANIONS: &[&str] = &["-wal", "-shm"];
 /// The marker line the listing ends with, carrying `ls`'s exit status.
 const LISTING_MARKER: &str = "elsadoctor:ls=";
 
-/// The read-only command run in the Elsa container: `ls` of the host's assemblies and of every
-/// SQLite path with its companions. `sh` expands the glob (every Elsa image has `sh`); missing
-/// paths are expected, so `ls`'s complaints are dropped and its status is printed instead.
+/// The read-only command run in the Elsa container, one `sh -c`: `ls` of the host's assemblies,
+/// `/entrypoint.sh` and every SQLite path with its companions, then the bounded greps of
+/// [`image_contents::contents_script`] (migration ids, tfm, package versions; elsa-audit §7).
+/// `sh` expands the globs (every Elsa image has `sh`); missing paths are expected, so `ls`'s
+/// complaints are dropped and its status is printed instead. Nothing is written.
 pub fn listing_command() -> Vec<String> {
     let paths = listing_globs();
     vec![
         "sh".to_owned(),
         "-c".to_owned(),
         format!(
-            "ls -1d -- {} 2>/dev/null; echo \"{LISTING_MARKER}$?\"",
-            paths.join(" ")
+            "ls -1d -- {} 2>/dev/null; echo \"{LISTING_MARKER}$?\"; {}",
+            paths.join(" "),
+            super::image_contents::contents_script()
         ),
     ]
 }
 
 /// What the listing looks for: the host's assemblies and every SQLite path with its companions.
 pub fn listing_globs() -> Vec<String> {
-    let mut paths = vec!["/app/*.dll".to_owned()];
+    let mut paths = vec!["/app/*.dll".to_owned(), "/entrypoint.sh".to_owned()];
     for p in ALL_SQLITE_PATHS {
         paths.push((*p).to_owned());
         for c in SQLITE_COMPANIONS {
@@ -961,10 +964,17 @@ mod db_tests {
         assert_eq!(&cmd[..2], &["sh", "-c"]);
         assert!(
             cmd[2].contains(
-                "/app/*.dll /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"
+                "/app/*.dll /entrypoint.sh /app/App_Data/elsa.sqlite.db /app/App_Data/elsa.sqlite.db-wal"
             )
         );
-        assert!(cmd[2].ends_with("echo \"elsadoctor:ls=$?\""));
+        assert!(cmd[2].contains("2>/dev/null; echo \"elsadoctor:ls=$?\"; grep -aoHE"));
+        assert_eq!(cmd.len(), 3, "one sh -c");
+        assert!(cmd[2].ends_with("echo \"elsadoctor:deps\""));
+        assert!(
+            !cmd[2].contains('>')
+                || cmd[2].matches('>').count() == cmd[2].matches("2>/dev/null").count(),
+            "writes nothing but /dev/null"
+        );
         let out = "/app/Elsa.Server.Web.dll\n/app/Elsa.EntityFrameworkCore.PostgreSql.dll\n/app/App_Data/elsa.sqlite.db\nelsadoctor:ls=2\n";
         let paths = parse_listing(out).expect("listing");
         assert_eq!(paths.len(), 3);

@@ -4,6 +4,7 @@
 pub mod dotnet_config;
 pub mod elsa;
 pub mod env_expand;
+pub mod image_contents;
 pub mod log_signatures;
 pub mod npgsql;
 pub mod resolv;

@@ -22,6 +22,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 
+use crate::domain::image_contents::HistoryRow;
 use crate::domain::npgsql::SslMode;
 use crate::facts::{DbError, DbErrorKind, DbFacts, DbObservation, DbTarget, Probe, TableRights};
 
@@ -263,20 +264,27 @@ async fn queries(
     let server = server?;
     let history_exists: bool = server.get(7);
     let history_readable: bool = server.get(11);
-    let history = if history_exists && history_readable {
+    // The ids and the EF Core version that applied each (elsa-audit §7 row H).
+    let history_rows: Option<Vec<HistoryRow>> = if history_exists && history_readable {
         Some(
             c.query(
-                "SELECT \"MigrationId\"::text FROM \"Elsa\".\"__EFMigrationsHistory\" ORDER BY 1",
+                "SELECT \"MigrationId\"::text, \"ProductVersion\"::text FROM \"Elsa\".\"__EFMigrationsHistory\" ORDER BY 1",
                 &[],
             )
             .await?
             .iter()
-            .map(|r| r.get::<_, String>(0))
+            .map(|r| HistoryRow {
+                migration_id: r.get(0),
+                product_version: r.get(1),
+            })
             .collect(),
         )
     } else {
         None
     };
+    let history = history_rows
+        .as_ref()
+        .map(|rows| rows.iter().map(|r| r.migration_id.clone()).collect());
     Ok(DbFacts {
         server_version: server.get::<_, String>(0),
         current_user: server.get(1),
@@ -289,6 +297,7 @@ async fn queries(
         can_create_in_schema: server.get(9),
         schema_usage: server.get(10),
         history_exists,
+        history_rows: history_rows.unwrap_or_default(),
         client_addr: server.get(12),
         tables: present?
             .iter()

@@ -788,11 +788,17 @@ async fn list_pod_files(
     )
     .await
     .and_then(|out| match elsa::parse_listing(&out.stdout) {
-        Ok(paths) => Probe::Observed(crate::facts::PodListing {
-            pod,
-            container,
-            paths,
-        }),
+        Ok(paths) => {
+            let contents = crate::domain::image_contents::parse_contents(&out.stdout);
+            let clues = crate::domain::image_contents::image_clues(&paths, &contents);
+            Probe::Observed(crate::facts::PodListing {
+                pod,
+                container,
+                paths,
+                contents,
+                clues,
+            })
+        }
         Err(why) => Probe::failed(None, why),
     })
 }
@@ -810,10 +816,14 @@ fn listing_from_files(
         .collect();
     paths.sort();
     paths.dedup();
+    let contents = crate::domain::image_contents::ImageContents::default();
+    let clues = crate::domain::image_contents::image_clues(&paths, &contents);
     crate::facts::PodListing {
         pod,
         container,
         paths,
+        contents,
+        clues,
     }
 }
 

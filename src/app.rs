@@ -438,8 +438,7 @@ pub async fn lint(
     use crate::gather::manifests;
     let docs = manifests::read(paths).map_err(|e| AppError::Scenario(e.to_string()))?;
     let namespace = manifests::namespace(&docs, settings.target.namespace.as_deref());
-    let updates = manifests::facts(&docs, &namespace, settings.target.workload.as_deref())
-        .map_err(|e| AppError::Scenario(e.to_string()))?;
+    let updates = manifests::facts(&docs, &namespace, settings.target.workload.as_deref());
     let mut catalogue = Catalogue::embedded()?;
     catalogue.checks.retain(|c| offline_check(&c.id));
     let scope = crate::facts::Scope {

@@ -425,6 +425,79 @@ pub enum HealthAnswer {
     Refused { message: String },
 }
 
+/// What reading a bundle of manifests (`lint`) noticed about the objects themselves, before any
+/// check: documents the API server would refuse, and objects defined more than once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleNotes {
+    pub rejected: Vec<Rejected>,
+    pub duplicates: Vec<Duplicate>,
+    /// Every object of the bundle in the namespace, as `Kind/name` (after de-duplication).
+    pub objects: BTreeSet<String>,
+}
+
+impl BundleNotes {
+    /// The rejection of the object `Kind/name`, if the bundle holds one.
+    pub fn rejection(&self, kind: &str, name: &str) -> Option<&Rejected> {
+        self.rejected
+            .iter()
+            .find(|r| r.kind == kind && r.name == name)
+    }
+}
+
+/// Why `lint` did not observe a ConfigMap or Secret the workload references: the manifests do
+/// not hold it, and the cluster may.
+pub const NOT_IN_BUNDLE: &str = "not among the manifests given; it must exist in the cluster";
+
+/// A document the API server would refuse (a wrong type, Secret `data` that is not base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub file: String,
+    /// 1-based document number within the file.
+    pub doc: usize,
+    pub kind: String,
+    pub name: String,
+    /// The field at fault (`data.password`, `spec.replicas`), when known.
+    pub field: Option<String>,
+    /// Why, with any quoted value masked.
+    pub cause: String,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} document {} ({}/{})",
+            self.file, self.doc, self.kind, self.name
+        )?;
+        match &self.field {
+            Some(field) => write!(f, ": {field}: {}", self.cause),
+            None => write!(f, ": {}", self.cause),
+        }
+    }
+}
+
+/// The same kind/namespace/name twice in a bundle: the later document wins, as with
+/// `kubectl apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    pub kind: String,
+    pub name: String,
+    /// `file document N` of the definition that was replaced.
+    pub first: String,
+    /// `file document N` of the definition used.
+    pub later: String,
+}
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{} is defined twice ({} and {}); the later one is used, as kubectl apply would",
+            self.kind, self.name, self.first, self.later
+        )
+    }
+}
+
 /// Where the namespace came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -535,6 +608,9 @@ pub struct Facts {
     /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
     #[serde(default = "not_gathered")]
     pub db_pods: Probe<Vec<Pod>>,
+    /// What reading the manifests noticed (`lint` only; `None` in a cluster run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleNotes>,
     /// The effective Elsa these facts make ([`crate::model`]), built on the first
     /// [`Facts::effective`] and dropped by every [`FactUpdate::apply`]. Not part of a facts
     /// file: it is derived.
@@ -601,6 +677,7 @@ impl Facts {
             logs: Probe::NotAttempted(na()),
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
+            bundle: None,
             model: ModelCell::default(),
         }
     }
@@ -744,13 +821,15 @@ pub enum FactUpdate {
     Logs(Probe<Vec<PodLog>>),
     Health(Probe<HealthObservation>),
     DbPods(Probe<Vec<Pod>>),
+    /// What reading the manifests noticed (`lint`); sent before the objects, completes no fact.
+    Bundle(BundleNotes),
 }
 
 impl FactUpdate {
     /// The fact this update completes, if any.
     pub fn key(&self) -> Option<FactKey> {
         Some(match self {
-            FactUpdate::Started(_) => return None,
+            FactUpdate::Started(_) | FactUpdate::Bundle(_) => return None,
             FactUpdate::ServerVersion(_) => FactKey::ServerVersion,
             FactUpdate::Namespace(_) => FactKey::Namespace,
             FactUpdate::Access(_) => FactKey::Access,
@@ -811,6 +890,7 @@ impl FactUpdate {
             FactUpdate::Logs(p) => facts.logs = p,
             FactUpdate::Health(p) => facts.health = p,
             FactUpdate::DbPods(p) => facts.db_pods = p,
+            FactUpdate::Bundle(notes) => facts.bundle = Some(notes),
         }
     }
 }

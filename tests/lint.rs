@@ -212,3 +212,206 @@ fn secret_values_are_used_for_expansion_but_never_printed() {
         );
     }
 }
+
+// --- issue 12, item 4: lint reports, never aborts on one bad object, never guesses ----------
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("{id} in {report}"))
+}
+
+/// The healthy manifests' documents, split.
+fn healthy_docs() -> Vec<String> {
+    manifests("healthy")
+        .split("\n---\n")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn lint_file(home: &std::path::Path, name: &str, text: &str) -> (Value, i32, String) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write");
+    let out = elsadoctor(home)
+        .args(["lint", "--json", "-f"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (json(&out), out.status.code().unwrap_or(-1), all)
+}
+
+#[test]
+fn a_secret_whose_data_is_not_base64_is_a_finding_and_the_rest_is_checked() {
+    let home = tempfile::tempdir().expect("tmp");
+    let text = manifests("healthy").replace(
+        "stringData:\n  username: elsa\n  password: elsa-db-Pa55word\n  database: elsa",
+        "data:\n  username: ZWxzYQ==\n  password: <elsa-db-Pa55word>\n  database: ZWxzYQ==",
+    );
+    assert!(text.contains("<elsa-db-Pa55word>"), "fixture changed");
+    let (report, code, all) = lint_file(home.path(), "bundle.yaml", &text);
+    assert_eq!(code, 1, "a finding, not an abort: {all}");
+    let refs = check(&report, "config.refs");
+    assert_eq!(refs["status"], "fail", "{refs}");
+    assert_eq!(refs["cause"], "rejected");
+    let msg = refs["message"].as_str().expect("message");
+    for part in [
+        "bundle.yaml document 2",
+        "Secret/postgres-secret",
+        "data.password",
+        "base64",
+    ] {
+        assert!(msg.contains(part), "{part} in {msg}");
+    }
+    // The rest is still checked.
+    let st = statuses(&report);
+    assert_eq!(st["workload.found"], "pass");
+    assert_eq!(st["config.provider"], "pass");
+    assert!(!all.contains("elsa-db-Pa55word"), "{all}");
+    assert!(!all.contains("Invalid symbol"), "{all}");
+}
+
+#[test]
+fn a_wrong_type_names_the_field_and_a_refused_elsa_workload_is_why_none_is_found() {
+    let home = tempfile::tempdir().expect("tmp");
+    let text = manifests("healthy").replace("  replicas: 2\n", "  replicas: \"two\"\n");
+    let (report, code, all) = lint_file(home.path(), "m.yaml", &text);
+    assert_eq!(code, 1, "{all}");
+    let found = check(&report, "workload.found");
+    assert_eq!(found["status"], "fail", "{found}");
+    assert_eq!(found["cause"], "rejected");
+    let msg = found["message"].as_str().expect("message");
+    assert!(
+        msg.contains("Deployment/elsa-server") && msg.contains("spec.replicas"),
+        "{msg}"
+    );
+    assert!(msg.contains("m.yaml document 6"), "{msg}");
+
+    // The same mistake in the database's Deployment: Elsa is still examined, and the refused
+    // document is a finding of its own.
+    let text = manifests("healthy").replace("  replicas: 1\n", "  replicas: [1]\n");
+    let (report, code, _) = lint_file(home.path(), "m.yaml", &text);
+    assert_eq!(code, 1);
+    assert_eq!(check(&report, "workload.found")["status"], "pass");
+    let refs = check(&report, "config.refs");
+    assert_eq!(refs["cause"], "rejected", "{refs}");
+    assert!(
+        refs["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Deployment/postgres") && m.contains("spec.replicas"))
+    );
+}
+
+#[test]
+fn a_document_that_is_not_an_object_is_a_finding_not_an_abort() {
+    let home = tempfile::tempdir().expect("tmp");
+    let text = format!("- just\n- a list\n---\n{}", manifests("healthy"));
+    let (report, code, all) = lint_file(home.path(), "m.yaml", &text);
+    assert_eq!(code, 1, "{all}");
+    let refs = check(&report, "config.refs");
+    assert_eq!(refs["cause"], "rejected", "{refs}");
+    assert!(
+        refs["message"].as_str().is_some_and(
+            |m| m.contains("m.yaml document 1") && m.contains("not a Kubernetes object")
+        )
+    );
+    assert_eq!(check(&report, "config.connection-string")["status"], "pass");
+}
+
+#[test]
+fn the_same_object_twice_is_one_object_with_a_note() {
+    let home = tempfile::tempdir().expect("tmp");
+    let docs = healthy_docs();
+    let elsa = docs
+        .iter()
+        .find(|d| d.contains("kind: Deployment") && d.contains("name: elsa-server"))
+        .expect("elsa deployment");
+    // The later copy differs (another tag): it is the one used.
+    let text = format!(
+        "{}\n---\n{}",
+        docs.join("\n---\n"),
+        elsa.replace("elsa-server-v3-5:latest", "elsa-server-v3-5:3.5.1")
+    );
+    let (report, code, all) = lint_file(home.path(), "m.yaml", &text);
+    let found = check(&report, "workload.found");
+    assert_eq!(found["status"], "warn", "{found}");
+    assert_eq!(found["cause"], "defined-twice");
+    let msg = found["message"].as_str().expect("message");
+    assert!(!msg.contains("workloads look like Elsa"), "{msg}");
+    assert!(
+        msg.contains("m.yaml document 6") && msg.contains("m.yaml document 8"),
+        "{msg}"
+    );
+    // The later definition wins.
+    assert!(msg.contains("elsa-server-v3-5:3.5.1"), "{msg}");
+    assert_eq!(code, 0, "a note is a warning: {all}");
+}
+
+#[test]
+fn a_secret_outside_the_bundle_must_exist_in_the_cluster_but_a_missing_key_fails() {
+    let home = tempfile::tempdir().expect("tmp");
+    let without: Vec<String> = healthy_docs()
+        .into_iter()
+        .filter(|d| !d.contains("kind: Secret"))
+        .collect();
+    let (report, _, all) = lint_file(home.path(), "m.yaml", &without.join("\n---\n"));
+    let refs = check(&report, "config.refs");
+    assert_eq!(refs["status"], "warn", "{refs}");
+    assert_eq!(refs["cause"], "not-in-bundle");
+    assert!(
+        refs["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("postgres-secret")
+                && m.contains("not among the manifests given; it must exist in the cluster")),
+        "{refs}"
+    );
+    assert!(
+        !all.contains("not found: the container cannot start"),
+        "{all}"
+    );
+    // What the password makes cannot be judged offline: unknown, never pass or fail.
+    assert_eq!(
+        check(&report, "config.connection-string")["status"],
+        "unknown"
+    );
+
+    let text = manifests("healthy").replace("  password: elsa-db-Pa55word\n", "  pasword: x\n");
+    let (report, code, _) = lint_file(home.path(), "m.yaml", &text);
+    assert_eq!(code, 1);
+    let refs = check(&report, "config.refs");
+    assert_eq!(
+        (refs["status"].as_str(), refs["cause"].as_str()),
+        (Some("fail"), Some("key-missing")),
+        "{refs}"
+    );
+}
+
+#[test]
+fn invalid_yaml_names_file_line_and_column() {
+    let home = tempfile::tempdir().expect("tmp");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("indent.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  a: b\n   c: d\n",
+    )
+    .expect("write");
+    let out = elsadoctor(home.path())
+        .args(["lint", "-f"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("indent.yaml") && err.contains("line 6") && err.contains("column"),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use crate::domain::env_expand::{
     EnvValue, RefState, SourceKind, dependency_order, shell_style_refs,
 };
 use crate::domain::npgsql;
-use crate::facts::{FactKey, Facts, Probe};
+use crate::facts::{FactKey, Facts, NOT_IN_BUNDLE, Probe};
 use crate::model::{APP_DIR, FileContent};
 use crate::redact;
 use crate::report::Evidence;
@@ -38,6 +38,7 @@ pub const MOUNTS: CheckImpl = CheckImpl {
         "wrong-path",
         "optional-missing",
         "unknown-source",
+        "not-in-bundle",
     ],
     run: mounts,
 };
@@ -49,6 +50,9 @@ pub const REFS: CheckImpl = CheckImpl {
         "secret-missing",
         "key-missing",
         "optional-missing",
+        "not-in-bundle",
+        "rejected",
+        "defined-twice",
     ],
     run: refs,
 };
@@ -286,6 +290,12 @@ fn mounts(facts: &Facts) -> Finding {
                     format!("{kind} {name} (volume {}) does not exist: the pod cannot start (FailedMount)", m.name),
                     Some((kind, name.clone())),
                 )),
+                Some(Probe::NotAttempted(why)) if why == NOT_IN_BUNDLE => problems.push((
+                    Outcome::Warn,
+                    "not-in-bundle",
+                    format!("{kind} {name} (volume {}) is {NOT_IN_BUNDLE}", m.name),
+                    Some((kind, name.clone())),
+                )),
                 other => problems.push((
                     Outcome::Unknown,
                     "unknown-source",
@@ -380,6 +390,62 @@ fn mounts(facts: &Facts) -> Finding {
 // --- config.refs -------------------------------------------------------------------------
 
 fn refs(facts: &Facts) -> Finding {
+    let finding = refs_of_workload(facts);
+    // `lint`: a document of the bundle the API server would refuse is not created, whatever
+    // refers to it; it is a finding on its own, whatever its kind (workload.found reports a
+    // refused Elsa workload, and this check then does not run).
+    let refused: Vec<&crate::facts::Rejected> =
+        facts.bundle.iter().flat_map(|b| &b.rejected).collect();
+    let twice = facts
+        .bundle
+        .iter()
+        .flat_map(|b| &b.duplicates)
+        .filter(|d| matches!(d.kind.as_str(), "ConfigMap" | "Secret"))
+        .map(|d| {
+            Evidence::new(
+                format!("{}/{}", d.kind.to_lowercase(), d.name),
+                d.to_string(),
+            )
+            .from("manifests")
+        })
+        .collect::<Vec<_>>();
+    let evidence = refused.iter().map(|r| {
+        Evidence::new(
+            format!("{}/{}", r.kind.to_lowercase(), r.name),
+            r.to_string(),
+        )
+        .from("manifests")
+    });
+    let finding = match refused.first() {
+        Some(first) if finding.outcome != Outcome::Problem => {
+            let var = if first.kind == "ConfigMap" {
+                "configmap"
+            } else {
+                "secret"
+            };
+            let mut f =
+                Finding::problem("rejected", format!("the API server would refuse {first}"))
+                    .var(var, &first.name);
+            f.evidence = finding.evidence;
+            f
+        }
+        _ => match twice.first() {
+            // The same ConfigMap or Secret twice: the later definition is the one used.
+            Some(first) if finding.outcome == Outcome::Pass => {
+                let mut w = Finding::warn(
+                    "defined-twice",
+                    format!("{}; {}", finding.message, first.value),
+                );
+                w.evidence = finding.evidence;
+                w
+            }
+            _ => finding,
+        },
+    };
+    finding.with_all(evidence).with_all(twice)
+}
+
+fn refs_of_workload(facts: &Facts) -> Finding {
     with_model(facts, |v| {
         let problems = &v.expansion.problems;
         if problems.is_empty() {
@@ -394,6 +460,17 @@ fn refs(facts: &Facts) -> Finding {
                 SourceKind::Secret => facts.secrets.get(name).map(|p| p.clone().map(|_| ())),
             }
         };
+        let refused = |kind: SourceKind, name: &str| {
+            let k = if kind == SourceKind::ConfigMap {
+                "ConfigMap"
+            } else {
+                "Secret"
+            };
+            facts
+                .bundle
+                .as_ref()
+                .is_some_and(|b| b.rejection(k, name).is_some())
+        };
         let classify = |p: &crate::domain::env_expand::SourceProblem| -> (Outcome, &'static str) {
             let missing = if p.kind == SourceKind::ConfigMap {
                 "configmap-missing"
@@ -405,6 +482,12 @@ fn refs(facts: &Facts) -> Finding {
                 (Some(Probe::Absent), false) => (Outcome::Problem, missing),
                 (Some(Probe::Observed(()) | Probe::Absent), true) => {
                     (Outcome::Warn, "optional-missing")
+                }
+                (Some(Probe::Failed(_)), _) if refused(p.kind, &p.name) => {
+                    (Outcome::Problem, "rejected")
+                }
+                (Some(Probe::NotAttempted(why)), _) if why == NOT_IN_BUNDLE => {
+                    (Outcome::Warn, "not-in-bundle")
                 }
                 _ => (Outcome::Unknown, missing),
             }
@@ -419,10 +502,22 @@ fn refs(facts: &Facts) -> Finding {
             .min_by_key(|p| rank(classify(p).0))
             .unwrap_or(&problems[0]);
         let (outcome, cause) = classify(worst);
-        let message = format!("{}: {}", worst.origin, redact::text(&worst.why));
+        let why = |p: &crate::domain::env_expand::SourceProblem| match classify(p) {
+            (_, "not-in-bundle") => format!(
+                "{} {} is {NOT_IN_BUNDLE}",
+                if p.kind == SourceKind::ConfigMap {
+                    "ConfigMap"
+                } else {
+                    "Secret"
+                },
+                p.name
+            ),
+            _ => redact::text(&p.why),
+        };
+        let message = format!("{}: {}", worst.origin, why(worst));
         let evidence = problems
             .iter()
-            .map(|p| Evidence::new(&p.origin, redact::text(&p.why)).from("env/envFrom"));
+            .map(|p| Evidence::new(&p.origin, why(p)).from("env/envFrom"));
         let var = if worst.kind == SourceKind::ConfigMap {
             "configmap"
         } else {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
-use super::{CheckImpl, Finding, not_observed};
+use super::{CheckImpl, Finding, Outcome, not_observed};
 use crate::domain::elsa::{self, Flavor, Selection};
 use crate::domain::image_contents;
 use crate::domain::versions::Clue;
@@ -15,7 +15,14 @@ use crate::report::Evidence;
 pub const FOUND: CheckImpl = CheckImpl {
     id: "workload.found",
     needs: &[FactKey::Workloads],
-    causes: &["none", "ambiguous", "named-missing", "forbidden"],
+    causes: &[
+        "none",
+        "ambiguous",
+        "named-missing",
+        "forbidden",
+        "rejected",
+        "defined-twice",
+    ],
     run: found,
 };
 
@@ -99,7 +106,77 @@ fn unlisted_kinds(f: &Facts) -> Vec<Evidence> {
     .collect()
 }
 
+/// `lint`: the bundle's notes about workloads (defined twice; refused by the API server).
+fn bundle_notes(f: &Facts) -> (Vec<Evidence>, Vec<&crate::facts::Rejected>) {
+    let Some(notes) = &f.bundle else {
+        return Default::default();
+    };
+    let workload_kind = |k: &str| matches!(k, "Deployment" | "StatefulSet");
+    let twice = notes
+        .duplicates
+        .iter()
+        .filter(|d| workload_kind(&d.kind))
+        .map(|d| {
+            Evidence::new(
+                format!("{}/{}", d.kind.to_lowercase(), d.name),
+                d.to_string(),
+            )
+            .from("manifests")
+        })
+        .collect();
+    let refused = notes
+        .rejected
+        .iter()
+        .filter(|r| workload_kind(&r.kind))
+        .collect();
+    (twice, refused)
+}
+
 fn found(f: &Facts) -> Finding {
+    let found = found_among_valid(f);
+    let (twice, refused) = bundle_notes(f);
+    // The same workload twice: the later definition is the one kubectl apply leaves.
+    let found = match twice.first() {
+        Some(first) if found.outcome == Outcome::Pass => {
+            let mut warn = Finding::warn(
+                "defined-twice",
+                format!("{}; {}", found.message, first.value),
+            );
+            warn.evidence = found.evidence;
+            warn.vars = found.vars;
+            warn
+        }
+        _ => found,
+    }
+    .with_all(twice);
+    // An Elsa workload the API server would refuse is why none was found (or the named one is
+    // missing): say so rather than "no Elsa image".
+    if found.outcome == Outcome::Problem && !refused.is_empty() {
+        let mut finding = Finding::problem(
+            "rejected",
+            format!(
+                "no accepted workload runs Elsa; the API server would refuse {}",
+                refused
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        );
+        finding.evidence = found.evidence;
+        finding.vars = found.vars;
+        return finding.with_all(refused.iter().map(|r| {
+            Evidence::new(
+                format!("{}/{}", r.kind.to_lowercase(), r.name),
+                r.to_string(),
+            )
+            .from("manifests")
+        }));
+    }
+    found
+}
+
+fn found_among_valid(f: &Facts) -> Finding {
     if f.deployments.observed().is_none() && f.statefulsets.observed().is_none() {
         // Nothing listed: unknown, naming the missing right, whatever the pods suggest.
         let mut finding = not_observed(&f.deployments, "the namespace's Deployments");

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret, Service};
 use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
-use crate::facts::{ConfigMapData, FactUpdate, Probe, SecretData};
+use crate::facts::{
+    BundleNotes, ConfigMapData, Duplicate, FactUpdate, Probe, Rejected, SecretData,
+};
 use crate::redact;
 
 /// Why the manifests could not be read (exit code 2).
@@ -25,12 +27,6 @@ pub enum ManifestError {
     Read { path: String, cause: String },
     #[error("{path}: {cause}")]
     Parse { path: String, cause: String },
-    #[error("{path}: document {doc}: {cause}")]
-    Object {
-        path: String,
-        doc: usize,
-        cause: String,
-    },
     #[error("no manifests found in {0}")]
     Empty(String),
 }
@@ -144,13 +140,12 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<Doc>, ManifestError> {
                 index: i + 1,
                 value: v,
             }),
-            _ => {
-                return Err(ManifestError::Object {
-                    path: path.to_owned(),
-                    doc: i + 1,
-                    cause: "not a Kubernetes object (expected a mapping with kind)".into(),
-                });
-            }
+            // Judged with the rest: the API server would refuse it, the others still count.
+            other => out.push(Doc {
+                path: path.to_owned(),
+                index: i + 1,
+                value: other,
+            }),
         }
     }
     Ok(out)
@@ -168,13 +163,103 @@ fn namespace_of(d: &Doc) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-fn typed<T: serde::de::DeserializeOwned>(d: &Doc) -> Result<T, ManifestError> {
-    serde_json::from_value(d.value.clone()).map_err(|e| ManifestError::Object {
-        path: d.path.clone(),
-        doc: d.index,
-        // serde's message names the field; quoted values are masked in case it quotes one.
-        cause: redact::quoted(&e.to_string()),
+fn name_of(d: &Doc) -> &str {
+    d.value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Where a document came from, for notes: `file document N`.
+fn place(d: &Doc) -> String {
+    format!("{} document {}", d.path, d.index)
+}
+
+/// The document as the typed object, or why the API server would refuse it: the field at
+/// fault (serde's path) and the reason, any quoted value masked.
+fn typed<T: serde::de::DeserializeOwned>(d: &Doc) -> Result<T, Box<Rejected>> {
+    serde_path_to_error::deserialize(&d.value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != "." && !path.is_empty()).then_some(path);
+        let inner = e.inner().to_string();
+        let (_, k) = kind(d);
+        let cause = if k == "Secret"
+            && field.as_deref().is_some_and(|f| f.starts_with("data."))
+            && !inner.starts_with("invalid type")
+        {
+            // The base64 decoder's "Invalid symbol 60, offset 0." says nothing to a reader.
+            "not valid base64: values under a Secret's data must be base64; put plain text under stringData".to_owned()
+        } else {
+            redact::quoted(&inner)
+        };
+        Box::new(Rejected {
+            file: d.path.clone(),
+            doc: d.index,
+            kind: k.to_owned(),
+            name: name_of(d).to_owned(),
+            field,
+            cause,
+        })
     })
+}
+
+fn rejected(d: &Doc, field: Option<&str>, cause: &str) -> Rejected {
+    Rejected {
+        file: d.path.clone(),
+        doc: d.index,
+        kind: kind(d).1.to_owned(),
+        name: name_of(d).to_owned(),
+        field: field.map(str::to_owned),
+        cause: cause.to_owned(),
+    }
+}
+
+/// What the API server refuses before looking at the object's schema: a document that is not an
+/// object with `apiVersion`, `kind` and a name, or a workload kind under an API version the
+/// server no longer serves.
+fn shape_problem(d: &Doc) -> Option<Rejected> {
+    if !d.value.is_object() {
+        return Some(rejected(
+            d,
+            None,
+            "not a Kubernetes object (expected a mapping with apiVersion and kind)",
+        ));
+    }
+    let (api, k) = kind(d);
+    if k.is_empty() {
+        return Some(rejected(
+            d,
+            Some("kind"),
+            "missing: every object needs a kind",
+        ));
+    }
+    if api.is_empty() {
+        return Some(rejected(d, Some("apiVersion"), "missing"));
+    }
+    let generate = d
+        .value
+        .get("metadata")
+        .and_then(|m| m.get("generateName"))
+        .is_some();
+    if name_of(d).is_empty() && !generate {
+        return Some(rejected(
+            d,
+            Some("metadata.name"),
+            "missing: the object has no name",
+        ));
+    }
+    if matches!(k, "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        && api != "apps/v1"
+        && matches!(api, "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2")
+    {
+        return Some(rejected(
+            d,
+            Some("apiVersion"),
+            &format!("{api} is no longer served for {k}; use apps/v1"),
+        ));
+    }
+    None
 }
 
 /// The namespace lint looks at: `-n`, else the namespace of the manifests' first workload,
@@ -190,31 +275,79 @@ pub fn namespace(docs: &[Doc], flag: Option<&str>) -> String {
         .to_owned()
 }
 
+/// The documents that make the namespace's objects: later definitions of the same
+/// kind/name replace earlier ones, as `kubectl apply` of the whole bundle would leave them.
+fn deduplicated<'a>(docs: &[&'a Doc], notes: &mut BundleNotes) -> Vec<&'a Doc> {
+    let mut out: Vec<&Doc> = Vec::new();
+    for d in docs {
+        let (_, k) = kind(d);
+        let name = name_of(d);
+        if k.is_empty() || name.is_empty() {
+            out.push(d);
+            continue;
+        }
+        if let Some(pos) = out
+            .iter()
+            .position(|o| kind(o).1 == k && name_of(o) == name)
+        {
+            notes.duplicates.push(Duplicate {
+                kind: k.to_owned(),
+                name: name.to_owned(),
+                first: place(out[pos]),
+                later: place(d),
+            });
+            out.remove(pos);
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// The facts the documents hold for namespace `ns` (objects without a namespace count as being
-/// in it, as `kubectl apply -n` would place them).
-pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdate>, ManifestError> {
+/// in it, as `kubectl apply -n` would place them). A document the API server would refuse is
+/// noted (in [`FactUpdate::Bundle`], sent first) and left out; the rest is still used.
+pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
+    let mut notes = BundleNotes::default();
     let in_ns: Vec<&Doc> = docs
         .iter()
         .filter(|d| namespace_of(d).is_none_or(|n| n == ns))
         .collect();
+    let in_ns = deduplicated(&in_ns, &mut notes);
     let mut deployments: Vec<Deployment> = Vec::new();
     let mut statefulsets: Vec<StatefulSet> = Vec::new();
     let mut config_maps: BTreeMap<String, ConfigMap> = BTreeMap::new();
     let mut secrets: BTreeMap<String, K8sSecret> = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
+    fn keep<T>(r: Result<T, Box<Rejected>>, into: &mut Vec<T>, notes: &mut BundleNotes) {
+        match r {
+            Ok(v) => into.push(v),
+            Err(e) => notes.rejected.push(*e),
+        }
+    }
     for d in in_ns {
+        if let Some(r) = shape_problem(d) {
+            notes.rejected.push(r);
+            continue;
+        }
+        notes
+            .objects
+            .insert(format!("{}/{}", kind(d).1, name_of(d)));
         match kind(d) {
-            ("apps/v1", "Deployment") => deployments.push(typed(d)?),
-            ("apps/v1", "StatefulSet") => statefulsets.push(typed(d)?),
-            ("v1", "ConfigMap") => {
-                let cm: ConfigMap = typed(d)?;
-                config_maps.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
-            }
-            ("v1", "Secret") => {
-                let s: K8sSecret = typed(d)?;
-                secrets.insert(s.metadata.name.clone().unwrap_or_default(), s);
-            }
-            ("v1", "Service") => services.push(typed(d)?),
+            ("apps/v1", "Deployment") => keep(typed(d), &mut deployments, &mut notes),
+            ("apps/v1", "StatefulSet") => keep(typed(d), &mut statefulsets, &mut notes),
+            ("v1", "ConfigMap") => match typed::<ConfigMap>(d) {
+                Ok(cm) => {
+                    config_maps.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
+                }
+                Err(e) => notes.rejected.push(*e),
+            },
+            ("v1", "Secret") => match typed::<K8sSecret>(d) {
+                Ok(s) => {
+                    secrets.insert(s.metadata.name.clone().unwrap_or_default(), s);
+                }
+                Err(e) => notes.rejected.push(*e),
+            },
+            ("v1", "Service") => keep(typed(d), &mut services, &mut notes),
             _ => {}
         }
     }
@@ -229,12 +362,21 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
             .unwrap_or_default(),
         _ => Default::default(),
     };
+    // A source the bundle does not hold may well be in the cluster: lint cannot know, so it is
+    // not observed (never "absent"). One the bundle holds but the API would refuse will not
+    // exist after applying it.
+    let source = |kind: &str, name: &str| -> Option<String> {
+        notes
+            .rejection(kind, name)
+            .map(|r| format!("the API server would refuse it: {r}"))
+    };
     let cms = cm_names
         .into_iter()
         .map(|n| {
-            let p = match config_maps.remove(&n) {
-                Some(cm) => Probe::Observed(ConfigMapData::from(cm)),
-                None => Probe::Absent,
+            let p = match (config_maps.remove(&n), source("ConfigMap", &n)) {
+                (Some(cm), _) => Probe::Observed(ConfigMapData::from(cm)),
+                (None, Some(why)) => Probe::failed(None, why),
+                (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
             };
             (n, p)
         })
@@ -242,14 +384,16 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
     let secs = secret_names
         .into_iter()
         .map(|n| {
-            let p = match secrets.remove(&n) {
-                Some(s) => Probe::Observed(SecretData::from(s)),
-                None => Probe::Absent,
+            let p = match (secrets.remove(&n), source("Secret", &n)) {
+                (Some(s), _) => Probe::Observed(SecretData::from(s)),
+                (None, Some(why)) => Probe::failed(None, why),
+                (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
             };
             (n, p)
         })
         .collect();
-    Ok(vec![
+    vec![
+        FactUpdate::Bundle(notes),
         FactUpdate::Workloads {
             deployments: Probe::Observed(deployments),
             statefulsets: Probe::Observed(statefulsets),
@@ -261,7 +405,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Result<Vec<FactUpdat
             secrets: secs,
         },
         FactUpdate::Services(Probe::Observed(services)),
-    ])
+    ]
 }
 
 #[cfg(test)]
@@ -293,8 +437,8 @@ mod tests {
     fn secrets_from_data_and_string_data_stay_secret() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: elsa-server}\nspec:\n  selector: {matchLabels: {app: e}}\n  template:\n    metadata: {labels: {app: e}}\n    spec:\n      containers:\n      - name: elsa-server\n        image: elsaworkflows/elsa-server-v3-5:latest\n        env:\n        - {name: P, valueFrom: {secretKeyRef: {name: pg, key: password}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pg}\ndata: {user: ZWxzYQ==}\nstringData: {password: hunter2}\n";
         let docs = parse("m.yaml", text).expect("parses");
-        let updates = facts(&docs, "default", None).expect("facts");
-        let FactUpdate::ConfigSources { secrets, .. } = &updates[1] else {
+        let updates = facts(&docs, "default", None);
+        let FactUpdate::ConfigSources { secrets, .. } = &updates[2] else {
             panic!("order");
         };
         let Probe::Observed(pg) = &secrets["pg"] else {
@@ -303,5 +447,25 @@ mod tests {
         assert_eq!(pg.data["password"].expose(), "hunter2");
         assert_eq!(pg.data["user"].expose(), "elsa");
         assert!(!format!("{pg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_refused_document_names_its_field_and_never_its_value() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: pg}\nstringData: {password: 918273645}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: z}\n";
+        let docs = parse("m.yaml", text).expect("parses");
+        let updates = facts(&docs, "default", None);
+        let FactUpdate::Bundle(notes) = &updates[0] else {
+            panic!("notes first");
+        };
+        assert_eq!(notes.rejected.len(), 1, "{notes:?}");
+        let r = &notes.rejected[0];
+        assert_eq!(
+            (r.kind.as_str(), r.name.as_str(), r.doc),
+            ("Secret", "pg", 1)
+        );
+        assert_eq!(r.field.as_deref(), Some("stringData.password"));
+        assert!(!r.to_string().contains("918273645"), "{r}");
+        assert_eq!(notes.duplicates.len(), 1);
+        assert_eq!(notes.duplicates[0].later, "m.yaml document 3");
     }
 }

@@ -434,6 +434,15 @@ fn identify(
         .iter()
         .any(|c| matches!(c.constraint, Constraint::Host { .. }))
         || identity.flavor == Flavor::ServerAndStudio;
+    if identity.flavor == Flavor::Custom
+        && let Some(flavor) = clues.iter().find_map(|c| match c.constraint {
+            Constraint::Host { flavor } if c.source == ClueSource::ImageContents => Some(flavor),
+            _ => None,
+        })
+    {
+        // A custom image whose contents show a stock host is judged as that host.
+        identity.flavor = flavor;
+    }
     if identity.flavor == Flavor::Studio || !host_known {
         return (Some(identity), clues, Vec::new());
     }

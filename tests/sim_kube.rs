@@ -894,7 +894,14 @@ async fn every_fixture_scenario_serves() {
             .list(&ListParams::default())
             .await;
         // (api-flaky's 503 on the first deployments list is retried by kube-rs.)
-        let deploys = deploys.unwrap_or_else(|e| panic!("{name}: {e}"));
+        // A scenario whose RBAC refuses the list must refuse it with a real 403 Status.
+        let deploys = match deploys {
+            Err(kube::Error::Api(status)) if name == "namespace-role" => {
+                assert_eq!(status.code, 403, "{name}");
+                continue;
+            }
+            other => other.unwrap_or_else(|e| panic!("{name}: {e}")),
+        };
         assert!(!deploys.items.is_empty(), "{name}");
         let pods = Api::<Pod>::namespaced(client.clone(), &ns)
             .list(&ListParams::default())

@@ -131,7 +131,12 @@ pub const PROBES: CheckImpl = CheckImpl {
 };
 pub const SIGNING_KEY: CheckImpl = CheckImpl {
     id: "config.signing-key",
-    needs: NEEDS,
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::PodFiles,
+    ],
     causes: &[
         "missing",
         "whitespace",

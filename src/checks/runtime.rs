@@ -14,44 +14,37 @@ use crate::domain::log_signatures::{self, Signature};
 use crate::facts::{FactKey, Facts, HealthAnswer, PodListing, PodLog, Probe};
 use crate::report::Evidence;
 
+/// The signature families in priority order, then any further causes of `runtime.logs`: one
+/// list, so the two consts below cannot drift apart.
+macro_rules! log_causes {
+    ($($extra:literal),*) => {
+        &[
+            "sqlite",
+            "bad-provider",
+            "signing-key",
+            "modular-feature",
+            "dns",
+            "db-unreachable",
+            "db-auth",
+            "db-missing",
+            "db-permission",
+            "db-tables",
+            "db-schema-mismatch",
+            "lock-dir",
+            "lock-unreachable",
+            "local-lock",
+            $($extra),*
+        ]
+    };
+}
+
 /// The causes of `runtime.logs`: the signature families, in priority order.
-pub const LOG_CAUSES: &[&str] = &[
-    "sqlite",
-    "bad-provider",
-    "signing-key",
-    "modular-feature",
-    "dns",
-    "db-unreachable",
-    "db-auth",
-    "db-missing",
-    "db-permission",
-    "db-tables",
-    "db-schema-mismatch",
-    "lock-dir",
-    "lock-unreachable",
-    "local-lock",
-];
+pub const LOG_CAUSES: &[&str] = log_causes!();
 
 pub const LOGS: CheckImpl = CheckImpl {
     id: "runtime.logs",
     needs: &[FactKey::Workloads, FactKey::Logs],
-    causes: &[
-        "sqlite",
-        "bad-provider",
-        "signing-key",
-        "modular-feature",
-        "dns",
-        "db-unreachable",
-        "db-auth",
-        "db-missing",
-        "db-permission",
-        "db-tables",
-        "db-schema-mismatch",
-        "lock-dir",
-        "lock-unreachable",
-        "local-lock",
-        "kubelet-unreachable",
-    ],
+    causes: log_causes!("kubelet-unreachable"),
     run: logs,
 };
 

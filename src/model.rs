@@ -25,7 +25,7 @@ use crate::domain::env_expand::{
 use crate::domain::npgsql::{self, ConnString};
 use crate::domain::versions::{self, Clue, ClueSource, Constraint};
 use crate::domain::workload::Workload;
-use crate::facts::{Facts, Probe};
+use crate::facts::{FactKey, Facts, Probe};
 use crate::redact::Secret;
 
 /// Where the content root is: `WORKDIR /app` in every Elsa image.
@@ -405,11 +405,29 @@ fn identify(
     f: &Facts,
     workload: &Workload<'_>,
 ) -> (Option<Identity>, Vec<Clue>, Vec<(Flavor, ElsaVersion)>) {
-    let Some(mut identity) = elsa::identify(workload) else {
+    let Some(identity) = elsa::identify(workload) else {
         return (None, Vec::new(), Vec::new());
     };
+    // The exec listing's clues (elsa-audit §7): only the listing of this workload's Elsa
+    // container counts.
+    let contents: &[Clue] = match &f.pod_files {
+        Probe::Observed(l) if l.container == identity.container => &l.clues,
+        _ => &[],
+    };
+    let (identity, clues, candidates) = refine(f.scope.stated.as_ref(), identity, contents);
+    (Some(identity), clues, candidates)
+}
+
+/// The identity the image gives, refined by every other clue: the user's statement, the image
+/// name's history and the container's contents (`contents`, `ClueSource::ImageContents`).
+/// Pure, so gathering (which health path to ask) and the model reach the same answer.
+pub fn refine(
+    stated: Option<&crate::facts::StatedElsa>,
+    mut identity: Identity,
+    contents: &[Clue],
+) -> (Identity, Vec<Clue>, Vec<(Flavor, ElsaVersion)>) {
     let mut clues = Vec::new();
-    if let Some(stated) = &f.scope.stated {
+    if let Some(stated) = stated {
         if let Some(flavor) = stated.flavor {
             clues.push(Clue {
                 source: ClueSource::User,
@@ -428,6 +446,7 @@ fn identify(
     if let Some(info) = elsa::classify_image(&identity.image) {
         clues.extend(versions::clues_from_image(&info));
     }
+    clues.extend(contents.iter().cloned());
     // Only a stock host has candidates: a custom build's code is its own unless the user
     // (or its contents) say which stock host it is.
     let host_known = clues
@@ -444,7 +463,7 @@ fn identify(
         identity.flavor = flavor;
     }
     if identity.flavor == Flavor::Studio || !host_known {
-        return (Some(identity), clues, Vec::new());
+        return (identity, clues, Vec::new());
     }
     let candidates = versions::candidates(&clues);
     if let Some((first_flavor, first)) = candidates.first().copied() {
@@ -461,8 +480,18 @@ fn identify(
                 ..first
             });
     }
-    (Some(identity), clues, candidates)
+    (identity, clues, candidates)
 }
+
+/// The facts the model reads. A check that reads the model must wait for all of them (its
+/// `needs`), so that it judges the same model live, where facts arrive one by one, as in a
+/// replay, where all are there at once (a test in `checks` holds every check to this).
+pub const INPUTS: &[FactKey] = &[
+    FactKey::Workloads,
+    FactKey::ConfigSources,
+    FactKey::Services,
+    FactKey::PodFiles,
+];
 
 impl Effective {
     /// Where the version came from, for evidence: `image tag 3.5.3`, or the candidates.
@@ -603,28 +632,63 @@ impl Effective {
     /// kubelet's expansion produced) and the tables to look for. `Err` says why there is nothing
     /// to connect with; the database checks then report that reason.
     pub fn database_plan(&self) -> Result<DbPlan, String> {
-        let v = self;
-        let rule = v
-            .identity
-            .as_ref()
-            .and_then(|id| elsa::provider_rule(id.flavor, id.version));
-        // A custom build chooses its provider in code; when it sets ConnectionStrings:PostgreSql
-        // explicitly, that is the database it means, so it is checked too.
-        let custom = v
-            .identity
-            .as_ref()
-            .is_some_and(|id| id.flavor == Flavor::Custom);
-        if rule != Some(ProviderRule::DatabaseProviderKey) && !custom {
-            return Err("this image does not take its connection string from configuration — see config.provider".into());
+        match self.not_in_effect() {
+            Some(why) => Err(why),
+            None => self.intended_database(),
         }
-        if rule == Some(ProviderRule::DatabaseProviderKey) {
-            let provider = v.provider_setting().map_or("Sqlite", |s| s.value.expose());
-            if !elsa::POSTGRES_FAMILY.contains(&provider) {
-                return Err(format!(
-                    "Elsa does not use PostgreSQL here (DatabaseProvider {provider}) — see config.provider"
+    }
+
+    /// Why Elsa does not use the PostgreSQL connection string it is configured with (yet), or
+    /// `None` when it does (or may: a custom build that sets the key explicitly means it).
+    /// Over candidate versions it is in effect only when every candidate agrees (issue 11 #7:
+    /// the network and database checks still test the intended database, and say this).
+    pub fn not_in_effect(&self) -> Option<String> {
+        let id = self.identity.as_ref()?;
+        if id.flavor == Flavor::Custom {
+            return None;
+        }
+        let pairs: Vec<(Flavor, Option<ElsaVersion>)> =
+            if id.version.is_none() && !self.candidates.is_empty() {
+                self.candidates
+                    .iter()
+                    .map(|(f, v)| (*f, Some(*v)))
+                    .collect()
+            } else {
+                vec![(id.flavor, id.version)]
+            };
+        let reads_key = |(f, v): &(Flavor, Option<ElsaVersion>)| {
+            elsa::provider_rule(*f, *v) == Some(ProviderRule::DatabaseProviderKey)
+        };
+        if !pairs.iter().all(reads_key) {
+            if pairs.iter().any(reads_key) {
+                return Some(format!(
+                    "whether this image takes its connection string from configuration depends on the version ({}) — see workload.flavor",
+                    versions::describe(&self.candidates)
                 ));
             }
+            if id.version.is_none() && self.candidates.is_empty() {
+                return Some("the Elsa version is not known — see workload.flavor".into());
+            }
+            return Some(
+                "this image does not take its connection string from configuration — see config.provider".into(),
+            );
         }
+        let provider = self
+            .provider_setting()
+            .map_or("Sqlite", |s| s.value.expose());
+        if !elsa::POSTGRES_FAMILY.contains(&provider) {
+            return Some(format!(
+                "Elsa does not use PostgreSQL here (DatabaseProvider {provider}) — see config.provider"
+            ));
+        }
+        None
+    }
+
+    /// The PostgreSQL database the configuration points at, whether or not Elsa uses it yet
+    /// (`not_in_effect`): the effective connection string (with the password the kubelet's
+    /// expansion produced, literal `$(…)` included) and the tables to look for.
+    pub fn intended_database(&self) -> Result<DbPlan, String> {
+        let v = self;
         let key = format!("ConnectionStrings:{}", v.connection_name());
         let s = v
             .config
@@ -686,6 +750,13 @@ pub fn database_plan(f: &Facts) -> Result<DbPlan, String> {
     f.effective()
         .map_err(|u| u.message().to_owned())?
         .database_plan()
+}
+
+/// The database the configuration points at, in effect or not ([`Effective::intended_database`]).
+pub fn intended_database(f: &Facts) -> Result<DbPlan, String> {
+    f.effective()
+        .map_err(|u| u.message().to_owned())?
+        .intended_database()
 }
 
 #[cfg(test)]

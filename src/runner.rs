@@ -231,7 +231,7 @@ fn evaluate(
         }
         let started = slot.started.unwrap_or_else(Instant::now);
         let finding = if blocked.is_empty() {
-            (slot.imp.run)(facts)
+            checks::run(slot.imp, facts)
         } else {
             Finding::skip(format!(
                 "blocked: {} failed or did not run",

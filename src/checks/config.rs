@@ -19,6 +19,7 @@ const NEEDS: &[FactKey] = &[
     FactKey::Workloads,
     FactKey::ConfigSources,
     FactKey::Services,
+    FactKey::PodFiles,
 ];
 
 pub const ENVIRONMENT: CheckImpl = CheckImpl {

@@ -13,6 +13,7 @@ const NEEDS: &[FactKey] = &[
     FactKey::Workloads,
     FactKey::ConfigSources,
     FactKey::Services,
+    FactKey::PodFiles,
     FactKey::Database,
 ];
 

@@ -145,6 +145,37 @@ pub static REGISTRY: &[CheckImpl] = &[
     production::DB_STORAGE,
 ];
 
+/// The checks that test the database the configuration points at, in effect or not.
+const INTENDED_DATABASE: &[&str] = &[
+    "network.service",
+    "network.dns",
+    "network.tcp",
+    "database.login",
+    "database.tables",
+    "database.migrations",
+    "database.privileges",
+    "production.pool",
+];
+
+/// Runs one check. The network and database checks test the PostgreSQL the configuration
+/// points at even when Elsa does not use it yet (a wrong provider, a version that decides
+/// otherwise): each such finding says so plainly, so that its status is never read as "Elsa is
+/// fine" (DESIGN.md §3: one problem must not hide the next).
+pub fn run(imp: &CheckImpl, facts: &Facts) -> Finding {
+    let finding = (imp.run)(facts);
+    if !INTENDED_DATABASE.contains(&imp.id) || finding.outcome == Outcome::Skip {
+        return finding;
+    }
+    match facts.effective().ok().and_then(|v| v.not_in_effect()) {
+        Some(why) => {
+            let mut f = finding.with(Evidence::new("Elsa and this database", why.clone()));
+            f.message = format!("{} (Elsa does not use this database yet: {why})", f.message);
+            f
+        }
+        None => finding,
+    }
+}
+
 pub fn find(id: &str) -> Option<&'static CheckImpl> {
     REGISTRY.iter().find(|c| c.id == id)
 }
@@ -362,6 +393,32 @@ mod tests {
     use super::*;
     use crate::catalogue::Catalogue;
     use std::collections::BTreeSet;
+
+    /// A check that reads the model runs only once every fact the model reads is in, so live
+    /// and replayed runs judge the same model (the version from the container's contents
+    /// arrives with `PodFiles`, after the workloads). Only these read no model.
+    #[test]
+    fn every_check_that_reads_the_model_waits_for_its_inputs() {
+        const MODEL_FREE: &[&str] = &[
+            "cluster.api",
+            "cluster.namespace",
+            "cluster.access",
+            "workload.found",
+            "workload.flavor",
+            "workload.rollout",
+            "workload.pods",
+            "runtime.logs",
+        ];
+        for imp in REGISTRY.iter().filter(|c| !MODEL_FREE.contains(&c.id)) {
+            for key in crate::model::INPUTS {
+                assert!(
+                    imp.needs.contains(key),
+                    "{} reads the model but does not wait for {key:?}",
+                    imp.id
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_catalogue_entry_has_an_implementation_and_the_reverse() {

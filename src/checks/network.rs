@@ -18,6 +18,7 @@ pub const SERVICE: CheckImpl = CheckImpl {
         FactKey::Workloads,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::PodFiles,
         FactKey::DbService,
     ],
     causes: &[
@@ -36,6 +37,7 @@ pub const DNS: CheckImpl = CheckImpl {
         FactKey::Workloads,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::PodFiles,
         FactKey::DbService,
         FactKey::Network,
     ],
@@ -49,6 +51,7 @@ pub const TCP: CheckImpl = CheckImpl {
         FactKey::Workloads,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::PodFiles,
         FactKey::Network,
     ],
     causes: &["refused", "timeout", "unreachable"],
@@ -57,7 +60,7 @@ pub const TCP: CheckImpl = CheckImpl {
 
 /// The host and port Elsa connects to, or the finding that says why they are not known.
 pub fn db_endpoint(f: &Facts) -> Result<(String, u16), Finding> {
-    let plan = crate::model::database_plan(f)
+    let plan = crate::model::intended_database(f)
         .map_err(|why| Finding::skip(format!("database host not known: {why}")))?;
     let host = plan.conn.hosts().into_iter().next().ok_or_else(|| {
         Finding::skip("the connection string names no host — see config.connection-string")

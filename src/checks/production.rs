@@ -16,6 +16,7 @@ const NEEDS: &[FactKey] = &[
     FactKey::Workloads,
     FactKey::ConfigSources,
     FactKey::Services,
+    FactKey::PodFiles,
 ];
 
 pub const REPLICAS: CheckImpl = CheckImpl {
@@ -346,6 +347,7 @@ pub const DB_STORAGE: CheckImpl = CheckImpl {
         FactKey::Workloads,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::PodFiles,
         FactKey::DbPods,
     ],
     causes: &[
@@ -527,8 +529,16 @@ fn db_storage(f: &Facts) -> Finding {
 /// database (yet), why: the PostgreSQL a deployment means to use deserves persistent storage
 /// before the provider is fixed.
 fn db_host(f: &Facts) -> Result<(npgsql::HostPort, Option<String>), String> {
-    let (conn, unused) = match crate::model::database_plan(f) {
-        Ok(plan) => (plan.conn, None),
+    let (conn, unused) = match crate::model::intended_database(f) {
+        Ok(plan) => (
+            plan.conn,
+            f.effective()
+                .ok()
+                .and_then(|v| v.not_in_effect())
+                .map(|why| format!("configured, but not in use: {why}")),
+        ),
+        // No login of the app's to reproduce (a missing Secret key, a source this user may not
+        // read), but the host it names is still the PostgreSQL this deployment means.
         Err(why) => {
             let configured = f.effective().ok().and_then(|v| {
                 let key = format!("ConnectionStrings:{}", v.connection_name());

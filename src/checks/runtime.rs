@@ -50,7 +50,13 @@ pub const LOGS: CheckImpl = CheckImpl {
 
 pub const HEALTH: CheckImpl = CheckImpl {
     id: "runtime.health",
-    needs: &[FactKey::Workloads, FactKey::Health],
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::PodFiles,
+        FactKey::Health,
+    ],
     causes: &[
         "unhealthy",
         "unexpected-status",
@@ -225,12 +231,20 @@ pub fn failing_part(body: &str) -> Option<String> {
     (!named.is_empty()).then(|| format!("health check {}", named.join(", ")))
 }
 
+/// The identity the run's model reasoned (image, contents, `--elsa-version`), else the image's.
+fn model_identity(f: &Facts, w: &crate::domain::workload::Workload<'_>) -> Option<elsa::Identity> {
+    match f.effective() {
+        Ok(v) => v.identity.clone(),
+        Err(_) => elsa::identify(w),
+    }
+}
+
 fn health(f: &Facts) -> Finding {
     let (w, _) = match selected(f) {
         Ok(s) => s,
         Err(finding) => return finding,
     };
-    let Some(id) = elsa::identify(&w) else {
+    let Some(id) = model_identity(f, &w) else {
         return Finding::skip("no Elsa container identified — see workload.flavor");
     };
     if id.version.is_none() {
@@ -251,6 +265,20 @@ fn health(f: &Facts) -> Finding {
             return not_observed(other, "the health endpoint");
         }
     };
+    // Gathering chose the path before the container's contents were read only when the image
+    // named the version; a model that learned another version from the contents serves another.
+    if h.path != probe.path {
+        return Finding::unknown(
+            None,
+            format!(
+                "{} was asked, but {} {} serves its health endpoint at {} — rerun to ask the right one",
+                h.path,
+                id.flavor,
+                id.version.map(|v| v.to_string()).unwrap_or_default(),
+                probe.path
+            ),
+        );
+    }
     let at = format!("pod/{} port {}", h.pod, h.port);
     let base = vec![Evidence::new("asked", format!("GET {}", h.path)).from(at.clone())];
     let finding = match &h.answer {
@@ -316,7 +344,12 @@ fn health(f: &Facts) -> Finding {
 
 pub const SQLITE_FILE: CheckImpl = CheckImpl {
     id: "runtime.sqlite-file",
-    needs: &[FactKey::Workloads, FactKey::PodFiles],
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::PodFiles,
+    ],
     causes: &["fallback", "unexplained", "no-shell", "kubelet-unreachable"],
     run: sqlite_file,
 };
@@ -343,7 +376,7 @@ fn sqlite_file(f: &Facts) -> Finding {
         Ok(s) => s,
         Err(finding) => return finding,
     };
-    let Some(id) = elsa::identify(&w) else {
+    let Some(id) = model_identity(f, &w) else {
         return Finding::skip("Elsa flavour not known — see workload.flavor");
     };
     let listing = match &f.pod_files {

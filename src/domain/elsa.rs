@@ -1084,3 +1084,121 @@ mod image_file_tests {
         assert!(image_app_files(Flavor::Studio, v35).is_empty());
     }
 }
+
+/// Where each fact of this module was verified against elsa-core's source: the release tags it
+/// was read at and the row or section of the fidelity audit (`elsa-audit.md`) that records it.
+/// A fact changed here must be re-read at these tags and this table updated with it.
+pub struct VerifiedFact {
+    /// The item of this module the fact lives in.
+    pub fact: &'static str,
+    /// The elsa-core tags the fact was read at (`TAG:path`).
+    pub at: &'static [&'static str],
+    /// The audit row or section.
+    pub audit: &'static str,
+}
+
+/// Every 3.x minor's newest tag (audit §0): the facts read at each release.
+const EVERY_MINOR: &[&str] = &[
+    "3.0.6",
+    "3.1.3",
+    "3.2.4",
+    "3.3.5",
+    "3.4.3",
+    "3.5.3",
+    "3.6.3",
+    "3.7.1",
+    "3.8.0-rc2",
+];
+
+pub const VERIFIED: &[VerifiedFact] = &[
+    VerifiedFact {
+        fact: "provider_rule, provider_band",
+        at: EVERY_MINOR,
+        audit: "§4.2 provider selection per version",
+    },
+    VerifiedFact {
+        fact: "accepted_providers, POSTGRES_FAMILY (Oracle from 3.3.2, Citus and YugabyteDb from 3.4.0)",
+        at: &["3.3.1", "3.3.2", "3.4.0", "3.5.3"],
+        audit: "§1 rows 7–8, §8 (3.3–3.5 accepted values)",
+    },
+    VerifiedFact {
+        fact: "MIGRATIONS (PostgreSQL migration ids per context)",
+        at: EVERY_MINOR,
+        audit: "§2 (identical across every patch of a minor, except 3.3.0-rc1…rc6 and 3.8.0-preview1)",
+    },
+    VerifiedFact {
+        fact: "TABLES, SCHEMA, HISTORY_TABLE",
+        at: EVERY_MINOR,
+        audit: "§3 tables per context (model snapshots)",
+    },
+    VerifiedFact {
+        fact: "sqlite_paths, ALL_SQLITE_PATHS (Quartz SQLite on 3.3.0–3.3.1)",
+        at: &[
+            "3.2.4",
+            "3.3.0",
+            "3.3.1",
+            "3.3.2",
+            "3.5.3",
+            "3.6.3",
+            "3.7.1",
+            "3.8.0-rc2",
+        ],
+        audit: "§4.1 SQLite default paths, §1 row 9",
+    },
+    VerifiedFact {
+        fact: "health_probe, health_paths (/health/ready only on 3.8; its body a status word)",
+        at: &["3.7.1", "3.8.0-rc2"],
+        audit: "§6 health endpoints, §1 row 15",
+    },
+    VerifiedFact {
+        fact: "SAMPLE_SIGNING_KEY, KNOWN_SIGNING_KEYS and the 3.8 signing-key rules",
+        at: &["3.7.1", "3.8.0-rc2"],
+        audit: "§6 signing key, §1 rows 2–4",
+    },
+    VerifiedFact {
+        fact: "dotnet_major, image_defaults, HTTP_PORT (EXPOSE 80 in 3.0–3.2)",
+        at: EVERY_MINOR,
+        audit: "§5 docker/*.Dockerfile per tag",
+    },
+    VerifiedFact {
+        fact: "assemblies, image_ships_postgres, image_app_files (ModularServer ships no PostgreSQL provider)",
+        at: &["3.5.3", "3.7.1", "3.8.0-rc2"],
+        audit: "§4.3 ModularServer, §7 reading the version from a container, §1 row 1",
+    },
+    VerifiedFact {
+        fact: "classify_image, version_from_name_suffix (which names were published from which tags)",
+        at: EVERY_MINOR,
+        audit: "§5 and ELSA-FACTS §0 as corrected by §8",
+    },
+    VerifiedFact {
+        fact: "DEAD_KEYS (no Elsa__AutoMigrate, no Elsa__Persistence__*)",
+        at: &["3.5.3", "3.8.0-rc2"],
+        audit: "§1 rows 17–19",
+    },
+];
+
+#[cfg(test)]
+mod verified_tests {
+    use super::*;
+
+    /// Every tag the table names is a real 3.x release tag (audit §0): a typo, or a tag that
+    /// does not exist, fails here.
+    #[test]
+    fn every_verified_fact_names_real_release_tags_and_an_audit_row() {
+        let releases = crate::domain::versions::releases();
+        for f in VERIFIED {
+            assert!(!f.at.is_empty(), "{}: no tag", f.fact);
+            assert!(f.audit.starts_with('§'), "{}: no audit row", f.fact);
+            for tag in f.at {
+                let v = version_from_tag(Some(tag))
+                    .unwrap_or_else(|| panic!("{}: {tag} is not a version", f.fact));
+                assert!(
+                    releases.iter().any(|(_, r)| r.mm() == v.mm()
+                        && (v.patch.is_none() || r.patch == v.patch)),
+                    "{}: {tag} is not a release",
+                    f.fact
+                );
+            }
+        }
+    }
+}

@@ -492,10 +492,12 @@ pub async fn gather(
                 let events = events_for(&client, ns, &objects, timeout).await;
                 send(FactUpdate::Events(events));
             };
+            // The listing's clues (what the contents say about the version) for the health
+            // path when the image does not name the version.
             let listing = async {
                 let p = match running {
                     // The ephemeral container lists the files itself (see the network probe).
-                    _ if options.vantage == crate::gather::Vantage::Ephemeral => return,
+                    _ if options.vantage == crate::gather::Vantage::Ephemeral => return Vec::new(),
                     Some((pod, container)) => {
                         list_pod_files(client.clone(), ns.to_owned(), pod, container, timeout).await
                     }
@@ -503,7 +505,9 @@ pub async fn gather(
                         "no Elsa container is running to look into — see workload.pods".to_owned(),
                     ),
                 };
+                let clues = p.observed().map(|l| l.clues.clone()).unwrap_or_default();
                 send(FactUpdate::PodFiles(p));
+                clues
             };
             let logs = async {
                 let logs = match (&listed, &identity) {
@@ -517,16 +521,36 @@ pub async fn gather(
                 };
                 send(FactUpdate::Logs(logs));
             };
-            let health = async {
-                let health = match &listed {
-                    Probe::Observed(pods) => {
-                        super::health::gather(&client, ns, pods, identity.as_ref(), timeout).await
-                    }
-                    other => other.clone().recast(),
-                };
-                send(FactUpdate::Health(health));
+            let health = |identity: Option<elsa::Identity>| {
+                let (client, listed, send) = (&client, &listed, &send);
+                async move {
+                    let health = match listed {
+                        Probe::Observed(pods) => {
+                            super::health::gather(client, ns, pods, identity.as_ref(), timeout)
+                                .await
+                        }
+                        other => other.clone().recast(),
+                    };
+                    send(FactUpdate::Health(health));
+                }
             };
-            futures::join!(events, listing, logs, health);
+            match &identity {
+                // The image names the version: the health path is known at once.
+                Some(id) if id.version.is_some() => {
+                    futures::join!(events, listing, logs, health(identity.clone()));
+                }
+                // Otherwise the container's contents may tell it (the model reasons the same).
+                _ => {
+                    let listing_then_health = async {
+                        let clues = listing.await;
+                        let refined = identity
+                            .clone()
+                            .map(|id| crate::model::refine(scope.stated.as_ref(), id, &clues).0);
+                        health(refined).await;
+                    };
+                    futures::join!(events, logs, listing_then_health);
+                }
+            }
         };
         futures::join!(sources_then_database, pods_then_events);
     };
@@ -625,7 +649,9 @@ async fn sources_and_database(
         };
         let _ = tx.send(FactUpdate::DbPods(pods));
     };
-    let plan = match crate::model::database_plan(&known) {
+    // The database the configuration points at, whether or not Elsa uses it yet: the checks
+    // say which (issue 11 #7), so one finding does not hide the next.
+    let plan = match crate::model::intended_database(&known) {
         Ok(plan) => plan,
         Err(why) => {
             let _ = tx.send(FactUpdate::Network(Probe::NotAttempted(why.clone())));

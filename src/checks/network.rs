@@ -38,6 +38,7 @@ pub const DNS: CheckImpl = CheckImpl {
         FactKey::Services,
         FactKey::DbService,
         FactKey::Network,
+        FactKey::NetworkPolicies,
     ],
     causes: &["nxdomain", "servfail", "timeout"],
     run: dns,
@@ -50,6 +51,7 @@ pub const TCP: CheckImpl = CheckImpl {
         FactKey::ConfigSources,
         FactKey::Services,
         FactKey::Network,
+        FactKey::NetworkPolicies,
     ],
     causes: &["refused", "timeout", "unreachable"],
     run: tcp,
@@ -429,7 +431,7 @@ fn dns(f: &Facts) -> Finding {
             Finding::unknown(None, format!("{host} could not be resolved: {reason}"))
         }
     };
-    base(finding.with(tried))
+    super::netpol::vantage_note(f, o, base(finding.with(tried)))
 }
 
 /// A Service with the host's name in another namespace, as (namespace, full name).
@@ -493,7 +495,7 @@ fn tcp(f: &Facts) -> Finding {
             Finding::unknown(None, format!("{host}:{port} could not be tried: {reason}"))
         }
     };
-    base(finding.with(evidence))
+    super::netpol::vantage_note(f, o, base(finding.with(evidence)))
 }
 
 fn describe_port(p: &ServicePort) -> String {

@@ -203,7 +203,9 @@ fn db_end(f: &Facts, pf: &PolicyFacts) -> Result<DbEnd, Finding> {
             format!("pod {}", pod.metadata.name.as_deref().unwrap_or("")),
         ),
         None => match db_workload(f, &selector) {
-            Some((w, spec_containers)) => (template_labels(w), None, spec_containers, w.reference()),
+            Some((w, spec_containers)) => {
+                (template_labels(w), None, spec_containers, w.reference())
+            }
             None => {
                 return Err(unknown(format!(
                     "the pods behind Service {svc_name} are not known (no pod or workload matches its selector): their policies cannot be matched"
@@ -409,9 +411,8 @@ fn policy(f: &Facts) -> Finding {
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    let mut evidence = vec![
-        Evidence::new("NetworkPolicies", names.join(", ")).from(format!("namespace {ns}")),
-    ];
+    let mut evidence =
+        vec![Evidence::new("NetworkPolicies", names.join(", ")).from(format!("namespace {ns}"))];
     let dns = dns_party(f, pf);
     let mut egress: Vec<Judged> = ["UDP", "TCP"]
         .into_iter()
@@ -497,7 +498,8 @@ fn policy(f: &Facts) -> Finding {
         .filter(|(_, j)| matches!(j.verdict, Verdict::Denied { .. }))
         .collect();
     if let Some((line, j)) = denied.first() {
-        let label_mistake = matches!(&j.verdict, Verdict::Denied { notes, .. } if !notes.is_empty());
+        let label_mistake =
+            matches!(&j.verdict, Verdict::Denied { notes, .. } if !notes.is_empty());
         let cause = if j.cause == "dns-blocked" && label_mistake {
             "namespace-label"
         } else {
@@ -599,23 +601,45 @@ mod tests {
     #[test]
     fn default_deny_with_dns_and_database_passes() {
         let f = facts(
-            json!([deny_egress(), allow_dns(("kubernetes.io/metadata.name", "kube-system")), allow_db(5432)]),
+            json!([
+                deny_egress(),
+                allow_dns(("kubernetes.io/metadata.name", "kube-system")),
+                allow_db(5432)
+            ]),
             true,
         );
         let r = policy(&f);
         assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
         let all: String = r.evidence.iter().map(|e| e.value.clone()).collect();
         assert!(all.contains("allowed by allow-dns, egress rule 1"), "{all}");
-        assert!(all.contains("allowed by allow-postgres, egress rule 1"), "{all}");
+        assert!(
+            all.contains("allowed by allow-postgres, egress rule 1"),
+            "{all}"
+        );
     }
 
     #[test]
     fn the_name_label_is_named_in_lint_and_unknown_live_when_unreadable() {
-        let policies = json!([deny_egress(), allow_dns(("name", "kube-system")), allow_db(5432)]);
+        let policies = json!([
+            deny_egress(),
+            allow_dns(("name", "kube-system")),
+            allow_db(5432)
+        ]);
         let r = policy(&facts(policies.clone(), true));
-        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("namespace-label")));
-        assert!(r.message.contains("allow-dns egress rule 1"), "{}", r.message);
-        assert!(r.message.contains("kubernetes.io/metadata.name"), "{}", r.message);
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("namespace-label"))
+        );
+        assert!(
+            r.message.contains("allow-dns egress rule 1"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("kubernetes.io/metadata.name"),
+            "{}",
+            r.message
+        );
         let mut live = facts(policies, false);
         live.network_policies = Probe::Observed(PolicyFacts {
             namespaces: BTreeMap::from([(
@@ -629,17 +653,28 @@ mod tests {
         });
         let r = policy(&live);
         assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
-        assert!(r.message.contains("may not get namespaces"), "{}", r.message);
+        assert!(
+            r.message.contains("may not get namespaces"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
     fn a_blocked_database_port_names_the_policies() {
         let f = facts(
-            json!([deny_egress(), allow_dns(("kubernetes.io/metadata.name", "kube-system")), allow_db(5433)]),
+            json!([
+                deny_egress(),
+                allow_dns(("kubernetes.io/metadata.name", "kube-system")),
+                allow_db(5433)
+            ]),
             true,
         );
         let r = policy(&f);
-        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("db-egress-blocked")));
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("db-egress-blocked"))
+        );
         assert!(r.message.contains("default-deny-egress"), "{}", r.message);
         assert!(r.message.contains("allow-postgres"), "{}", r.message);
         assert!(r.message.contains("pod port 5432"), "{}", r.message);
@@ -651,7 +686,10 @@ mod tests {
           "spec": {"podSelector": {"matchLabels": {"app": "postgres"}},
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "other"}}}]}]}});
         let r = policy(&facts(json!([ing]), false));
-        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("db-ingress-blocked")));
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("db-ingress-blocked"))
+        );
         assert!(r.message.contains("pg-ingress"), "{}", r.message);
     }
 }

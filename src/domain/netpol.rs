@@ -313,7 +313,11 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
             Some(u32::from(n) & mask == u32::from(i) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if len <= 128 => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             Some(u128::from(n) & mask == u128::from(i) & mask)
         }
         (IpAddr::V4(_), IpAddr::V6(_)) | (IpAddr::V6(_), IpAddr::V4(_)) => Some(false),
@@ -466,22 +470,24 @@ pub fn evaluate(
     for p in &chosen {
         let name = name_of(p);
         let policy_ns = subject.namespace.name.as_str();
-        let rules: Vec<(Option<&Vec<NetworkPolicyPeer>>, Option<&Vec<NetworkPolicyPort>>)> =
-            match (direction, &p.spec) {
-                (Direction::Egress, Some(s)) => s
-                    .egress
-                    .iter()
-                    .flatten()
-                    .map(|r| (r.to.as_ref(), r.ports.as_ref()))
-                    .collect(),
-                (Direction::Ingress, Some(s)) => s
-                    .ingress
-                    .iter()
-                    .flatten()
-                    .map(|r| (r.from.as_ref(), r.ports.as_ref()))
-                    .collect(),
-                (_, None) => Vec::new(),
-            };
+        let rules: Vec<(
+            Option<&Vec<NetworkPolicyPeer>>,
+            Option<&Vec<NetworkPolicyPort>>,
+        )> = match (direction, &p.spec) {
+            (Direction::Egress, Some(s)) => s
+                .egress
+                .iter()
+                .flatten()
+                .map(|r| (r.to.as_ref(), r.ports.as_ref()))
+                .collect(),
+            (Direction::Ingress, Some(s)) => s
+                .ingress
+                .iter()
+                .flatten()
+                .map(|r| (r.from.as_ref(), r.ports.as_ref()))
+                .collect(),
+            (_, None) => Vec::new(),
+        };
         for (i, (peers, ports)) in rules.into_iter().enumerate() {
             let rule = i + 1;
             let peer_ok = any_tri(
@@ -624,17 +630,21 @@ mod tests {
     }
 
     fn deny_all_egress() -> NetworkPolicy {
-        pol(json!({"metadata": {"name": "deny-egress", "namespace": "elsa"},
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}))
+        pol(
+            json!({"metadata": {"name": "deny-egress", "namespace": "elsa"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}),
+        )
     }
 
     fn allow_dns(ns_sel: serde_json::Value) -> NetworkPolicy {
-        pol(json!({"metadata": {"name": "allow-dns", "namespace": "elsa"},
+        pol(
+            json!({"metadata": {"name": "allow-dns", "namespace": "elsa"},
             "spec": {"podSelector": {"matchLabels": {"app": "elsa-server"}},
               "policyTypes": ["Egress"],
               "egress": [{"to": [{"namespaceSelector": ns_sel,
                                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}))
+                          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}),
+        )
     }
 
     #[test]
@@ -715,7 +725,10 @@ mod tests {
         };
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("allow-dns egress rule 1"), "{notes:?}");
-        assert!(notes[0].contains("kubernetes.io/metadata.name"), "{notes:?}");
+        assert!(
+            notes[0].contains("kubernetes.io/metadata.name"),
+            "{notes:?}"
+        );
         // Not readable (live, forbidden): unknown, saying why.
         let unread = NsLabels::unread("kube-system", "this user may not get namespaces");
         let Verdict::Unknown { why, .. } = evaluate(
@@ -760,13 +773,7 @@ mod tests {
             ..dns(NsLabels::read("x", BTreeMap::new()))
         };
         assert!(matches!(
-            evaluate(
-                &[and],
-                Direction::Egress,
-                &elsa(),
-                &other_ns,
-                &udp53()
-            ),
+            evaluate(&[and], Direction::Egress, &elsa(), &other_ns, &udp53()),
             Verdict::Denied { .. }
         ));
         // Two peers: any pod labelled kube-dns in the policy's namespace, or anything in
@@ -808,7 +815,10 @@ mod tests {
                 Verdict::Allowed { .. }
             )
         };
-        assert!(allowed(rule(json!([{"port": 5432}]))), "protocol defaults to TCP");
+        assert!(
+            allowed(rule(json!([{"port": 5432}]))),
+            "protocol defaults to TCP"
+        );
         assert!(!allowed(rule(json!([{"port": 5432, "protocol": "UDP"}]))));
         assert!(allowed(rule(json!([{"port": 5000, "endPort": 6000}]))));
         assert!(!allowed(rule(json!([{"port": 5433, "endPort": 6000}]))));
@@ -816,7 +826,10 @@ mod tests {
         assert!(!allowed(rule(json!([{"port": "pg"}]))));
         assert!(!allowed(rule(json!([{"port": 5433}]))));
         assert!(allowed(rule(json!([{"protocol": "TCP"}]))), "no port: all");
-        let unknown_ports = Party { ports: None, ..db() };
+        let unknown_ports = Party {
+            ports: None,
+            ..db()
+        };
         assert!(matches!(
             evaluate(
                 &[rule(json!([{"port": "postgres"}]))],
@@ -835,7 +848,13 @@ mod tests {
             "spec": {"podSelector": {}, "policyTypes": ["Egress"],
               "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/24"]}}]}]}}));
         assert!(matches!(
-            evaluate(std::slice::from_ref(&p), Direction::Egress, &elsa(), &db(), &pg()),
+            evaluate(
+                std::slice::from_ref(&p),
+                Direction::Egress,
+                &elsa(),
+                &db(),
+                &pg()
+            ),
             Verdict::Denied { .. }
         ));
         let elsewhere = Party {
@@ -850,8 +869,14 @@ mod tests {
             cidr_contains("fd00::/8", "fd12::1".parse().expect("ip")),
             Some(true)
         );
-        assert_eq!(cidr_contains("0.0.0.0/0", "fd12::1".parse().expect("ip")), Some(false));
-        assert_eq!(cidr_contains("garbage", "1.2.3.4".parse().expect("ip")), None);
+        assert_eq!(
+            cidr_contains("0.0.0.0/0", "fd12::1".parse().expect("ip")),
+            Some(false)
+        );
+        assert_eq!(
+            cidr_contains("garbage", "1.2.3.4".parse().expect("ip")),
+            None
+        );
     }
 
     #[test]
@@ -861,7 +886,13 @@ mod tests {
               "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "elsa-server"}}}],
                            "ports": [{"port": "postgres"}]}]}}));
         assert_eq!(
-            evaluate(std::slice::from_ref(&p), Direction::Ingress, &db(), &elsa(), &pg()),
+            evaluate(
+                std::slice::from_ref(&p),
+                Direction::Ingress,
+                &db(),
+                &elsa(),
+                &pg()
+            ),
             Verdict::Allowed {
                 policy: "db-in".into(),
                 rule: 1

@@ -350,9 +350,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
                 Err(e) => notes.rejected.push(*e),
             },
             ("v1", "Service") => keep(typed(d), &mut services, &mut notes),
-            ("networking.k8s.io/v1", "NetworkPolicy") => {
-                keep(typed(d), &mut policies, &mut notes)
-            }
+            ("networking.k8s.io/v1", "NetworkPolicy") => keep(typed(d), &mut policies, &mut notes),
             _ => {}
         }
     }
@@ -424,7 +422,10 @@ fn namespace_labels(docs: &[Doc]) -> BTreeMap<String, Probe<BTreeMap<String, Str
     for d in docs.iter().filter(|d| kind(d) == ("v1", "Namespace")) {
         if let Ok(ns) = serde_json::from_value::<Namespace>(d.value.clone()) {
             let name = ns.metadata.name.clone().unwrap_or_default();
-            out.insert(name, Probe::Observed(ns.metadata.labels.unwrap_or_default()));
+            out.insert(
+                name,
+                Probe::Observed(ns.metadata.labels.unwrap_or_default()),
+            );
         }
     }
     out.entry(crate::domain::netpol::DNS_NAMESPACE.to_owned())

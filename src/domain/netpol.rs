@@ -154,6 +154,12 @@ pub enum Verdict {
     },
 }
 
+/// One rule's peers and ports (either may be absent: everything).
+type Rule<'a> = (
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+);
+
 fn name_of(p: &NetworkPolicy) -> &str {
     p.metadata.name.as_deref().unwrap_or("")
 }
@@ -470,10 +476,7 @@ pub fn evaluate(
     for p in &chosen {
         let name = name_of(p);
         let policy_ns = subject.namespace.name.as_str();
-        let rules: Vec<(
-            Option<&Vec<NetworkPolicyPeer>>,
-            Option<&Vec<NetworkPolicyPort>>,
-        )> = match (direction, &p.spec) {
+        let rules: Vec<Rule<'_>> = match (direction, &p.spec) {
             (Direction::Egress, Some(s)) => s
                 .egress
                 .iter()

@@ -216,6 +216,7 @@ pub fn updates(f: Facts) -> Vec<FactUpdate> {
         FactUpdate::Logs(f.logs),
         FactUpdate::Health(f.health),
         FactUpdate::DbPods(f.db_pods),
+        FactUpdate::NetworkPolicies(f.network_policies),
     ]
 }
 

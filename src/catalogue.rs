@@ -119,6 +119,10 @@ static FILES: &[(&str, &str)] = &[
         include_str!("../checks/032-network.tcp.toml"),
     ),
     (
+        "033-network.policy.toml",
+        include_str!("../checks/033-network.policy.toml"),
+    ),
+    (
         "040-database.login.toml",
         include_str!("../checks/040-database.login.toml"),
     ),
@@ -403,6 +407,7 @@ pub fn api_group(resource: &str) -> Option<&'static str> {
         | "persistentvolumeclaims" => "",
         "deployments" | "statefulsets" | "replicasets" => "apps",
         "endpointslices" => "discovery.k8s.io",
+        "networkpolicies" => "networking.k8s.io",
         "selfsubjectrulesreviews" => "authorization.k8s.io",
         _ => return None,
     })

@@ -134,6 +134,18 @@ pub struct NamespaceInfo {
     pub name: String,
     /// `Active` or `Terminating`.
     pub phase: Option<String>,
+    /// Its labels (NetworkPolicy namespace selectors match them).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The NetworkPolicies of the namespace, and the labels of the namespaces their selectors may
+/// pick (the cluster DNS namespace), for `network.policy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyFacts {
+    pub policies: Vec<k8s_openapi::api::networking::v1::NetworkPolicy>,
+    /// Other namespaces' labels, by name (`kube-system`); read only when some policy exists.
+    pub namespaces: BTreeMap<String, Probe<BTreeMap<String, String>>>,
 }
 
 /// One rule of a SelfSubjectRulesReview.
@@ -608,6 +620,9 @@ pub struct Facts {
     /// The pods behind the database host's Service (in-cluster PostgreSQL), specs scrubbed.
     #[serde(default = "not_gathered")]
     pub db_pods: Probe<Vec<Pod>>,
+    /// The namespace's NetworkPolicies (`network.policy`).
+    #[serde(default = "not_gathered")]
+    pub network_policies: Probe<PolicyFacts>,
     /// What reading the manifests noticed (`lint` only; `None` in a cluster run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleNotes>,
@@ -677,6 +692,7 @@ impl Facts {
             logs: Probe::NotAttempted(na()),
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
+            network_policies: Probe::NotAttempted(na()),
             bundle: None,
             model: ModelCell::default(),
         }
@@ -740,6 +756,7 @@ impl Facts {
             FactKey::Logs => self.logs = state(why),
             FactKey::Health => self.health = state(why),
             FactKey::DbPods => self.db_pods = state(why),
+            FactKey::NetworkPolicies => self.network_policies = state(why),
         }
     }
 }
@@ -763,6 +780,7 @@ pub enum FactKey {
     Logs,
     Health,
     DbPods,
+    NetworkPolicies,
 }
 
 impl FactKey {
@@ -783,6 +801,7 @@ impl FactKey {
         FactKey::Logs,
         FactKey::Health,
         FactKey::DbPods,
+        FactKey::NetworkPolicies,
     ];
 }
 
@@ -821,6 +840,7 @@ pub enum FactUpdate {
     Logs(Probe<Vec<PodLog>>),
     Health(Probe<HealthObservation>),
     DbPods(Probe<Vec<Pod>>),
+    NetworkPolicies(Probe<PolicyFacts>),
     /// What reading the manifests noticed (`lint`); sent before the objects, completes no fact.
     Bundle(BundleNotes),
 }
@@ -845,6 +865,7 @@ impl FactUpdate {
             FactUpdate::Logs(_) => FactKey::Logs,
             FactUpdate::Health(_) => FactKey::Health,
             FactUpdate::DbPods(_) => FactKey::DbPods,
+            FactUpdate::NetworkPolicies(_) => FactKey::NetworkPolicies,
         })
     }
 
@@ -890,6 +911,7 @@ impl FactUpdate {
             FactUpdate::Logs(p) => facts.logs = p,
             FactUpdate::Health(p) => facts.health = p,
             FactUpdate::DbPods(p) => facts.db_pods = p,
+            FactUpdate::NetworkPolicies(p) => facts.network_policies = p,
             FactUpdate::Bundle(notes) => facts.bundle = Some(notes),
         }
     }

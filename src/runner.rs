@@ -367,6 +367,7 @@ mod tests {
             FactUpdate::Namespace(Probe::Observed(NamespaceInfo {
                 name: "elsa".into(),
                 phase: Some("Active".into()),
+                labels: Default::default(),
             })),
         ]
     }

@@ -415,3 +415,66 @@ fn invalid_yaml_names_file_line_and_column() {
         "{err}"
     );
 }
+
+/// `network.policy` in `lint`: the verdicts come from the manifests' NetworkPolicies, each
+/// naming the policy (and rule) that decides; no policy in the bundle is not a pass.
+#[test]
+fn network_policies_in_the_manifests_are_judged_and_named() {
+    let home = tempfile::tempdir().expect("tmp");
+    let check = |scenario: &str| {
+        let (report, _) = lint_json(home.path(), &manifests(scenario));
+        report["checks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["id"] == "network.policy"))
+            .cloned()
+            .expect("network.policy runs in lint")
+    };
+    let none = check("healthy");
+    assert_eq!(none["status"], "skip", "{none}");
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cluster may hold others"),
+        "{none}"
+    );
+    let allowed = check("netpol-allowed");
+    assert_eq!(allowed["status"], "pass", "{allowed}");
+    let evidence = allowed["evidence"].to_string();
+    assert!(
+        evidence.contains("allowed by allow-dns, egress rule 1"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("allowed by elsa-to-postgres, egress rule 1"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("allowed by postgres-from-elsa, ingress rule 1"),
+        "{evidence}"
+    );
+    let label = check("netpol-dns-name-label");
+    assert_eq!(
+        (label["status"].as_str(), label["cause"].as_str()),
+        (Some("fail"), Some("namespace-label")),
+        "{label}"
+    );
+    let msg = label["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("allow-dns egress rule 1 selects namespaces by name=kube-system"),
+        "{msg}"
+    );
+    assert!(msg.contains("kubernetes.io/metadata.name"), "{msg}");
+    let blocked = check("netpol-db-blocked");
+    assert_eq!(
+        (blocked["status"].as_str(), blocked["cause"].as_str()),
+        (Some("fail"), Some("db-egress-blocked")),
+        "{blocked}"
+    );
+    let msg = blocked["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("default-deny-egress, allow-dns, elsa-to-postgres select the Elsa pods"),
+        "{msg}"
+    );
+    assert!(msg.contains("pod port 5432"), "{msg}");
+}

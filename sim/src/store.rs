@@ -591,7 +591,7 @@ impl Builder<'_> {
         set_default(m, "creationTimestamp", json!(ts));
         if matches!(
             def.kind,
-            "Deployment" | "StatefulSet" | "ReplicaSet" | "Pod" | "Ingress"
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "Pod" | "Ingress" | "NetworkPolicy"
         ) {
             set_default(m, "generation", json!(1));
         }

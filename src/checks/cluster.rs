@@ -356,6 +356,7 @@ mod tests {
         f.namespace = Probe::Observed(NamespaceInfo {
             name: "elsa".into(),
             phase: Some("Terminating".into()),
+            labels: Default::default(),
         });
         assert_eq!(namespace(&f).cause, Some("terminating"));
         f.namespace = Probe::Forbidden {

@@ -16,6 +16,7 @@ use crate::report::Evidence;
 pub mod cluster;
 pub mod config;
 pub mod database;
+pub mod netpol;
 pub mod network;
 pub mod production;
 pub mod runtime;
@@ -129,6 +130,7 @@ pub static REGISTRY: &[CheckImpl] = &[
     network::SERVICE,
     network::DNS,
     network::TCP,
+    netpol::POLICY,
     database::LOGIN,
     database::TABLES,
     database::MIGRATIONS,

@@ -40,6 +40,7 @@ pub const DNS: CheckImpl = CheckImpl {
         FactKey::PodFiles,
         FactKey::DbService,
         FactKey::Network,
+        FactKey::NetworkPolicies,
     ],
     causes: &["nxdomain", "servfail", "timeout"],
     run: dns,
@@ -53,6 +54,7 @@ pub const TCP: CheckImpl = CheckImpl {
         FactKey::Services,
         FactKey::PodFiles,
         FactKey::Network,
+        FactKey::NetworkPolicies,
     ],
     causes: &["refused", "timeout", "unreachable"],
     run: tcp,
@@ -432,7 +434,7 @@ fn dns(f: &Facts) -> Finding {
             Finding::unknown(None, format!("{host} could not be resolved: {reason}"))
         }
     };
-    base(finding.with(tried))
+    super::netpol::vantage_note(f, o, base(finding.with(tried)))
 }
 
 /// A Service with the host's name in another namespace, as (namespace, full name).
@@ -496,7 +498,7 @@ fn tcp(f: &Facts) -> Finding {
             Finding::unknown(None, format!("{host}:{port} could not be tried: {reason}"))
         }
     };
-    base(finding.with(evidence))
+    super::netpol::vantage_note(f, o, base(finding.with(evidence)))
 }
 
 fn describe_port(p: &ServicePort) -> String {

@@ -303,8 +303,14 @@ pub async fn gather(
         FactKey::Namespace,
         FactKey::Access,
         FactKey::Workloads,
+        FactKey::NetworkPolicies,
     ]));
     let ns = scope.namespace.as_str();
+
+    let policies = async {
+        let p = super::netpol::gather(&client, ns, timeout).await;
+        send(FactUpdate::NetworkPolicies(p));
+    };
 
     let version = async {
         let p = read("server version", "get", "/version", timeout, || {
@@ -323,6 +329,7 @@ pub async fn gather(
         send(FactUpdate::Namespace(p.map(|n| NamespaceInfo {
             name: n.metadata.name.unwrap_or_default(),
             phase: n.status.and_then(|s| s.phase),
+            labels: n.metadata.labels.unwrap_or_default(),
         })));
     };
 
@@ -555,7 +562,7 @@ pub async fn gather(
         futures::join!(sources_then_database, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, workload);
+    futures::join!(version, namespace, access, workload, policies);
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.

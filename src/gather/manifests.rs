@@ -11,12 +11,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret as K8sSecret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret as K8sSecret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
 use crate::facts::{
-    BundleNotes, ConfigMapData, Duplicate, FactUpdate, Probe, Rejected, SecretData,
+    BundleNotes, ConfigMapData, Duplicate, FactUpdate, PolicyFacts, Probe, Rejected, SecretData,
 };
 use crate::redact;
 
@@ -318,6 +319,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     let mut config_maps: BTreeMap<String, ConfigMap> = BTreeMap::new();
     let mut secrets: BTreeMap<String, K8sSecret> = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
+    let mut policies: Vec<NetworkPolicy> = Vec::new();
     fn keep<T>(r: Result<T, Box<Rejected>>, into: &mut Vec<T>, notes: &mut BundleNotes) {
         match r {
             Ok(v) => into.push(v),
@@ -348,6 +350,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
                 Err(e) => notes.rejected.push(*e),
             },
             ("v1", "Service") => keep(typed(d), &mut services, &mut notes),
+            ("networking.k8s.io/v1", "NetworkPolicy") => keep(typed(d), &mut policies, &mut notes),
             _ => {}
         }
     }
@@ -405,7 +408,29 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             secrets: secs,
         },
         FactUpdate::Services(Probe::Observed(services)),
+        FactUpdate::NetworkPolicies(Probe::Observed(PolicyFacts {
+            policies,
+            namespaces: namespace_labels(docs),
+        })),
     ]
+}
+
+/// The labels of every Namespace the bundle defines, and, for the cluster DNS namespace when
+/// the bundle does not define it, that its labels are not known here.
+fn namespace_labels(docs: &[Doc]) -> BTreeMap<String, Probe<BTreeMap<String, String>>> {
+    let mut out = BTreeMap::new();
+    for d in docs.iter().filter(|d| kind(d) == ("v1", "Namespace")) {
+        if let Ok(ns) = serde_json::from_value::<Namespace>(d.value.clone()) {
+            let name = ns.metadata.name.clone().unwrap_or_default();
+            out.insert(
+                name,
+                Probe::Observed(ns.metadata.labels.unwrap_or_default()),
+            );
+        }
+    }
+    out.entry(crate::domain::netpol::DNS_NAMESPACE.to_owned())
+        .or_insert_with(|| Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()));
+    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod database;
 pub mod network;
+pub mod probe_pod;
 pub mod production;
 pub mod runtime;
 pub mod workload;

@@ -42,7 +42,7 @@ pub struct Failure {
     /// Set when the failure is the probe pod of `--vantage debug-pod` never running its probe:
     /// what the scheduler, the kubelet or admission said, for the checks to name as a cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe_pod: Option<network::PodNotStarted>,
+    pub probe_pod: Option<Box<network::PodNotStarted>>,
 }
 
 impl fmt::Display for Failure {

@@ -24,7 +24,7 @@ pub fn why<T>(probe: &Probe<T>) -> Option<&PodNotStarted> {
         Probe::Failed(Failure {
             probe_pod: Some(why),
             ..
-        }) => Some(why),
+        }) => Some(why.as_ref()),
         _ => None,
     }
 }

@@ -349,7 +349,7 @@ fn not_started<T>(why: PodNotStarted) -> Probe<T> {
     Probe::Failed(Failure {
         code: None,
         reason,
-        probe_pod: Some(why),
+        probe_pod: Some(Box::new(why)),
     })
 }
 
@@ -752,6 +752,63 @@ mod tests {
                 .and_then(|s| s.read_only_root_filesystem),
             Some(true)
         );
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "elsadoctor-probe-x"},
+            "status": status,
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn what_stops_a_probe_pod_is_told_apart() {
+        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/3 nodes are available: 3 Insufficient cpu."}]}));
+        assert!(matches!(
+            ended(&unschedulable, "i:1"),
+            Some(End::NotStarted(PodNotStarted::Unschedulable { ref message, .. })) if message.contains("Insufficient cpu")
+        ));
+        let waiting = |reason: &str| {
+            pod(
+                serde_json::json!({"phase": "Pending", "containerStatuses": [
+                {"name": CONTAINER, "image": "i:1", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"waiting": {"reason": reason, "message": "m"}}}]}),
+            )
+        };
+        for reason in ["ErrImagePull", "ImagePullBackOff"] {
+            assert!(matches!(
+                ended(&waiting(reason), "i:1"),
+                Some(End::NotStarted(PodNotStarted::ImagePull { ref image, .. })) if image == "i:1"
+            ));
+        }
+        assert!(matches!(
+            ended(&waiting("CreateContainerConfigError"), "i:1"),
+            Some(End::NotStarted(PodNotStarted::ContainerConfig { .. }))
+        ));
+        // Still on its way: no verdict.
+        assert!(ended(&waiting("ContainerCreating"), "i:1").is_none());
+        assert!(ended(&pod(serde_json::json!({"phase": "Pending"})), "i:1").is_none());
+    }
+
+    #[test]
+    fn rbac_refusals_are_not_admission_refusals() {
+        assert!(!refused_by_admission(
+            403,
+            "pods is forbidden: User \"u\" cannot create resource \"pods\" in API group \"\" in the namespace \"elsa\""
+        ));
+        assert!(refused_by_admission(
+            403,
+            "pods \"p\" is forbidden: exceeded quota: compute, requested: limits.memory=64Mi"
+        ));
+        assert!(refused_by_admission(
+            403,
+            "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true"
+        ));
+        assert!(refused_by_admission(422, "Pod \"p\" is invalid: spec"));
+        assert!(!refused_by_admission(409, "already exists"));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Failure {
     /// The HTTP status, when the API answered.
     pub code: Option<u16>,
     pub reason: String,
+    /// Set when the failure is the probe pod of `--vantage debug-pod` never running its probe:
+    /// what the scheduler, the kubelet or admission said, for the checks to name as a cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_pod: Option<Box<network::PodNotStarted>>,
 }
 
 impl fmt::Display for Failure {
@@ -55,6 +59,7 @@ impl<T> Probe<T> {
         Probe::Failed(Failure {
             code,
             reason: reason.into(),
+            probe_pod: None,
         })
     }
 

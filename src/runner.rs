@@ -156,6 +156,7 @@ pub async fn run_keeping_facts(
                         "the run's --deadline of {} passed before this was observed",
                         humanize(deadline)
                     ),
+                    probe_pod: None,
                 });
                 for key in missing_keys(&arrived) {
                     facts.set_unobserved(key, &why);

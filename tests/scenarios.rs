@@ -29,6 +29,10 @@ struct Expected {
     /// The state of the real PostgreSQL behind the scenario's `postgres` pod.
     #[serde(default)]
     database: common::DbSetup,
+    /// How many requests the simulated cluster answered, keyed `"<verb> <resource> <status>"`
+    /// (`"delete pods 200"`): what the run did to the cluster.
+    #[serde(default)]
+    requests: BTreeMap<String, usize>,
 }
 
 fn expected(dir: &Path) -> Option<Expected> {
@@ -112,6 +116,16 @@ async fn every_scenario_matches_its_expected_statuses() {
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
+    // `SCENARIOS=probe-pod cargo test --test scenarios`: only the scenarios whose name contains
+    // it, while iterating on them.
+    let only = std::env::var("SCENARIOS").ok().filter(|s| !s.is_empty());
+    if let Some(only) = &only {
+        dirs.retain(|d| {
+            d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(only.as_str()))
+        });
+    }
     let catalogue = elsadoctor::catalogue::Catalogue::embedded().expect("catalogue");
     let all_ids: Vec<String> = catalogue.ids().map(str::to_owned).collect();
     let mut ran = 0;
@@ -124,10 +138,6 @@ async fn every_scenario_matches_its_expected_statuses() {
             .and_then(|n| n.to_str())
             .unwrap_or("")
             .to_owned();
-        // `SCENARIO=name` runs the scenarios whose name contains it (while iterating).
-        if std::env::var("SCENARIO").is_ok_and(|only| !name.contains(&only)) {
-            continue;
-        }
         let Some(exp) = expected(&dir) else {
             continue;
         };
@@ -157,6 +167,22 @@ async fn every_scenario_matches_its_expected_statuses() {
             ));
         }
         let report = json(&out);
+        let log = cluster.server.requests();
+        for (key, want) in &exp.requests {
+            let got = log
+                .iter()
+                .filter(|r| {
+                    let resource = match &r.subresource {
+                        Some(sub) => format!("{}/{sub}", r.resource),
+                        None => r.resource.clone(),
+                    };
+                    format!("{} {resource} {}", r.verb, r.status) == *key
+                })
+                .count();
+            if got != *want {
+                failures.push(format!("{name}: {got} requests {key:?}, expected {want}"));
+            }
+        }
         // The run's facts bundle, replayed offline, must give the same report; and it must
         // hold no secret.
         match std::fs::read_to_string(&bundle) {
@@ -255,7 +281,7 @@ async fn every_scenario_matches_its_expected_statuses() {
         ran += 1;
     }
     assert!(
-        ran >= 10 || std::env::var("SCENARIO").is_ok(),
+        ran >= 10 || only.is_some(),
         "only {ran} scenarios have expected.toml"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -49,6 +49,48 @@ pub struct SimConfig {
     /// images get their real layout, anything else a minimal shell image.
     #[serde(default)]
     pub images: BTreeMap<String, ImageConfig>,
+    /// What the admission chain, the scheduler and the kubelet make of pods created through
+    /// the API (`POST pods`: the doctor's debug pod).
+    #[serde(default)]
+    pub created_pods: CreatedPodsConfig,
+}
+
+/// `createdPods:`: why a pod created through the API does not run. Empty: it is admitted,
+/// bound to `node-1` and, with a kubelet stand-in, started. Whatever the setting, a container
+/// whose environment names a missing Secret or ConfigMap (or key) waits with
+/// `CreateContainerConfigError`, as the kubelet leaves it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatedPodsConfig {
+    /// Admission refuses the create (after validation, as a validating admission plugin or
+    /// webhook does).
+    pub refuse: Option<RefuseConfig>,
+    /// The scheduler finds no node: the pod stays Pending, unbound, with
+    /// `PodScheduled=False`, reason `Unschedulable` and this message
+    /// (`0/3 nodes are available: 3 Insufficient cpu. …`).
+    pub unschedulable: Option<String>,
+    /// No scheduler runs: the pod stays Pending, unbound, with no `PodScheduled` condition.
+    #[serde(default)]
+    pub no_scheduler: bool,
+    /// Images the kubelet cannot pull (as written in the pod): the container waits with
+    /// `ErrImagePull`, then `ImagePullBackOff`, with containerd's messages for a repository
+    /// that does not exist.
+    #[serde(default)]
+    pub unpullable: Vec<String>,
+}
+
+/// An admission refusal: 403 `Forbidden` (`pods "<name>" is forbidden: <message>`, as
+/// PodSecurity, ResourceQuota, LimitRange and webhooks answer) or 422 `Invalid`
+/// (`Pod "<name>" is invalid: <field>: <message>`, with the cause in `details`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefuseConfig {
+    /// 403 or 422.
+    pub code: u16,
+    /// What follows `is forbidden: ` (403) or the field's message (422).
+    pub message: String,
+    /// 422 only: the field path (`spec.containers[0].image`).
+    pub field: Option<String>,
 }
 
 /// One `images:` entry.

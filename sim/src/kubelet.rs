@@ -650,6 +650,112 @@ pub fn start_pod(state: &Arc<ServerState>, cfg: &KubeletConfig, pod: &Value) {
     state.processes.add(&ns, &name, task.abort_handle());
 }
 
+/// A reference as containerd resolves it: a first component without `.` or `:` (and not
+/// `localhost`) is a Docker Hub repository, under `library/` when it has no `/`.
+fn fully_qualified(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or_default();
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let named = if has_registry {
+        image.to_string()
+    } else if image.contains('/') {
+        format!("docker.io/{image}")
+    } else {
+        format!("docker.io/library/{image}")
+    };
+    let last = named.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || last.contains('@') {
+        named
+    } else {
+        format!("{named}:latest")
+    }
+}
+
+/// The scheduler's and the kubelet's verdicts on a created pod that will not run, written to
+/// its status as they write them (`createdPods:` of `sim.yaml`; without a kubelet stand-in,
+/// the kubelet's `CreateContainerConfigError` for an environment it cannot resolve). `true`
+/// when the pod is not to be started.
+pub fn hold_pod(state: &Arc<ServerState>, pod: &Value) -> bool {
+    let ns = str_of(pod, &["metadata", "namespace"])
+        .unwrap_or_default()
+        .to_string();
+    let name = str_of(pod, &["metadata", "name"])
+        .unwrap_or_default()
+        .to_string();
+    let created = &state.created_pods;
+    if created.no_scheduler {
+        return true;
+    }
+    if let Some(message) = created.unschedulable.clone() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            update_pod(&st, &ns, &name, |p| {
+                let s = map_mut(map_mut(p).entry("status").or_insert_with(|| json!({})));
+                s.insert(
+                    "conditions".into(),
+                    json!([{"type": "PodScheduled", "status": "False", "lastProbeTime": null,
+                        "lastTransitionTime": now(), "reason": "Unschedulable", "message": message}]),
+                );
+            });
+        });
+        return true;
+    }
+    let containers: Vec<Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let unpullable: Vec<Value> = containers
+        .iter()
+        .filter(|c| {
+            str_of(c, &["image"]).is_some_and(|i| created.unpullable.iter().any(|u| u == i))
+        })
+        .cloned()
+        .collect();
+    if !unpullable.is_empty() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            for c in &unpullable {
+                let image = str_of(c, &["image"]).unwrap_or_default();
+                let full = fully_qualified(image);
+                let pull = format!(
+                    "failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"
+                );
+                let err = format!("rpc error: code = Unknown desc = {pull}");
+                let backoff = format!("Back-off pulling image \"{image}\": ErrImagePull: {err}");
+                for (reason, message) in [("ErrImagePull", err), ("ImagePullBackOff", backoff)] {
+                    let mut cs = creating_status(c);
+                    map_mut(&mut cs).insert(
+                        "state".into(),
+                        json!({"waiting": {"reason": reason, "message": message}}),
+                    );
+                    update_pod(&st, &ns, &name, |p| set_status(p, false, cs));
+                }
+            }
+        });
+        return true;
+    }
+    if state.kubelet.is_some() {
+        return false;
+    }
+    // No stand-in runs the containers, but the kubelet's first step still happens: building
+    // each container's environment.
+    let st = state.clone();
+    tokio::spawn(async move {
+        for c in &containers {
+            if let Err(message) = resolve_env(&st, &ns, c) {
+                let mut cs = creating_status(c);
+                map_mut(&mut cs).insert(
+                    "state".into(),
+                    json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}}),
+                );
+                update_pod(&st, &ns, &name, |p| set_status(p, false, cs));
+            }
+        }
+    });
+    true
+}
+
 /// Start one ephemeral container of a pod.
 pub fn start_ephemeral(
     state: &Arc<ServerState>,
@@ -672,6 +778,20 @@ pub fn start_ephemeral(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_resolve_like_containerd() {
+        assert_eq!(
+            fully_qualified("elsadoctor:0.1.0"),
+            "docker.io/library/elsadoctor:0.1.0"
+        );
+        assert_eq!(fully_qualified("example/x"), "docker.io/example/x:latest");
+        assert_eq!(
+            fully_qualified("registry.example.com:5000/team/x:1"),
+            "registry.example.com:5000/team/x:1"
+        );
+        assert_eq!(fully_qualified("localhost/x:2"), "localhost/x:2");
+    }
 
     #[test]
     fn expansion_follows_the_kubelet() {

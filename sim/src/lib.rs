@@ -631,6 +631,7 @@ impl SimServer {
             log_tick: tokio::sync::watch::channel(0).0,
             images: cfg.images.clone(),
             kubelet,
+            created_pods: cfg.created_pods.clone(),
             processes: kubelet::Processes::default(),
             token: token.clone(),
             rbac: rbac::Rbac::new(cfg.rbac.as_ref(), &namespace),

@@ -47,6 +47,9 @@ pub struct ServerState {
     pub images: BTreeMap<String, ImageConfig>,
     /// The kubelet stand-in, when enabled: runs created pods.
     pub kubelet: Option<KubeletConfig>,
+    /// `createdPods:` of `sim.yaml`: what admission, the scheduler and the kubelet make of
+    /// created pods.
+    pub created_pods: crate::config::CreatedPodsConfig,
     /// Processes the stand-in runs.
     pub processes: Processes,
     /// Expected bearer token.
@@ -1429,6 +1432,10 @@ fn create_pod(
     } else {
         given
     };
+    // Validating admission (PodSecurity, quotas, webhooks) runs before the object is stored.
+    if let Some(r) = &state.created_pods.refuse {
+        return admission_refusal(&name, r);
+    }
     if store.entry(def, &ns, &name).is_some() {
         return status(
             409,
@@ -1463,7 +1470,9 @@ fn create_pod(
     let spec = super::store::child(&mut pod, "spec");
     super::store::normalize_pod_spec(spec);
     super::store::add_service_account_volume(spec, &name);
-    if str_of(spec, &["nodeName"]).is_none_or(str::is_empty) {
+    // Without a scheduler's verdict the pod stays unbound, with only the API server's status.
+    let unbound = state.created_pods.unschedulable.is_some() || state.created_pods.no_scheduler;
+    if !unbound && str_of(spec, &["nodeName"]).is_none_or(str::is_empty) {
         super::store::map_mut(spec).insert("nodeName".into(), json!("node-1"));
     }
     let qos = super::store::qos_class(spec);
@@ -1472,8 +1481,9 @@ fn create_pod(
         "10.244.1.{}",
         2 + super::util::hash_parts(&[&ns, &name]) % 250
     );
-    super::store::map_mut(&mut pod).insert(
-        "status".into(),
+    let status = if unbound && str_of(spec, &["nodeName"]).is_none_or(str::is_empty) {
+        json!({"phase": "Pending", "qosClass": qos})
+    } else {
         json!({
             "phase": "Pending",
             "conditions": [
@@ -1489,8 +1499,9 @@ fn create_pod(
             "startTime": created,
             "qosClass": qos,
             "containerStatuses": statuses
-        }),
-    );
+        })
+    };
+    super::store::map_mut(&mut pod).insert("status".into(), status);
     let change = store.upsert(def, pod);
     let body = store
         .entry(def, &ns, &name)
@@ -1499,10 +1510,27 @@ fn create_pod(
     let stored = store.get(def, &ns, &name);
     drop(store);
     state.publish(change);
-    if let (Some(cfg), Some(p)) = (&state.kubelet, stored) {
+    if let Some(p) = stored
+        && !kubelet::hold_pod(state, &p)
+        && let Some(cfg) = &state.kubelet
+    {
         kubelet::start_pod(state, cfg, &p);
     }
     raw_json_response(StatusCode::CREATED, body)
+}
+
+/// A validating admission plugin's refusal of pod `name`, as the API server words it.
+fn admission_refusal(name: &str, r: &crate::config::RefuseConfig) -> Response {
+    if r.code == 422 {
+        let field = r.field.clone().unwrap_or_else(|| "spec".to_owned());
+        return invalid(name, &[(field, "FieldValueInvalid", r.message.clone())]);
+    }
+    status(
+        r.code,
+        "Forbidden",
+        &format!("pods \"{name}\" is forbidden: {}", r.message),
+        Some(json!({"name": name, "kind": "pods"})),
+    )
 }
 
 /// Remove a pod, kill what the stand-in runs for it; the deleted object (with its

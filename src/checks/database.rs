@@ -32,6 +32,11 @@ pub const LOGIN: CheckImpl = CheckImpl {
         "refused",
         "timeout",
         "external-host",
+        "probe-pod-refused",
+        "probe-pod-unschedulable",
+        "probe-pod-not-scheduled",
+        "probe-pod-image-pull",
+        "probe-pod-config-error",
     ],
     run: login,
 };
@@ -170,7 +175,10 @@ fn login(f: &Facts) -> Finding {
                 _ => Finding::unknown(None, format!("the login failed: {msg}")),
             }
         }
-        other => not_observed(other, "the database"),
+        other => match super::probe_pod::why(other) {
+            Some(why) => super::probe_pod::finding(why, "The login from the debug pod"),
+            None => not_observed(other, "the database"),
+        },
     };
     with_target(f, found)
 }

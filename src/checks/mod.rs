@@ -18,6 +18,7 @@ pub mod config;
 pub mod database;
 pub mod netpol;
 pub mod network;
+pub mod probe_pod;
 pub mod production;
 pub mod runtime;
 pub mod workload;

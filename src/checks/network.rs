@@ -42,7 +42,16 @@ pub const DNS: CheckImpl = CheckImpl {
         FactKey::Network,
         FactKey::NetworkPolicies,
     ],
-    causes: &["nxdomain", "servfail", "timeout"],
+    causes: &[
+        "nxdomain",
+        "servfail",
+        "timeout",
+        "probe-pod-refused",
+        "probe-pod-unschedulable",
+        "probe-pod-not-scheduled",
+        "probe-pod-image-pull",
+        "probe-pod-config-error",
+    ],
     run: dns,
 };
 
@@ -56,7 +65,16 @@ pub const TCP: CheckImpl = CheckImpl {
         FactKey::Network,
         FactKey::NetworkPolicies,
     ],
-    causes: &["refused", "timeout", "unreachable"],
+    causes: &[
+        "refused",
+        "timeout",
+        "unreachable",
+        "probe-pod-refused",
+        "probe-pod-unschedulable",
+        "probe-pod-not-scheduled",
+        "probe-pod-image-pull",
+        "probe-pod-config-error",
+    ],
     run: tcp,
 };
 
@@ -289,12 +307,15 @@ fn count_endpoints(slices: &[EndpointSlice], port: Option<&ServicePort>) -> (usi
 }
 
 /// The in-cluster probes, or the finding for why there are none.
-fn observation(f: &Facts) -> Result<&NetworkObservation, Finding> {
+fn observation<'a>(f: &'a Facts, what: &str) -> Result<&'a NetworkObservation, Finding> {
     match &f.network {
         Probe::Observed(o) => Ok(o),
         // A vantage that does not reach into the cluster network: a choice, not a failure.
         Probe::NotAttempted(why) => Err(Finding::skip(why.clone())),
-        other => Err(not_observed(other, "the in-cluster probes")),
+        other => Err(match super::probe_pod::why(other) {
+            Some(why) => super::probe_pod::finding(why, what),
+            None => not_observed(other, "the in-cluster probes"),
+        }),
     }
 }
 
@@ -349,9 +370,9 @@ fn resolv_evidence(o: &NetworkObservation) -> Option<Evidence> {
 
 /// The database host and port and the in-cluster probes both network checks judge, or the
 /// finding that says why there are none.
-fn probed(f: &Facts) -> Result<(String, u16, &NetworkObservation), Finding> {
+fn probed<'a>(f: &'a Facts, what: &str) -> Result<(String, u16, &'a NetworkObservation), Finding> {
     let (host, port) = db_endpoint(f)?;
-    let o = observation(f).map_err(|finding| finding.var("db_host", &host))?;
+    let o = observation(f, what).map_err(|finding| finding.var("db_host", &host))?;
     Ok((host, port, o))
 }
 
@@ -368,7 +389,7 @@ fn decorate(finding: Finding, o: &NetworkObservation, host: &str, port: u16) -> 
 }
 
 fn dns(f: &Facts) -> Finding {
-    let (host, port, o) = match probed(f) {
+    let (host, port, o) = match probed(f, "DNS from the namespace") {
         Ok(p) => p,
         Err(finding) => return finding,
     };
@@ -448,7 +469,7 @@ fn elsewhere_hint(f: &Facts) -> Option<(String, String)> {
 }
 
 fn tcp(f: &Facts) -> Finding {
-    let (host, port, o) = match probed(f) {
+    let (host, port, o) = match probed(f, "The TCP connection to the database") {
         Ok(p) => p,
         Err(finding) => return finding,
     };

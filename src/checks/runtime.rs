@@ -807,6 +807,7 @@ mod tests {
             f.pod_files = Probe::Failed(Failure {
                 code: None,
                 reason: "no shell: exec: \"sh\": executable file not found in $PATH".into(),
+                probe_pod: None,
             });
             let r = sqlite_file(&f);
             assert_eq!(r.outcome, Outcome::Unknown);

@@ -275,3 +275,46 @@ pub struct DbProbe {
     pub target: DbTarget,
     pub observation: Probe<DbObservation>,
 }
+
+/// Why the probe pod of `--vantage debug-pod` never ran its probe, as the scheduler, the
+/// kubelet or the API server's admission said it. Each is final for the run: the pod is deleted
+/// and the checks that would have used its report name this as their cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum PodNotStarted {
+    /// The create was refused (PodSecurity, a ResourceQuota or LimitRange, a validating
+    /// webhook: 403; validation: 422): the `Status` body's reason and message.
+    Refused {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// `PodScheduled=False`, reason `Unschedulable`: no node fits; the scheduler's message.
+    Unschedulable { pod: String, message: String },
+    /// Neither bound to a node nor judged by a scheduler within `--timeout`.
+    NotScheduled { pod: String, waited_ms: u64 },
+    /// The kubelet cannot pull the image (`ErrImagePull`, `ImagePullBackOff`,
+    /// `InvalidImageName`).
+    ImagePull {
+        pod: String,
+        image: String,
+        reason: String,
+        message: String,
+    },
+    /// `CreateContainerConfigError`: the kubelet cannot build the container's configuration (a
+    /// Secret or ConfigMap, or a key in one, that the environment refers to is missing).
+    ContainerConfig { pod: String, message: String },
+}
+
+impl PodNotStarted {
+    /// The probe pod's name, when it was created.
+    pub fn pod(&self) -> Option<&str> {
+        match self {
+            PodNotStarted::Refused { .. } => None,
+            PodNotStarted::Unschedulable { pod, .. }
+            | PodNotStarted::NotScheduled { pod, .. }
+            | PodNotStarted::ImagePull { pod, .. }
+            | PodNotStarted::ContainerConfig { pod, .. } => Some(pod),
+        }
+    }
+}

@@ -24,7 +24,8 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 
 use super::kube::classify;
-use crate::facts::Probe;
+use crate::facts::network::PodNotStarted;
+use crate::facts::{Failure, Probe};
 
 /// Label every pod elsadoctor creates carries (`kubectl get pods -l app.kubernetes.io/managed-by=elsadoctor`).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "elsadoctor");
@@ -259,6 +260,13 @@ async fn create_and_read(
     let pod = manifest(namespace, name, spec);
     match tokio::time::timeout(timeout, api.create(&PostParams::default(), &pod)).await {
         Ok(Ok(_)) => {}
+        Ok(Err(kube::Error::Api(s))) if refused_by_admission(s.code, &s.message) => {
+            return not_started(PodNotStarted::Refused {
+                code: s.code,
+                reason: s.reason.clone(),
+                message: crate::redact::text(&s.message),
+            });
+        }
         Ok(Err(e)) => return classify(&e, "create", "pods"),
         Err(_) => return Probe::failed(None, "creating the probe pod took longer than --timeout"),
     }
@@ -266,10 +274,14 @@ async fn create_and_read(
     let end = match finished(
         &api,
         name,
+        &spec.image,
         Duration::from_secs(spec.deadline_seconds.unsigned_abs()),
+        timeout,
     )
     .await
     {
+        // A pod that never ran has no log to read.
+        Ok(End::NotStarted(why)) => return not_started(why),
         Ok(end) => end,
         Err(p) => return p,
     };
@@ -295,22 +307,96 @@ async fn create_and_read(
             exit_code,
         }),
         End::Failed(why) => Probe::failed(None, format!("probe pod {name} failed: {why}")),
+        End::NotStarted(why) => not_started(why),
     }
 }
 
 enum End {
     /// The container ran to its end with this exit code.
     Terminated(Option<i32>),
-    /// The pod failed before its container could report (deadline, image pull, eviction).
+    /// The pod failed after its container started (deadline, eviction).
     Failed(String),
+    /// The pod will not run its container: what the scheduler or the kubelet said.
+    NotStarted(PodNotStarted),
+}
+
+/// The probe state of a probe pod that never ran its probe.
+fn not_started<T>(why: PodNotStarted) -> Probe<T> {
+    let reason = match &why {
+        PodNotStarted::Refused {
+            code,
+            reason,
+            message,
+        } => format!(
+            "the API server refused to create the probe pod (HTTP {code} {reason}): {message}"
+        ),
+        PodNotStarted::Unschedulable { pod, message } => {
+            format!("probe pod {pod} cannot be scheduled: {message}")
+        }
+        PodNotStarted::NotScheduled { pod, waited_ms } => format!(
+            "probe pod {pod} was not scheduled within {waited_ms} ms (--timeout): no scheduler bound it to a node"
+        ),
+        PodNotStarted::ImagePull {
+            pod,
+            image,
+            reason,
+            message,
+        } => format!("probe pod {pod} cannot pull image {image}: {reason}: {message}"),
+        PodNotStarted::ContainerConfig { pod, message } => {
+            format!("probe pod {pod}: CreateContainerConfigError: {message}")
+        }
+    };
+    Probe::Failed(Failure {
+        code: None,
+        reason,
+        probe_pod: Some(Box::new(why)),
+    })
+}
+
+/// Whether a refused create is admission's doing (PodSecurity, a ResourceQuota or LimitRange,
+/// a validating webhook, validation) rather than RBAC's: RBAC's 403 says the user `cannot
+/// create resource`, admission's names what in the pod it will not admit.
+fn refused_by_admission(code: u16, message: &str) -> bool {
+    code == 422 || (code == 403 && !message.contains("cannot create resource"))
 }
 
 /// Waits until the pod has terminated, watching it by name. The client's read timeout ends a
 /// quiet watch, so the watch is resumed (after one GET that catches a change in between) until
-/// the pod ends or `limit` passes. Image pull errors end the wait early: the pod would otherwise
-/// sit until its deadline.
-async fn finished(api: &Api<Pod>, name: &str, limit: Duration) -> Result<End, Probe<Ran>> {
-    wait_for(api, name, limit, "the probe pod", ended).await
+/// the pod ends or `limit` passes. What makes the pod never run its probe ends the wait as soon
+/// as it is reported: the scheduler's `Unschedulable`, an image the kubelet cannot pull, a
+/// configuration it cannot build; and a pod neither bound to a node nor judged by a scheduler
+/// within `timeout` (a request's time: a scheduler answers in far less).
+async fn finished(
+    api: &Api<Pod>,
+    name: &str,
+    image: &str,
+    limit: Duration,
+    timeout: Duration,
+) -> Result<End, Probe<Ran>> {
+    let placed = |p: &Pod| -> Option<Option<End>> {
+        if let Some(end) = ended(p, image) {
+            return Some(Some(end));
+        }
+        let bound = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        bound.then_some(None)
+    };
+    let scheduled = wait_for(api, name, limit, "the probe pod", placed);
+    match tokio::time::timeout(timeout, scheduled).await {
+        Ok(Ok(Some(end))) => return Ok(end),
+        Ok(Ok(None)) => {}
+        Ok(Err(p)) => return Err(p),
+        Err(_) => {
+            return Ok(End::NotStarted(PodNotStarted::NotScheduled {
+                pod: name.to_owned(),
+                waited_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }));
+        }
+    }
+    wait_for(api, name, limit, "the probe pod", |p| ended(p, image)).await
 }
 
 /// Waits until `done` says something of the pod `name`: a GET (which catches a change made
@@ -394,9 +480,24 @@ async fn watch_until<T>(
     Ok(None)
 }
 
-/// Whether a pod's status says it is done, and how.
-fn ended(pod: &Pod) -> Option<End> {
+/// Whether a pod's status says it is done, and how; `image` is the probe image, named when
+/// it cannot be pulled.
+fn ended(pod: &Pod, image: &str) -> Option<End> {
     let status = pod.status.as_ref()?;
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled")
+        && c.status == "False"
+        && c.reason.as_deref() == Some("Unschedulable")
+    {
+        return Some(End::NotStarted(PodNotStarted::Unschedulable {
+            pod: name,
+            message: c.message.clone().unwrap_or_default(),
+        }));
+    }
     let container = status
         .container_statuses
         .iter()
@@ -407,15 +508,25 @@ fn ended(pod: &Pod) -> Option<End> {
     }
     if let Some(w) = container.and_then(|c| c.state.as_ref()?.waiting.as_ref())
         && let Some(reason) = w.reason.as_deref()
-        && matches!(
-            reason,
-            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "CreateContainerConfigError"
-        )
     {
-        return Some(End::Failed(format!(
-            "{reason}: {} (set --probe-image to an image this cluster can pull)",
-            w.message.as_deref().unwrap_or("")
-        )));
+        let message = crate::redact::text(w.message.as_deref().unwrap_or(""));
+        match reason {
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
+                return Some(End::NotStarted(PodNotStarted::ImagePull {
+                    pod: name,
+                    image: image.to_owned(),
+                    reason: reason.to_owned(),
+                    message,
+                }));
+            }
+            "CreateContainerConfigError" => {
+                return Some(End::NotStarted(PodNotStarted::ContainerConfig {
+                    pod: name,
+                    message,
+                }));
+            }
+            _ => {}
+        }
     }
     match status.phase.as_deref() {
         Some("Failed") => Some(End::Failed(
@@ -641,6 +752,63 @@ mod tests {
                 .and_then(|s| s.read_only_root_filesystem),
             Some(true)
         );
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "elsadoctor-probe-x"},
+            "status": status,
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn what_stops_a_probe_pod_is_told_apart() {
+        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/3 nodes are available: 3 Insufficient cpu."}]}));
+        assert!(matches!(
+            ended(&unschedulable, "i:1"),
+            Some(End::NotStarted(PodNotStarted::Unschedulable { ref message, .. })) if message.contains("Insufficient cpu")
+        ));
+        let waiting = |reason: &str| {
+            pod(
+                serde_json::json!({"phase": "Pending", "containerStatuses": [
+                {"name": CONTAINER, "image": "i:1", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"waiting": {"reason": reason, "message": "m"}}}]}),
+            )
+        };
+        for reason in ["ErrImagePull", "ImagePullBackOff"] {
+            assert!(matches!(
+                ended(&waiting(reason), "i:1"),
+                Some(End::NotStarted(PodNotStarted::ImagePull { ref image, .. })) if image == "i:1"
+            ));
+        }
+        assert!(matches!(
+            ended(&waiting("CreateContainerConfigError"), "i:1"),
+            Some(End::NotStarted(PodNotStarted::ContainerConfig { .. }))
+        ));
+        // Still on its way: no verdict.
+        assert!(ended(&waiting("ContainerCreating"), "i:1").is_none());
+        assert!(ended(&pod(serde_json::json!({"phase": "Pending"})), "i:1").is_none());
+    }
+
+    #[test]
+    fn rbac_refusals_are_not_admission_refusals() {
+        assert!(!refused_by_admission(
+            403,
+            "pods is forbidden: User \"u\" cannot create resource \"pods\" in API group \"\" in the namespace \"elsa\""
+        ));
+        assert!(refused_by_admission(
+            403,
+            "pods \"p\" is forbidden: exceeded quota: compute, requested: limits.memory=64Mi"
+        ));
+        assert!(refused_by_admission(
+            403,
+            "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true"
+        ));
+        assert!(refused_by_admission(422, "Pod \"p\" is invalid: spec"));
+        assert!(!refused_by_admission(409, "already exists"));
     }
 
     #[test]

@@ -683,9 +683,11 @@ impl SimServer {
                 port_forwards.push((ns.clone(), name, pg.port, to.to_string()));
             }
         }
+        // The server changes its objects: its own copy, unless nobody else holds them.
+        let mut store = Arc::unwrap_or_clone(store);
         let network = if cfg.cluster_network {
             Some(
-                network::start(&store, &port_forwards, closing.subscribe())
+                network::start(&mut store, &port_forwards, closing.subscribe())
                     .await
                     .map_err(SimError::Bind)?,
             )
@@ -715,8 +717,7 @@ impl SimServer {
         let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
-            // The server changes its objects: its own copy, unless nobody else holds them.
-            store: std::sync::RwLock::new(Arc::unwrap_or_clone(store)),
+            store: std::sync::RwLock::new(store),
             changes: tokio::sync::broadcast::channel(1024).0,
             log_tick: tokio::sync::watch::channel(0).0,
             images: cfg.images.clone(),

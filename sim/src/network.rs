@@ -82,13 +82,15 @@ pub fn pod_resolv_conf(nameserver: SocketAddr, namespace: &str) -> String {
 
 /// Starts the DNS server and the ClusterIP listeners. `port_forwards` are the pod port targets
 /// (namespace, pod, port, `host:port`).
+///
+/// Two simulations at once (two demos, parallel tests) must not share ClusterIP:port: the
+/// store's 127.96.a.b addresses move to 127.(96+k).a.b, with the first `k` whose listeners can
+/// all be bound, and the Services are updated to match before anyone reads them.
 pub async fn start(
-    store: &Store,
+    store: &mut Store,
     port_forwards: &[(String, String, u16, String)],
     closing: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Network> {
-    let mut records: HashMap<String, Ipv4Addr> = HashMap::new();
-    let mut routes = Vec::new();
     let (Some(services), Some(slices)) = (
         resources::find("", "v1", "services"),
         resources::find("discovery.k8s.io", "v1", "endpointslices"),
@@ -99,8 +101,13 @@ pub async fn start(
         .list(slices, None)
         .map(|(_, e)| e.value(slices))
         .collect();
-    for (_, entry) in store.list(services, None) {
-        let svc = entry.value(services);
+    let service_list: Vec<Value> = store
+        .list(services, None)
+        .map(|(_, e)| e.value(services))
+        .collect();
+    // (service, ClusterIP, [(port, targets)])
+    let mut planned: Vec<(Value, Ipv4Addr, Vec<(u16, Vec<String>)>)> = Vec::new();
+    for svc in service_list {
         let ns = str_of(&svc, &["metadata", "namespace"]).unwrap_or_default();
         let name = str_of(&svc, &["metadata", "name"]).unwrap_or_default();
         let Some(ip) =
@@ -108,38 +115,87 @@ pub async fn start(
         else {
             continue;
         };
-        records.insert(format!("{name}.{ns}.svc.{ZONE}."), ip);
-        if !ip.is_loopback() {
-            continue;
-        }
-        let ports = svc
+        let mut ports = Vec::new();
+        for port in svc
             .pointer("/spec/ports")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for port in ports {
-            let Some(number) = port.get("port").and_then(Value::as_u64) else {
-                continue;
-            };
-            let Ok(number) = u16::try_from(number) else {
+            .into_iter()
+            .flatten()
+        {
+            let Some(number) = port
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+            else {
                 continue;
             };
             let port_name = port.get("name").and_then(Value::as_str).unwrap_or("");
             let targets = ready_targets(&slice_list, ns, name, port_name, port_forwards);
-            if targets.is_empty() {
-                continue;
-            }
-            let addr = SocketAddr::new(IpAddr::V4(ip), number);
-            match TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    routes.push((addr, targets.clone()));
-                    tokio::spawn(forward(listener, targets, closing.clone()));
-                }
-                Err(e) => tracing::warn!(
-                    "simulated Service {ns}/{name}: cannot listen on {addr}: {e}; connections to it will be refused"
-                ),
+            if ip.is_loopback() && !targets.is_empty() {
+                ports.push((number, targets));
             }
         }
+        planned.push((svc.clone(), ip, ports));
+    }
+    let moved = |ip: Ipv4Addr, k: u8| {
+        let [a, b, c, d] = ip.octets();
+        if a == 127 && b == 96 {
+            Ipv4Addr::new(127, 96 + k, c, d)
+        } else {
+            ip
+        }
+    };
+    let seed = u8::try_from(std::process::id() % 150).unwrap_or(0);
+    let mut bound: Vec<(SocketAddr, TcpListener, Vec<String>)> = Vec::new();
+    let mut shift = 0u8;
+    'attempts: for attempt in 0..150u8 {
+        let k = (seed + attempt) % 150;
+        bound.clear();
+        for (svc, ip, ports) in &planned {
+            for (port, targets) in ports {
+                let addr = SocketAddr::new(IpAddr::V4(moved(*ip, k)), *port);
+                match TcpListener::bind(addr).await {
+                    Ok(l) => bound.push((addr, l, targets.clone())),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue 'attempts,
+                    Err(e) => tracing::warn!(
+                        "simulated Service {}: cannot listen on {addr}: {e}; connections to it will be refused",
+                        str_of(svc, &["metadata", "name"]).unwrap_or_default()
+                    ),
+                }
+            }
+        }
+        shift = k;
+        break;
+    }
+    let mut records: HashMap<String, Ipv4Addr> = HashMap::new();
+    for (mut svc, ip, _) in planned {
+        let ip = moved(ip, shift);
+        let ns = str_of(&svc, &["metadata", "namespace"])
+            .unwrap_or_default()
+            .to_string();
+        let name = str_of(&svc, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_string();
+        records.insert(format!("{name}.{ns}.svc.{ZONE}."), ip);
+        if shift != 0
+            && ip.is_loopback()
+            && let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("clusterIP".into(), Value::String(ip.to_string()));
+            spec.insert(
+                "clusterIPs".into(),
+                Value::Array(vec![Value::String(ip.to_string())]),
+            );
+            if let Some(m) = svc.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            store.upsert(services, svc);
+        }
+    }
+    let mut routes = Vec::new();
+    for (addr, listener, targets) in bound {
+        routes.push((addr, targets.clone()));
+        tokio::spawn(forward(listener, targets, closing.clone()));
     }
     let udp = UdpSocket::bind(("127.0.0.1", 0)).await?;
     let dns = udp.local_addr()?;

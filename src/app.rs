@@ -393,17 +393,28 @@ async fn render_one(
     finish(report, write_error)
 }
 
-/// `elsadoctor demo [--scenario DIR]`: serves a scenario from the simulated cluster on
-/// loopback and runs every check against it, labelled SIMULATED.
+/// `elsadoctor demo [--scenario NAME|DIR]`: serves a built-in scenario (by name, default
+/// [`elsadoctor_sim::DEFAULT_BUILTIN`]) or a scenario directory from the simulated cluster on
+/// loopback and runs every check against it, labelled SIMULATED. Which scenario, and what it
+/// shows, is said in one line on stderr (stdout stays the report alone, for -o json).
 pub async fn demo(
     settings: &Settings,
-    scenario: Option<&std::path::Path>,
+    scenario: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
-    let scenario = match scenario {
-        Some(dir) => elsadoctor_sim::Scenario::load_dir(dir)
-            .map_err(|e| AppError::Scenario(format!("cannot load scenario: {e}")))?,
-        None => elsadoctor_sim::Scenario::builtin_demo(),
+    let scenario = match demo_scenario(scenario.unwrap_or(elsadoctor_sim::DEFAULT_BUILTIN))? {
+        (scenario, Some(description)) => {
+            eprintln!("elsadoctor demo: {}: {description}", scenario.name());
+            scenario
+        }
+        (scenario, None) => {
+            eprintln!(
+                "elsadoctor demo: your scenario {} (namespace {})",
+                scenario.name(),
+                scenario.default_namespace()
+            );
+            scenario
+        }
     };
     // The kubelet stand-in runs probe pods the doctor creates with this very binary.
     let scenario = match std::env::current_exe() {
@@ -426,6 +437,55 @@ pub async fn demo(
     let outcome = run_against(settings, &target, true, out).await;
     server.shutdown().await;
     outcome
+}
+
+/// The scenario `demo --scenario` names: a built-in (with its description) or, for a value
+/// with a `/` or one that names no built-in but an existing directory, that directory.
+fn demo_scenario(
+    value: &str,
+) -> Result<(elsadoctor_sim::Scenario, Option<&'static str>), AppError> {
+    let is_path = value.contains('/') || value.contains(std::path::MAIN_SEPARATOR);
+    if !is_path && let Some(b) = elsadoctor_sim::BUILTINS.iter().find(|b| b.name == value) {
+        return match elsadoctor_sim::Scenario::builtin(b.name) {
+            Some(Ok(s)) => Ok((s, Some(b.description))),
+            Some(Err(e)) => Err(AppError::Scenario(format!(
+                "the built-in scenario {} is broken: {e}",
+                b.name
+            ))),
+            None => Err(AppError::Scenario(format!("no built-in scenario {value}"))),
+        };
+    }
+    let dir = std::path::Path::new(value);
+    if !is_path && !dir.is_dir() {
+        let names: Vec<&str> = elsadoctor_sim::BUILTINS.iter().map(|b| b.name).collect();
+        return Err(AppError::Scenario(format!(
+            "unknown demo scenario {value:?}: the built-ins are {} (or give a scenario directory, e.g. ./{value})",
+            names.join(", ")
+        )));
+    }
+    elsadoctor_sim::Scenario::load_dir(dir)
+        .map(|s| (s, None))
+        .map_err(|e| AppError::Scenario(format!("cannot load scenario: {e}")))
+}
+
+/// `elsadoctor demo --list`: each built-in scenario's name and what it shows.
+pub fn list_demos(out: &mut dyn Write) -> Result<(), AppError> {
+    let width = elsadoctor_sim::BUILTINS
+        .iter()
+        .map(|b| b.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for b in elsadoctor_sim::BUILTINS {
+        let default = if b.name == elsadoctor_sim::DEFAULT_BUILTIN {
+            " (default)"
+        } else {
+            ""
+        };
+        text.push_str(&format!("{:width$}  {}{default}\n", b.name, b.description));
+    }
+    text.push_str("\nRun one with `elsadoctor demo --scenario NAME`; add --vantage debug-pod to probe from inside the simulated cluster.\n");
+    out.write_all(text.as_bytes()).map_err(AppError::Output)
 }
 
 /// `elsadoctor lint -f PATH...`: the workload, configuration and production checks on

@@ -257,13 +257,28 @@ pub enum Command {
     },
     /// Run every check against a built-in simulated cluster (no cluster needed).
     ///
-    /// The simulation serves a realistic broken Elsa deployment; every output is labelled
-    /// SIMULATED. --scenario loads your own directory of manifests plus an optional sim.yaml
-    /// (format: README.md, "Scenarios").
+    /// The simulation serves an Elsa deployment over a real (loopback) Kubernetes API, with its
+    /// own Service network, cluster DNS and, where the scenario has one, a database that
+    /// answers; every output is labelled SIMULATED. Each built-in scenario is one consistent
+    /// cluster: no two findings contradict each other. The run starts by saying, on stderr,
+    /// which scenario it shows. --vantage debug-pod (or `d` in the TUI) works too: the probe
+    /// pod runs this binary and resolves through the simulated cluster DNS.
+    ///
+    /// Examples:
+    ///   elsadoctor demo --list                   the built-in scenarios, one line each
+    ///   elsadoctor demo                          the default one (crash-loop)
+    ///   elsadoctor demo --scenario healthy --vantage debug-pod
+    ///   elsadoctor demo --scenario ./my-scenario your own directory (format: README.md,
+    ///                                            "Scenarios")
+    #[command(verbatim_doc_comment)]
     Demo {
-        /// A scenario directory: *.yaml manifests and an optional sim.yaml.
-        #[arg(long, value_name = "DIR")]
-        scenario: Option<PathBuf>,
+        /// A built-in scenario by name (see --list), or a scenario directory: *.yaml manifests
+        /// and an optional sim.yaml. A value with a `/` is always a directory.
+        #[arg(long, value_name = "NAME|DIR", conflicts_with = "list")]
+        scenario: Option<String>,
+        /// List the built-in scenarios with what each shows, and exit.
+        #[arg(long)]
+        list: bool,
     },
     /// Run this elsadoctor's checks on a facts bundle (from --dump-facts), offline.
     ///

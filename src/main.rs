@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     let interactive = settings.tui
         && matches!(
             cli.command,
-            None | Some(Command::Demo { .. }) | Some(Command::Replay { .. })
+            None | Some(Command::Demo { list: false, .. }) | Some(Command::Replay { .. })
         );
     init_tracing(settings.verbosity, interactive);
 
@@ -48,7 +48,8 @@ fn main() -> ExitCode {
             rt.block_on(app::cleanup(&settings, *min_age, &mut out))
                 .map(|()| None)
         }),
-        Some(Command::Demo { scenario }) => runtime().and_then(|rt| {
+        Some(Command::Demo { list: true, .. }) => app::list_demos(&mut out).map(|()| None),
+        Some(Command::Demo { scenario, .. }) => runtime().and_then(|rt| {
             rt.block_on(app::demo(&settings, scenario.as_deref(), &mut out))
                 .map(Some)
         }),

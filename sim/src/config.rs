@@ -53,6 +53,13 @@ pub struct SimConfig {
     /// the API (`POST pods`: the doctor's debug pod).
     #[serde(default)]
     pub created_pods: CreatedPodsConfig,
+    /// Simulate the Service network and cluster DNS for the pods the kubelet stand-in runs:
+    /// Services get loopback ClusterIPs (127.96.x.y), each ClusterIP:port with a ready endpoint
+    /// listens and tunnels to that endpoint's pod port (where `pods/portforward` leads), and a
+    /// DNS server answers `<service>.<namespace>.svc.cluster.local`; the probe pods' resolv.conf
+    /// points at it (unless [`crate::KubeletConfig`] names one).
+    #[serde(default)]
+    pub cluster_network: bool,
 }
 
 /// `createdPods:`: why a pod created through the API does not run. Empty: it is admitted,
@@ -263,6 +270,76 @@ pub struct PodConfig {
     pub shell: Option<bool>,
     /// An HTTP server in the pod (needs `name`), reached through `pods/portforward`.
     pub http: Option<HttpConfig>,
+    /// The pod runs PostgreSQL: a protocol stand-in answers behind the port-forward to its port
+    /// (and the Service network) with this role, database and Elsa schema.
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// `postgres: { user: elsa, password: ..., database: elsa, elsa: "3.5" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The pod port (default 5432).
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// The one role that may log in.
+    pub user: String,
+    /// Its password (pg_hba `password`: sent in clear by the client).
+    pub password: String,
+    /// The one database.
+    pub database: String,
+    /// The Elsa schema the database holds: `"3.5"`, or `none`.
+    pub elsa: Option<String>,
+    /// `version()`'s answer (default PostgreSQL 16.4).
+    pub version: Option<String>,
+    /// `max_connections` (default 100).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: i32,
+    /// Client sessions `pg_stat_activity` counts (default 6: two Elsa pods' pools and this one).
+    #[serde(default = "default_connections")]
+    pub connections: i32,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            port: default_pg_port(),
+            user: "elsa".into(),
+            password: String::new(),
+            database: "elsa".into(),
+            elsa: None,
+            version: None,
+            max_connections: default_max_connections(),
+            connections: default_connections(),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// `version()`.
+    pub fn version_string(&self) -> String {
+        self.version.clone().unwrap_or_else(|| {
+            "PostgreSQL 16.4 (Debian 16.4-1.pgdg120+2) on x86_64-pc-linux-gnu, compiled by gcc (Debian 12.2.0-14) 12.2.0, 64-bit".to_string()
+        })
+    }
+
+    /// The `server_version` parameter: the version number from [`Self::version_string`].
+    pub fn version_number(&self) -> &str {
+        let v = self.version.as_deref().unwrap_or("PostgreSQL 16.4");
+        v.split_whitespace().nth(1).unwrap_or("16.4")
+    }
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+
+fn default_max_connections() -> i32 {
+    100
+}
+
+fn default_connections() -> i32 {
+    6
 }
 
 /// A pod's HTTP answers by path, served behind `pods/portforward` to `port` of the pod:

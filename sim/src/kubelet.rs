@@ -514,6 +514,14 @@ async fn run_container(
     }
     if let Some(resolv) = &cfg.resolv_conf {
         cmd.env("ELSADOCTOR_PROBE_RESOLV_CONF", resolv);
+    } else if let Some(network) = &state.network {
+        // The pod's resolv.conf points at the simulated cluster DNS.
+        match network.resolv_conf(&ns) {
+            Ok(path) => {
+                cmd.env("ELSADOCTOR_PROBE_RESOLV_CONF", path);
+            }
+            Err(e) => tracing::warn!("cannot write the simulated pod's resolv.conf: {e}"),
+        }
     }
     let mut child = match cmd.spawn() {
         Ok(ch) => ch,

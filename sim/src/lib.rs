@@ -30,6 +30,8 @@ mod fs;
 mod http;
 mod images;
 mod kubelet;
+mod network;
+mod pgwire;
 mod portforward;
 mod rbac;
 mod resources;
@@ -47,7 +49,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use config::{PortForwardConfig, SimConfig};
+pub use config::{PortForwardConfig, PostgresConfig, SimConfig};
 pub use kubelet::KubeletConfig;
 use store::{Manifest, Store};
 pub use transport::{CA_PEM, ConnectionRecord, ConnectionStats, Transport};
@@ -155,6 +157,48 @@ fn minor_at_least(version: &Value, minor: u32) -> bool {
         .collect();
     major.trim_end_matches('+') == "1" && digits.parse::<u32>().is_ok_and(|m| m >= minor)
 }
+
+/// A scenario that ships inside the binary (`sim/src/demo/<name>/`), for `elsadoctor demo`.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// What `demo --scenario` takes.
+    pub name: &'static str,
+    /// One line: what the scenario shows.
+    pub description: &'static str,
+    manifests: &'static str,
+    sim: &'static str,
+}
+
+/// The built-in scenario `elsadoctor demo` runs without `--scenario`.
+pub const DEFAULT_BUILTIN: &str = "crash-loop";
+
+macro_rules! builtin {
+    ($name:literal, $description:literal) => {
+        Builtin {
+            name: $name,
+            description: $description,
+            manifests: include_str!(concat!("demo/", $name, "/manifests.yaml")),
+            sim: include_str!(concat!("demo/", $name, "/sim.yaml")),
+        }
+    };
+}
+
+/// Every built-in scenario, the default first. Each is one consistent cluster: every finding
+/// the doctor reports on it is true of that cluster at once (tests/demo.rs proves it).
+pub const BUILTINS: &[Builtin] = &[
+    builtin!(
+        "crash-loop",
+        "Elsa 3.5 with one pod OOMKilled in CrashLoopBackOff and a PostgreSQL pod that is not ready, so nothing reaches the database"
+    ),
+    builtin!(
+        "healthy",
+        "a healthy Elsa 3.5 on PostgreSQL 16: every pod ready, the database answering with Elsa's tables and 3.5 migrations"
+    ),
+    builtin!(
+        "guide-option-a",
+        "the guide's Option A as written: Elsa runs but stays on SQLite, and its PostgreSQL connection string is never usable"
+    ),
+];
 
 /// A loaded scenario: manifests plus `sim.yaml`, already materialised.
 #[derive(Clone)]
@@ -340,16 +384,15 @@ impl Scenario {
         })
     }
 
-    /// The built-in demo (`src/sim/demo/`): Elsa 3.5 with one pod in
-    /// CrashLoopBackOff (OOMKilled), one running, and a healthy PostgreSQL.
+    /// The default built-in scenario of `elsadoctor demo` ([`DEFAULT_BUILTIN`]).
     pub fn builtin_demo() -> Scenario {
-        const MANIFESTS: &str = include_str!("demo/manifests.yaml");
-        const SIM: &str = include_str!("demo/sim.yaml");
-        match Scenario::from_documents("demo", MANIFESTS, Some(SIM)) {
-            Ok(s) => s,
-            Err(e) => {
-                // Unreachable in practice: a unit test proves the demo parses.
-                tracing::error!("built-in demo scenario is broken: {e}");
+        match Scenario::builtin(DEFAULT_BUILTIN) {
+            Some(Ok(s)) => s,
+            other => {
+                // Unreachable in practice: a unit test proves every built-in parses.
+                if let Some(Err(e)) = other {
+                    tracing::error!("built-in demo scenario is broken: {e}");
+                }
                 Scenario {
                     name: "demo".into(),
                     objects: Vec::new(),
@@ -359,6 +402,12 @@ impl Scenario {
                 }
             }
         }
+    }
+
+    /// The built-in scenario `name` (see [`BUILTINS`]); `None` when there is none of that name.
+    pub fn builtin(name: &str) -> Option<Result<Scenario, SimError>> {
+        let b = BUILTINS.iter().find(|b| b.name == name)?;
+        Some(Scenario::from_documents(b.name, b.manifests, Some(b.sim)))
     }
 
     /// The scenario's name (directory name for [`Scenario::load_dir`]).
@@ -602,6 +651,49 @@ impl SimServer {
                 port_forwards.push((ns.clone(), name, http.port, to.to_string()));
             }
         }
+        // Pods that run PostgreSQL: a protocol stand-in each, the same way.
+        for (i, p) in cfg.pods.iter().enumerate() {
+            let Some(pg) = &p.postgres else { continue };
+            let ns = p.namespace.clone().unwrap_or_else(|| namespace.clone());
+            let names = match &p.name {
+                Some(name) => vec![name.clone()],
+                None => http::pods_of(&store, &ns, &p.workload),
+            };
+            if names.is_empty() {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: postgres: no pods of {} in namespace {ns}",
+                    p.workload
+                )));
+            }
+            if let Some(v) = pg.elsa.as_deref().filter(|v| !pgwire::known_schema(v)) {
+                return Err(SimError::Scenario(format!(
+                    "sim.yaml: pods[{i}]: postgres: elsa: {v:?} is not a schema the simulation holds (3.5 or none)"
+                )));
+            }
+            for name in names {
+                if port_forwards
+                    .iter()
+                    .any(|(n, pod, port, _)| *n == ns && *pod == name && *port == pg.port)
+                {
+                    continue;
+                }
+                let to = pgwire::spawn(pg.clone(), closing.subscribe())
+                    .await
+                    .map_err(SimError::Bind)?;
+                port_forwards.push((ns.clone(), name, pg.port, to.to_string()));
+            }
+        }
+        // The server changes its objects: its own copy, unless nobody else holds them.
+        let mut store = Arc::unwrap_or_clone(store);
+        let network = if cfg.cluster_network {
+            Some(
+                network::start(&mut store, &port_forwards, closing.subscribe())
+                    .await
+                    .map_err(SimError::Bind)?,
+            )
+        } else {
+            None
+        };
         let mut version = json!({
             "major": "1",
             "minor": "33",
@@ -625,8 +717,7 @@ impl SimServer {
         let connect_requires_create = minor_at_least(&version, 35);
         let state = Arc::new(server::ServerState {
             epoch: std::time::Instant::now(),
-            // The server changes its objects: its own copy, unless nobody else holds them.
-            store: std::sync::RwLock::new(Arc::unwrap_or_clone(store)),
+            store: std::sync::RwLock::new(store),
             changes: tokio::sync::broadcast::channel(1024).0,
             log_tick: tokio::sync::watch::channel(0).0,
             images: cfg.images.clone(),
@@ -642,6 +733,7 @@ impl SimServer {
             address: addr.to_string(),
             log: Mutex::new(Vec::new()),
             port_forwards,
+            network,
             connect_requires_create,
             closing,
             connections: Arc::default(),
@@ -715,6 +807,21 @@ impl SimServer {
             token = self.token,
             ns = self.namespace
         )
+    }
+
+    /// The simulated cluster DNS (`clusterNetwork: true`).
+    pub fn cluster_dns(&self) -> Option<SocketAddr> {
+        self.state.network.as_ref().map(network::Network::dns)
+    }
+
+    /// The Service network's listening `ClusterIP:port` addresses, each with the pod targets
+    /// it tunnels to (`clusterNetwork: true`; a Service port without a ready endpoint has none).
+    pub fn service_routes(&self) -> Vec<(SocketAddr, Vec<String>)> {
+        self.state
+            .network
+            .as_ref()
+            .map(|n| n.routes().to_vec())
+            .unwrap_or_default()
     }
 
     /// Snapshot of every request answered so far.

@@ -70,6 +70,8 @@ pub struct ServerState {
     pub log: Mutex<Vec<RecordedRequest>>,
     /// `pods/portforward` targets: (namespace, pod, port) → `host:port`.
     pub port_forwards: Vec<(String, String, u16, String)>,
+    /// The simulated Service network and DNS (`clusterNetwork: true`).
+    pub network: Option<crate::network::Network>,
     /// Kubernetes 1.35+ (`AuthorizePodWebsocketUpgradeCreatePermission`): a WebSocket
     /// `pods/portforward` (a `GET`, so verb `get`) must also be allowed to `create`.
     pub connect_requires_create: bool,

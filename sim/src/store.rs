@@ -694,7 +694,14 @@ impl Builder<'_> {
             if !spec.get("clusterIP").is_some_and(Value::is_string) {
                 self.cluster_ips += 1;
                 let n = self.cluster_ips + 9;
-                let ip = format!("10.96.{}.{}", n / 250, n % 250 + 1);
+                // With the simulated Service network the ClusterIPs are loopback addresses
+                // this machine can listen on; otherwise the usual service CIDR.
+                let net = if self.cfg.cluster_network {
+                    "127.96"
+                } else {
+                    "10.96"
+                };
+                let ip = format!("{net}.{}.{}", n / 250, n % 250 + 1);
                 map_mut(spec).insert("clusterIP".into(), json!(ip));
             }
             let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);

@@ -50,13 +50,15 @@ spec:
 
 #[test]
 fn builtin_demo_parses() {
-    let s = Scenario::from_documents(
-        "demo",
-        include_str!("demo/manifests.yaml"),
-        Some(include_str!("demo/sim.yaml")),
-    )
-    .expect("the built-in demo must load");
-    assert_eq!(s.default_namespace(), "elsa");
+    for b in crate::BUILTINS {
+        let s = Scenario::builtin(b.name)
+            .expect("listed")
+            .unwrap_or_else(|e| panic!("built-in {} must load: {e}", b.name));
+        assert!(s.config().cluster_network, "{}: clusterNetwork", b.name);
+        assert!(!b.description.contains('\n'), "{}: one line", b.name);
+    }
+    assert!(Scenario::builtin("no-such").is_none());
+    assert_eq!(crate::BUILTINS[0].name, crate::DEFAULT_BUILTIN);
     let demo = Scenario::builtin_demo();
     assert_eq!(demo.default_namespace(), "elsa");
     let d = obj(&demo, "apps", "deployments", "elsa", "elsa-server");

@@ -24,6 +24,7 @@ pub const POLICY: CheckImpl = CheckImpl {
         FactKey::Workloads,
         FactKey::ConfigSources,
         FactKey::Services,
+        FactKey::PodFiles,
         FactKey::DbPods,
         FactKey::NetworkPolicies,
     ],

@@ -628,16 +628,6 @@ pub struct DbPlan {
 }
 
 impl Effective {
-    /// What the app would connect with: the effective connection string (with the password the
-    /// kubelet's expansion produced) and the tables to look for. `Err` says why there is nothing
-    /// to connect with; the database checks then report that reason.
-    pub fn database_plan(&self) -> Result<DbPlan, String> {
-        match self.not_in_effect() {
-            Some(why) => Err(why),
-            None => self.intended_database(),
-        }
-    }
-
     /// Why Elsa does not use the PostgreSQL connection string it is configured with (yet), or
     /// `None` when it does (or may: a custom build that sets the key explicitly means it).
     /// Over candidate versions it is in effect only when every candidate agrees (issue 11 #7:
@@ -689,15 +679,7 @@ impl Effective {
     /// expansion produced, literal `$(…)` included) and the tables to look for.
     pub fn intended_database(&self) -> Result<DbPlan, String> {
         let v = self;
-        let key = format!("ConnectionStrings:{}", v.connection_name());
-        let s = v
-            .config
-            .get(&key)
-            .filter(|s| s.source != Source::ImageDefault)
-            .ok_or_else(|| format!("{key} is not set — see config.connection-string"))?;
-        if s.value.runtime_only {
-            return Err(format!("{key} is known only at runtime"));
-        }
+        let (key, s) = v.configured_connection()?;
         // A reference to a variable whose Secret or ConfigMap is missing: the container cannot
         // start, so there is no login of the app's to reproduce.
         if let Source::Env { var, .. } = &s.source
@@ -734,22 +716,34 @@ impl Effective {
         })
     }
 
+    /// The connection string the deployment sets for the provider's name (not the image's
+    /// default), with its configuration key, or why there is none to read.
+    pub fn configured_connection(&self) -> Result<(String, &dotnet_config::Setting), String> {
+        let key = self.connection_key();
+        let s = self
+            .config
+            .get(&key)
+            .filter(|s| s.source != Source::ImageDefault)
+            .ok_or_else(|| format!("{key} is not set — see config.connection-string"))?;
+        if s.value.runtime_only {
+            return Err(format!("{key} is known only at runtime"));
+        }
+        Ok((key, s))
+    }
+
+    /// `ConnectionStrings:<name>` for the provider's connection-string name.
+    fn connection_key(&self) -> String {
+        format!("ConnectionStrings:{}", self.connection_name())
+    }
+
     /// The variable the connection string comes from, when it comes from the environment (a
     /// mounted file otherwise: the probe pod cannot be given it the way Elsa gets it).
     pub fn connection_env_var(&self) -> Option<&str> {
-        let key = format!("ConnectionStrings:{}", self.connection_name());
-        match &self.config.get(&key)?.source {
+        match &self.config.get(&self.connection_key())?.source {
             Source::Env { var, .. } => Some(var),
             _ => None,
         }
     }
-}
-
-/// The model of `f`, or why there is none; `Facts::effective` keeps it.
-pub fn database_plan(f: &Facts) -> Result<DbPlan, String> {
-    f.effective()
-        .map_err(|u| u.message().to_owned())?
-        .database_plan()
 }
 
 /// The database the configuration points at, in effect or not ([`Effective::intended_database`]).

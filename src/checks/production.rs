@@ -541,11 +541,7 @@ fn db_host(f: &Facts) -> Result<(npgsql::HostPort, Option<String>), String> {
         // read), but the host it names is still the PostgreSQL this deployment means.
         Err(why) => {
             let configured = f.effective().ok().and_then(|v| {
-                let key = format!("ConnectionStrings:{}", v.connection_name());
-                let s = v
-                    .config
-                    .get(&key)
-                    .filter(|s| s.source != Source::ImageDefault && !s.value.runtime_only)?;
+                let (_, s) = v.configured_connection().ok()?;
                 npgsql::parse(s.value.expose()).ok()
             });
             match configured {

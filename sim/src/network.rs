@@ -197,9 +197,7 @@ pub async fn start(
         routes.push((addr, targets.clone()));
         tokio::spawn(forward(listener, targets, closing.clone()));
     }
-    let udp = UdpSocket::bind(("127.0.0.1", 0)).await?;
-    let dns = udp.local_addr()?;
-    let tcp = TcpListener::bind(dns).await?;
+    let (udp, tcp, dns) = bind_udp_and_tcp_on_one_port().await?;
     let records = Arc::new(records);
     tokio::spawn(serve_udp(udp, records.clone(), closing.clone()));
     tokio::spawn(serve_tcp(tcp, records, closing));
@@ -208,6 +206,21 @@ pub async fn start(
         dir: tempfile::tempdir()?,
         routes,
     })
+}
+
+/// A UDP socket and a TCP listener on one free port, as a nameserver needs. The kernel's
+/// choice for UDP may be taken on TCP by another process; another port is tried then.
+async fn bind_udp_and_tcp_on_one_port() -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)> {
+    let mut tries = 0;
+    loop {
+        let udp = UdpSocket::bind(("127.0.0.1", 0)).await?;
+        let addr = udp.local_addr()?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The `host:port` targets of the ready endpoints of Service `ns/name`'s port `port_name`.

@@ -105,8 +105,7 @@ pub async fn start(
         .list(services, None)
         .map(|(_, e)| e.value(services))
         .collect();
-    // (service, ClusterIP, [(port, targets)])
-    let mut planned: Vec<(Value, Ipv4Addr, Vec<(u16, Vec<String>)>)> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
     for svc in service_list {
         let ns = str_of(&svc, &["metadata", "namespace"]).unwrap_or_default();
         let name = str_of(&svc, &["metadata", "name"]).unwrap_or_default();
@@ -207,6 +206,9 @@ pub async fn start(
         routes,
     })
 }
+
+/// A Service to route: its object, its ClusterIP, and each port with its ready targets.
+type Planned = (Value, Ipv4Addr, Vec<(u16, Vec<String>)>);
 
 /// A UDP socket and a TCP listener on one free port, as a nameserver needs. The kernel's
 /// choice for UDP may be taken on TCP by another process; another port is tried then.

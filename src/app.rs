@@ -49,21 +49,20 @@ pub struct RunOutcome {
 
 /// Runs every check against the cluster `settings` point at, rendering to `out` (or the TUI).
 pub async fn run(settings: &Settings, out: &mut dyn Write) -> Result<RunOutcome, AppError> {
-    run_against(settings, &settings.target, false, out).await
+    run_against(settings, &settings.target, out).await
 }
 
-/// Runs against `target`; `simulated` labels the output as the built-in simulation. Picks the
+/// Runs against `target` (its `simulation` labels the output as the built-in one). Picks the
 /// one consumer of the run: the TUI when interactive, else the requested report, repeated with
 /// `--watch`.
 pub async fn run_against(
     settings: &Settings,
     target: &KubeTarget,
-    simulated: bool,
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
     let catalogue = Catalogue::embedded()?;
     let outcome = if settings.tui {
-        crate::tui::run(settings, target, simulated, &catalogue)
+        crate::tui::run(settings, target, &catalogue)
             .await
             .map(|report| RunOutcome {
                 report,
@@ -71,10 +70,10 @@ pub async fn run_against(
             })
     } else {
         match settings.watch {
-            Some(every) => watch(settings, target, simulated, &catalogue, every, out).await,
+            Some(every) => watch(settings, target, &catalogue, every, out).await,
             None => {
                 render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
-                    execute(settings, target, simulated, &catalogue, None, emit).await
+                    execute(settings, target, &catalogue, None, emit).await
                 })
                 .await
             }
@@ -94,7 +93,6 @@ pub async fn run_against(
 pub async fn execute(
     settings: &Settings,
     target: &KubeTarget,
-    simulated: bool,
     catalogue: &Catalogue,
     vantage: Option<crate::gather::Vantage>,
     emit: &mut dyn FnMut(RunEvent),
@@ -103,7 +101,8 @@ pub async fn execute(
         return replay_once(settings, bundle, catalogue, emit).await;
     }
     let (client, mut scope) = connect(target, settings.timeout).await?;
-    scope.simulated = simulated;
+    scope.simulated = target.simulation.is_some();
+    scope.scenario = target.simulation.clone();
     scope.stated = settings.stated.clone();
     tracing::info!(context = ?scope.context, namespace = %scope.namespace, server = %scope.server, "starting run");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -224,7 +223,7 @@ pub async fn replay(
         replay: Some(std::sync::Arc::new(bundle)),
         ..settings.clone()
     };
-    run_against(&settings, &settings.target, false, out).await
+    run_against(&settings, &settings.target, out).await
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name. Never resolves when the
@@ -300,7 +299,6 @@ pub async fn cleanup(
 async fn watch(
     settings: &Settings,
     target: &KubeTarget,
-    simulated: bool,
     catalogue: &Catalogue,
     every: std::time::Duration,
     out: &mut dyn Write,
@@ -310,7 +308,7 @@ async fn watch(
     tokio::pin!(interrupted);
     loop {
         let once = render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
-            execute(settings, target, simulated, catalogue, None, emit).await
+            execute(settings, target, catalogue, None, emit).await
         });
         let outcome = tokio::select! {
             o = once => o?,
@@ -396,25 +394,21 @@ async fn render_one(
 /// `elsadoctor demo [--scenario NAME|DIR]`: serves a built-in scenario (by name, default
 /// [`elsadoctor_sim::DEFAULT_BUILTIN`]) or a scenario directory from the simulated cluster on
 /// loopback and runs every check against it, labelled SIMULATED. Which scenario, and what it
-/// shows, is said in one line on stderr (stdout stays the report alone, for -o json).
+/// shows, is one line of the report's target (`scenario`), so stderr stays quiet.
 pub async fn demo(
     settings: &Settings,
     scenario: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
-    let scenario = match demo_scenario(scenario.unwrap_or(elsadoctor_sim::DEFAULT_BUILTIN))? {
-        (scenario, Some(description)) => {
-            eprintln!("elsadoctor demo: {}: {description}", scenario.name());
-            scenario
-        }
-        (scenario, None) => {
-            eprintln!(
-                "elsadoctor demo: your scenario {} (namespace {})",
-                scenario.name(),
-                scenario.default_namespace()
-            );
-            scenario
-        }
+    let (scenario, description) =
+        demo_scenario(scenario.unwrap_or(elsadoctor_sim::DEFAULT_BUILTIN))?;
+    let simulation = match description {
+        Some(description) => format!("{}: {description}", scenario.name()),
+        None => format!(
+            "your scenario {} (namespace {})",
+            scenario.name(),
+            scenario.default_namespace()
+        ),
     };
     // The kubelet stand-in runs probe pods the doctor creates with this very binary.
     let scenario = match std::env::current_exe() {
@@ -432,9 +426,10 @@ pub async fn demo(
         // The simulation's context namespace applies unless -n/--deployment say otherwise.
         kubeconfig: None,
         context: None,
+        simulation: Some(simulation),
         ..settings.target.clone()
     };
-    let outcome = run_against(settings, &target, true, out).await;
+    let outcome = run_against(settings, &target, out).await;
     server.shutdown().await;
     outcome
 }
@@ -512,6 +507,7 @@ pub async fn lint(
         },
         workload_hint: settings.target.workload.clone(),
         simulated: false,
+        scenario: None,
         stated: settings.stated.clone(),
         replay: None,
     };

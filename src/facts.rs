@@ -547,6 +547,9 @@ pub struct Scope {
     /// `--deployment NAME`, when given.
     pub workload_hint: Option<String>,
     pub simulated: bool,
+    /// The simulated scenario and what it shows (`elsadoctor demo`), in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
     /// What the user stated about the Elsa the workload runs (`--elsa-version`,
     /// `--elsa-flavor`).
     #[serde(default)]

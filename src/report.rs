@@ -128,6 +128,9 @@ pub struct Target {
     /// True when the cluster is elsadoctor's built-in simulation (`elsadoctor demo`).
     #[serde(default)]
     pub simulated: bool,
+    /// With `simulated`: the built-in scenario and what it shows, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
     /// Present when the checks ran on a facts bundle (`elsadoctor replay`), not on a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayOrigin>,

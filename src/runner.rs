@@ -325,6 +325,7 @@ fn target(facts: &Facts) -> Target {
         flavor: identity.as_ref().map(|i| i.flavor.to_string()),
         elsa_version: identity.and_then(|i| i.version).map(|v| v.to_string()),
         simulated: facts.scope.simulated,
+        scenario: facts.scope.scenario.clone(),
         replay: facts.scope.replay.clone(),
     }
 }

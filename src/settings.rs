@@ -84,6 +84,7 @@ impl Settings {
                 namespace: cli.cluster.namespace.clone(),
                 workload: cli.cluster.deployment.clone(),
                 inline_kubeconfig: None,
+                simulation: None,
             },
             format,
             tui: env.stdout_is_tty && !explicit_format,

@@ -198,11 +198,14 @@ fn each_run_says_what_it_shows() {
     ] {
         let (out, _) = run(name, vantage);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with(&format!("elsadoctor demo: {name}: ")),
-            "{err}"
+            err.is_empty(),
+            "a default run writes nothing to stderr: {err}"
         );
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let scenario = report["target"]["scenario"].as_str().unwrap_or_default();
+        assert!(scenario.starts_with(&format!("{name}: ")), "{report:#}");
+        assert_eq!(scenario.lines().count(), 1, "{scenario}");
     }
 }
 

@@ -237,6 +237,13 @@ fn demo_is_labelled_simulated_and_fails_like_a_real_run() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SIMULATED"), "{stdout}");
+    // Which scenario, and what it shows, is part of the report; stderr stays quiet.
+    assert!(stdout.contains("\nscenario crash-loop: "), "{stdout}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("✖ Elsa pods are running and ready"),
         "{stdout}"

@@ -353,6 +353,7 @@ pub(crate) mod test_support {
             namespace_source: NamespaceSource::Flag,
             workload_hint: None,
             simulated: false,
+            scenario: None,
             stated: None,
             replay: None,
         }

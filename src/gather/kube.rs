@@ -47,6 +47,9 @@ pub struct KubeTarget {
     pub workload: Option<String>,
     /// A kubeconfig given as text (the built-in simulation), used instead of any file.
     pub inline_kubeconfig: Option<String>,
+    /// Set for `elsadoctor demo`: the scenario and what it shows, in one line. The run is
+    /// then labelled SIMULATED and the line goes into the report (stderr stays quiet).
+    pub simulation: Option<String>,
 }
 
 /// Why the doctor could not start talking to a cluster (exit code 2).
@@ -124,6 +127,7 @@ pub async fn connect(
             namespace_source,
             workload_hint: target.workload.clone(),
             simulated: false,
+            scenario: None,
             stated: None,
             replay: None,
         },

@@ -58,6 +58,9 @@ pub fn render(report: &Report) -> String {
         kubernetes_version(report).unwrap_or_else(|| "unknown".to_owned()),
     );
     row(&mut s, "Vantage", report.vantage.clone());
+    if let Some(scenario) = &t.scenario {
+        row(&mut s, "Scenario", scenario.clone());
+    }
     let sm = report.summary;
     row(
         &mut s,

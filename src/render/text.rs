@@ -150,6 +150,9 @@ impl<W: Write> TextRenderer<W> {
                 "{}",
                 self.paint.paint(status_style(Status::Warn), banner)
             )?;
+            if let Some(scenario) = &target.scenario {
+                writeln!(self.out, "scenario {scenario}")?;
+            }
         }
         Ok(())
     }

@@ -39,11 +39,10 @@ const TICK: Duration = Duration::from_millis(100);
 pub async fn run(
     settings: &Settings,
     target: &KubeTarget,
-    simulated: bool,
     catalogue: &Catalogue,
 ) -> Result<Report, AppError> {
     let mut terminal = ratatui::try_init().map_err(AppError::Output)?;
-    let result = event_loop(&mut terminal, settings, target, simulated, catalogue).await;
+    let result = event_loop(&mut terminal, settings, target, catalogue).await;
     ratatui::restore();
     result
 }
@@ -52,7 +51,6 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     settings: &Settings,
     target: &KubeTarget,
-    simulated: bool,
     catalogue: &Catalogue,
 ) -> Result<Report, AppError> {
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
@@ -63,7 +61,12 @@ async fn event_loop(
     let vantage = settings
         .vantage
         .map_or_else(|| "auto".to_owned(), |v| v.to_string());
-    let mut app = App::new(settings.style, simulated, &vantage, settings.watch);
+    let mut app = App::new(
+        settings.style,
+        target.simulation.is_some(),
+        &vantage,
+        settings.watch,
+    );
     if let Ok(size) = terminal.size() {
         app.update(Msg::Resize {
             width: size.width,
@@ -86,7 +89,7 @@ async fn event_loop(
             let mut emit = move |e: RunEvent| {
                 let _ = tx.send((generation, e));
             };
-            crate::app::execute(settings, target, simulated, &cat, vantage, &mut emit).await
+            crate::app::execute(settings, target, &cat, vantage, &mut emit).await
         })
     };
     let mut current: Option<RunFuture<'_>> = Some(start(&RunKind::All, generation));

@@ -33,6 +33,7 @@ fn target() -> Target {
         flavor: Some("Elsa.Server.Web".into()),
         elsa_version: Some("3.5".into()),
         simulated: true,
+        scenario: None,
         replay: None,
     }
 }

@@ -156,6 +156,9 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 .fg(Color::Yellow)
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
+        if let Some(scenario) = &t.scenario {
+            first.push(Span::raw(format!(" scenario {scenario}")));
+        }
     }
     let facts = [
         format!("context {}", t.context.as_deref().unwrap_or("?")),

@@ -51,6 +51,7 @@ use serde_json::{Value, json};
 
 pub use config::{PortForwardConfig, PostgresConfig, SimConfig};
 pub use kubelet::KubeletConfig;
+pub use network::bind_udp_and_tcp_on_one_port;
 use store::{Manifest, Store};
 pub use transport::{CA_PEM, ConnectionRecord, ConnectionStats, Transport};
 

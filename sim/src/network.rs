@@ -211,8 +211,10 @@ pub async fn start(
 type Planned = (Value, Ipv4Addr, Vec<(u16, Vec<String>)>);
 
 /// A UDP socket and a TCP listener on one free port, as a nameserver needs. The kernel's
-/// choice for UDP may be taken on TCP by another process; another port is tried then.
-async fn bind_udp_and_tcp_on_one_port() -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)> {
+/// choice for UDP may be taken on TCP by another process; another port is tried then. The
+/// tests' nameserver binds the same way.
+pub async fn bind_udp_and_tcp_on_one_port() -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)>
+{
     let mut tries = 0;
     loop {
         let udp = UdpSocket::bind(("127.0.0.1", 0)).await?;

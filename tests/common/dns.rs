@@ -131,7 +131,9 @@ impl TestDns {
             catalog,
             servfail: servfail.clone(),
         };
-        let (udp, tcp, addr) = bind_udp_and_tcp_on_one_port().await;
+        let (udp, tcp, addr) = elsadoctor_sim::bind_udp_and_tcp_on_one_port()
+            .await
+            .expect("bind a nameserver port on UDP and TCP");
         let mut server = Server::new(handler);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 16);
@@ -186,26 +188,4 @@ pub fn pod_resolv_conf(nameservers: &[SocketAddr], namespace: &str) -> String {
 pub fn blackhole_nameserver() -> (SocketAddr, std::net::UdpSocket) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind blackhole UDP");
     (socket.local_addr().expect("addr"), socket)
-}
-
-/// A UDP socket and a TCP listener on the same free port, as a nameserver needs. The port the
-/// kernel gives the UDP socket may be taken on TCP by another test; try another one then.
-async fn bind_udp_and_tcp_on_one_port() -> (
-    tokio::net::UdpSocket,
-    tokio::net::TcpListener,
-    std::net::SocketAddr,
-) {
-    let mut last = None;
-    for _ in 0..50 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind UDP");
-        let addr = udp.local_addr().expect("udp addr");
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(tcp) => return (udp, tcp, addr),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
-            Err(e) => panic!("bind TCP on the UDP port {addr}: {e}"),
-        }
-    }
-    panic!("no port free on both UDP and TCP after 50 tries: {last:?}")
 }

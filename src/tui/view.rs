@@ -156,8 +156,9 @@ fn draw_header(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 .fg(Color::Yellow)
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
-        if let Some(scenario) = &t.scenario {
-            first.push(Span::raw(format!(" scenario {scenario}")));
+        // The title has room for the scenario's name; its one-line story is in the report.
+        if let Some(name) = t.scenario.as_deref().and_then(|s| s.split(':').next()) {
+            first.push(Span::raw(format!(" scenario {name}")));
         }
     }
     let facts = [

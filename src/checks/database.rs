@@ -32,6 +32,7 @@ pub const LOGIN: CheckImpl = CheckImpl {
         "refused",
         "timeout",
         "external-host",
+        "kubelet-unreachable",
         "probe-pod-refused",
         "probe-pod-unschedulable",
         "probe-pod-not-scheduled",
@@ -175,9 +176,16 @@ fn login(f: &Facts) -> Finding {
                 _ => Finding::unknown(None, format!("the login failed: {msg}")),
             }
         }
-        other => match super::probe_pod::why(other) {
-            Some(why) => super::probe_pod::finding(why, "The login from the debug pod"),
-            None => not_observed(other, "the database"),
+        other => match (
+            super::probe_pod::why(other),
+            super::kubelet_unreachable(other),
+        ) {
+            (Some(why), _) => super::probe_pod::finding(why, "The login from the debug pod"),
+            // The login goes through a port-forward, which the API server opens via the kubelet.
+            (None, Some(reason)) => {
+                super::kubelet_finding(reason, "the database through a port-forward", false)
+            }
+            (None, None) => not_observed(other, "the database"),
         },
     };
     with_target(f, found)

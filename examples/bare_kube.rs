@@ -7,9 +7,13 @@
 //! ```
 //!
 //! `REQUEST_LOG` is a simulated API server's request log (`SIM_SERVE_LOG`, one JSON object a
-//! line). Its plain requests (not the `101` upgrades, which a bare client would not make) are
-//! replayed in waves: a request joins the wave after the latest one answered before it arrived,
-//! and each wave's requests are sent concurrently. Nothing is done with the answers.
+//! line). Its requests are replayed in waves: a request joins the wave after the latest one
+//! answered before it arrived, and each wave's requests are sent concurrently. The `101`
+//! upgrades are replayed through kube-rs's own `exec` (the same command, its output read to
+//! the end) and `portforward` (the tunnel opened and closed again, with nothing sent through
+//! it: less than the doctor, which logs in and calls the health endpoint through them).
+//! `--plain-only` replays the plain reads alone (the earlier baseline). Nothing is done with
+//! the answers.
 
 use std::process::ExitCode;
 
@@ -28,8 +32,9 @@ struct Recorded {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: bare_kube REQUEST_LOG");
+    let plain_only = std::env::args().any(|a| a == "--plain-only");
+    let Some(path) = std::env::args().skip(1).find(|a| a != "--plain-only") else {
+        eprintln!("usage: bare_kube REQUEST_LOG [--plain-only]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -42,7 +47,7 @@ async fn main() -> ExitCode {
     let mut log: Vec<Recorded> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Recorded>(line) {
-            Ok(r) if r.status != 101 => log.push(r),
+            Ok(r) if r.status != 101 || !plain_only => log.push(r),
             Ok(_) => {}
             Err(e) => {
                 eprintln!("bare_kube: {path}: {e}");
@@ -76,6 +81,9 @@ async fn main() -> ExitCode {
             .map(|(r, _)| {
                 let client = client.clone();
                 async move {
+                    if r.status == 101 {
+                        return upgrade(client, r).await;
+                    }
                     let uri = match &r.query {
                         Some(q) => format!("{}?{q}", r.path),
                         None => r.path.clone(),
@@ -109,4 +117,84 @@ async fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Replays an exec or port-forward upgrade with kube-rs's own API.
+async fn upgrade(client: kube::Client, r: &Recorded) -> bool {
+    use kube::api::{Api, AttachParams};
+    // /api/v1/namespaces/{ns}/pods/{name}/{exec|portforward}
+    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let [_, _, _, ns, _, name, verb] = parts.as_slice() else {
+        return false;
+    };
+    let query: Vec<(String, String)> = r
+        .query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, ns);
+    match *verb {
+        "exec" => {
+            let command: Vec<String> = query
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect();
+            let mut params = AttachParams::default().stdin(false).stderr(true);
+            if let Some((_, c)) = query.iter().find(|(k, _)| k == "container") {
+                params = params.container(c.clone());
+            }
+            let Ok(mut process) = api.exec(name, command, &params).await else {
+                return false;
+            };
+            if let Some(mut out) = process.stdout() {
+                let _ = tokio::io::copy(&mut out, &mut tokio::io::sink()).await;
+            }
+            process.join().await.is_ok()
+        }
+        "portforward" => {
+            let ports: Vec<u16> = query
+                .iter()
+                .filter(|(k, _)| k == "ports")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect();
+            let Ok(mut forwarder) = api.portforward(name, &ports).await else {
+                return false;
+            };
+            for port in &ports {
+                drop(forwarder.take_stream(*port));
+            }
+            forwarder.abort();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -83,24 +83,41 @@ pub async fn observe(
         Err(why) => return (target, Probe::NotAttempted(why)),
     };
     let ssl = plan.conn.ssl_mode().unwrap_or(SslMode::Prefer);
-    let tls = match tls_connector(
-        ssl,
-        plan.conn
-            .get(crate::domain::npgsql::Keyword::RootCertificate),
-    ) {
-        Ok(t) => t,
-        Err(why) => return (target, Probe::NotAttempted(why)),
+    let root_cert = plan
+        .conn
+        .get(crate::domain::npgsql::Keyword::RootCertificate)
+        .map(str::to_owned);
+    // The connector needs the system's roots for VerifyCA/VerifyFull; reading them overlaps
+    // the port-forward.
+    let tls = async move {
+        let roots = match ssl {
+            SslMode::VerifyCa | SslMode::VerifyFull => native_roots().await,
+            _ => Arc::default(),
+        };
+        tls_connector(ssl, &roots, root_cert.as_deref())
     };
     let result = match vantage {
-        Vantage::Here => tokio::time::timeout(timeout, connect_here(config, tls))
-            .await
-            .map_err(|_| DbError::timeout(timeout))
-            .and_then(|r| r),
+        Vantage::Here => {
+            let tls = match tls.await {
+                Ok(t) => t,
+                Err(why) => return (target, Probe::NotAttempted(why)),
+            };
+            tokio::time::timeout(timeout, connect_here(config, tls))
+                .await
+                .map_err(|_| DbError::timeout(timeout))
+                .and_then(|r| r)
+        }
         Vantage::PortForward => {
             let (Some(client), Some(backend)) = (client, backend) else {
                 return (target, Probe::NotAttempted("no cluster client".into()));
             };
-            match forward(client, backend, target.port, timeout).await {
+            let (forwarded, tls) =
+                futures::join!(forward(client, backend, target.port, timeout), tls);
+            let tls = match tls {
+                Ok(t) => t,
+                Err(why) => return (target, Probe::NotAttempted(why)),
+            };
+            match forwarded {
                 Err(probe) => return (target, probe),
                 Ok((pod, stream, errors)) => {
                     target.via = Some(format!("pod/{pod}"));
@@ -545,9 +562,38 @@ pub async fn forward_to_pod<T>(
 pub type ForwardErrors =
     std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
 
-/// The TLS connector for an SSL Mode.
+/// The system's trusted roots, read once per process on a blocking thread: finding, reading
+/// and parsing the ~150 certificates of a Debian trust store takes 6–30 ms, which should sit
+/// neither on a runtime worker thread nor on the login's critical path.
+static NATIVE_ROOTS: tokio::sync::OnceCell<Arc<Vec<CertificateDer<'static>>>> =
+    tokio::sync::OnceCell::const_new();
+
+async fn native_roots() -> Arc<Vec<CertificateDer<'static>>> {
+    NATIVE_ROOTS
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| rustls_native_certs::load_native_certs().certs)
+                .await
+                .map(Arc::new)
+                .unwrap_or_default()
+        })
+        .await
+        .clone()
+}
+
+/// Starts reading the system's roots in the background when `mode` verifies the server's
+/// certificate, so that the reading overlaps the lookup of the database's pods and the
+/// port-forward instead of following them.
+pub fn warm_native_roots(mode: Option<SslMode>) {
+    if matches!(mode, Some(SslMode::VerifyCa | SslMode::VerifyFull)) {
+        tokio::spawn(native_roots());
+    }
+}
+
+/// The TLS connector for an SSL Mode; `native` are the system's roots (used by VerifyCA and
+/// VerifyFull only).
 fn tls_connector(
     mode: SslMode,
+    native: &[CertificateDer<'static>],
     root_cert: Option<&str>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -561,8 +607,8 @@ fn tls_connector(
             .with_no_client_auth(),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
+            for cert in native {
+                let _ = roots.add(cert.clone());
             }
             if let Some(path) = root_cert.filter(|p| std::path::Path::new(p).exists()) {
                 use rustls::pki_types::pem::PemObject;

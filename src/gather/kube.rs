@@ -678,6 +678,7 @@ async fn sources_and_database(
             return;
         }
     };
+    db::warm_native_roots(plan.conn.ssl_mode().ok());
     let host = plan.conn.hosts().into_iter().next();
     // From a debug pod the login happens there too, when the pod can be given the connection
     // string the way Elsa gets it (from its environment); otherwise through a port-forward.

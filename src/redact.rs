@@ -515,9 +515,14 @@ pub fn pod_spec(spec: &mut PodSpec) {
 /// `<workload>/<container>/<env index>`.
 pub type Literals = std::collections::BTreeMap<String, Secret>;
 
-/// [`pod_spec`], also keeping every env value it changes in `kept` under `<prefix>/...`.
+/// [`pod_spec`], also keeping every env value it changes in `kept` under `<prefix>/...`, for
+/// the init containers as for the others (a pod's container names are unique across both).
 pub fn pod_spec_keeping(spec: &mut PodSpec, prefix: &str, kept: &mut Literals) {
-    for c in spec.containers.iter() {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         for (i, e) in c.env.iter().flatten().enumerate() {
             if let Some(v) = &e.value
                 && env_value(&e.name, v) != *v

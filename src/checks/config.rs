@@ -9,6 +9,7 @@ use crate::domain::env_expand::{
     EnvValue, RefState, SourceKind, dependency_order, shell_style_refs,
 };
 use crate::domain::npgsql;
+use k8s_openapi::api::core::v1::EnvVar;
 use crate::facts::{FactKey, Facts, NOT_IN_BUNDLE, Probe};
 use crate::model::{APP_DIR, FileContent};
 use crate::redact;
@@ -54,6 +55,8 @@ pub const REFS: CheckImpl = CheckImpl {
         "not-in-bundle",
         "rejected",
         "defined-twice",
+        "database-key-missing",
+        "database-source-missing",
     ],
     run: refs,
 };
@@ -451,13 +454,78 @@ fn refs(facts: &Facts) -> Finding {
     finding.with_all(evidence).with_all(twice)
 }
 
+/// Whose reference a source problem is: the Elsa container (its findings read as before),
+/// another container of the Elsa pod, or a container of the database's workload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Elsa,
+    Pod,
+    Database,
+}
+
+/// One reference problem with the container it belongs to.
+struct RefProblem<'a> {
+    owner: Owner,
+    /// `initContainer migrations`, or `deployment/postgres container postgres`.
+    label: String,
+    container: String,
+    problem: &'a crate::domain::env_expand::SourceProblem,
+}
+
 fn refs_of_workload(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let problems = &v.expansion.problems;
+        let mut problems: Vec<RefProblem<'_>> = v
+            .expansion
+            .problems
+            .iter()
+            .map(|p| RefProblem {
+                owner: Owner::Elsa,
+                label: format!("container {}", v.container.name),
+                container: v.container.name.clone(),
+                problem: p,
+            })
+            .collect();
+        for c in v.containers.iter().filter(|c| {
+            !(c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name)
+        }) {
+            problems.extend(c.expansion.problems.iter().map(|p| RefProblem {
+                owner: Owner::Pod,
+                label: c.label(),
+                container: c.name().to_owned(),
+                problem: p,
+            }));
+        }
+        if let Some(db) = &v.database {
+            for c in &db.containers {
+                problems.extend(c.expansion.problems.iter().map(|p| RefProblem {
+                    owner: Owner::Database,
+                    label: format!("{} {}", db.workload().reference(), c.label()),
+                    container: c.name().to_owned(),
+                    problem: p,
+                }));
+            }
+        }
+        let others = v.containers.len().saturating_sub(1);
         if problems.is_empty() {
-            return Finding::pass(
-                "every ConfigMap and Secret that env and envFrom reference exists with its keys",
-            );
+            let mut also = Vec::new();
+            if others > 0 {
+                also.push(format!("{others} other container(s) of the pod"));
+            }
+            if let Some(db) = &v.database {
+                also.push(format!(
+                    "the database workload {} (behind Service {})",
+                    db.workload().reference(),
+                    db.service
+                ));
+            }
+            let tail = if also.is_empty() {
+                String::new()
+            } else {
+                format!(", also for {}", also.join(" and "))
+            };
+            return Finding::pass(format!(
+                "every ConfigMap and Secret that env and envFrom reference exists with its keys{tail}"
+            ));
         }
         // Classify from the facts: does the object exist, could it be read?
         let state = |kind: SourceKind, name: &str| -> Option<Probe<()>> {
@@ -477,13 +545,18 @@ fn refs_of_workload(facts: &Facts) -> Finding {
                 .as_ref()
                 .is_some_and(|b| b.rejection(k, name).is_some())
         };
-        let classify = |p: &crate::domain::env_expand::SourceProblem| -> (Outcome, &'static str) {
-            let missing = if p.kind == SourceKind::ConfigMap {
-                "configmap-missing"
-            } else {
-                "secret-missing"
+        let classify = |r: &RefProblem<'_>| -> (Outcome, &'static str) {
+            let p = r.problem;
+            let db = r.owner == Owner::Database;
+            let missing = match (db, p.kind) {
+                (true, _) => "database-source-missing",
+                (false, SourceKind::ConfigMap) => "configmap-missing",
+                (false, SourceKind::Secret) => "secret-missing",
             };
             match (state(p.kind, &p.name), p.optional) {
+                (Some(Probe::Observed(())), false) if db => {
+                    (Outcome::Problem, "database-key-missing")
+                }
                 (Some(Probe::Observed(())), false) => (Outcome::Problem, "key-missing"),
                 (Some(Probe::Absent), false) => (Outcome::Problem, missing),
                 (Some(Probe::Observed(()) | Probe::Absent), true) => {
@@ -503,39 +576,69 @@ fn refs_of_workload(facts: &Facts) -> Finding {
             Outcome::Unknown => 1,
             _ => 2,
         };
+        // The first of the worst: Elsa's own container, then the pod's others, then the database.
         let worst = problems
             .iter()
             .min_by_key(|p| rank(classify(p).0))
             .unwrap_or(&problems[0]);
         let (outcome, cause) = classify(worst);
-        let why = |p: &crate::domain::env_expand::SourceProblem| match classify(p) {
-            (_, "not-in-bundle") => format!(
-                "{} {} is {NOT_IN_BUNDLE}",
-                if p.kind == SourceKind::ConfigMap {
-                    "ConfigMap"
-                } else {
-                    "Secret"
-                },
-                p.name
-            ),
-            _ => redact::text(&p.why),
+        let why = |r: &RefProblem<'_>| {
+            let p = r.problem;
+            match classify(r) {
+                (_, "not-in-bundle") => format!(
+                    "{} {} is {NOT_IN_BUNDLE}",
+                    if p.kind == SourceKind::ConfigMap {
+                        "ConfigMap"
+                    } else {
+                        "Secret"
+                    },
+                    p.name
+                ),
+                _ => redact::text(&p.why),
+            }
         };
-        let message = format!("{}: {}", worst.origin, why(worst));
-        let evidence = problems
-            .iter()
-            .map(|p| Evidence::new(&p.origin, why(p)).from("env/envFrom"));
-        let var = if worst.kind == SourceKind::ConfigMap {
+        let mut message = match worst.owner {
+            Owner::Elsa => format!("{}: {}", worst.problem.origin, why(worst)),
+            _ => format!("{}: {}: {}", worst.label, worst.problem.origin, why(worst)),
+        };
+        if worst.owner == Owner::Database
+            && outcome == Outcome::Problem
+            && let Some(db) = &v.database
+        {
+            message.push_str(&format!(
+                " — so the database pod never starts, which explains the database and network findings that follow ({} is behind Service {})",
+                db.workload().reference(),
+                db.service
+            ));
+        }
+        let evidence = problems.iter().map(|p| {
+            let label = match p.owner {
+                Owner::Elsa => p.problem.origin.clone(),
+                _ => format!("{} {}", p.label, p.problem.origin),
+            };
+            Evidence::new(label, why(p)).from("env/envFrom")
+        });
+        let var = if worst.problem.kind == SourceKind::ConfigMap {
             "configmap"
         } else {
             "secret"
         };
-        match outcome {
+        let mut finding = match outcome {
             Outcome::Problem => Finding::problem(cause, message),
             Outcome::Warn => Finding::warn(cause, message),
             _ => Finding::unknown(None, message),
         }
         .with_all(evidence)
-        .var(var, &worst.name)
+        .var(var, &worst.problem.name)
+        .var("container", &worst.container);
+        if worst.owner == Owner::Database
+            && let Some(db) = &v.database
+        {
+            finding = finding
+                .var("workload", db.workload().name())
+                .var("workload_kind", db.workload().kind().as_str());
+        }
+        finding
     })
 }
 
@@ -545,43 +648,74 @@ fn env_expansion(facts: &Facts) -> Finding {
     with_model(facts, |v| {
         let mut later = Vec::new();
         let mut undefined = Vec::new();
-        for e in &v.expansion.vars {
-            let EnvValue::Text(x) = &e.value else {
-                continue;
+        // Containers with a reference defined further down, each with its reordered env.
+        let mut reorder: Vec<(crate::model::ContainerKind, String, Vec<EnvVar>)> = Vec::new();
+        let mut named = Vec::new();
+        for c in &v.containers {
+            let elsa =
+                c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name;
+            // The Elsa container's findings read as they always did; the others name theirs.
+            let prefix = if elsa {
+                String::new()
+            } else {
+                format!("{}: ", c.label())
             };
-            for r in &x.refs {
-                match r.state {
-                    RefState::DefinedLater { index } => later.push(
-                        Evidence::new(
-                            format!("{} ({})", e.name, e.origin),
-                            format!("$({}) is defined later, at env[{index}]: the value keeps the literal text $({})", r.name, r.name),
-                        )
-                        .from("env order"),
-                    ),
-                    RefState::Undefined => undefined.push(
-                        Evidence::new(
-                            format!("{} ({})", e.name, e.origin),
-                            format!("$({}) is never defined: the value keeps the literal text", r.name),
-                        )
-                        .from("env"),
-                    ),
-                    _ => {}
+            let before = later.len() + undefined.len();
+            let later_before = later.len();
+            for e in &c.expansion.vars {
+                let EnvValue::Text(x) = &e.value else {
+                    continue;
+                };
+                for r in &x.refs {
+                    match r.state {
+                        RefState::DefinedLater { index } => later.push(
+                            Evidence::new(
+                                format!("{prefix}{} ({})", e.name, e.origin),
+                                format!("$({}) is defined later, at env[{index}]: the value keeps the literal text $({})", r.name, r.name),
+                            )
+                            .from("env order"),
+                        ),
+                        RefState::Undefined => undefined.push(
+                            Evidence::new(
+                                format!("{prefix}{} ({})", e.name, e.origin),
+                                format!("$({}) is never defined: the value keeps the literal text", r.name),
+                            )
+                            .from("env"),
+                        ),
+                        _ => {}
+                    }
                 }
             }
+            if later.len() + undefined.len() > before && !elsa {
+                named.push(c.label());
+            }
+            if later.len() > later_before
+                && let Some(order) = dependency_order(c.container.env.as_deref().unwrap_or(&[]))
+            {
+                reorder.push((c.kind, c.name().to_owned(), order));
+            }
         }
+        // `initContainer migrations: ` when other containers than Elsa's have the problem.
+        let whose = if named.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", named.join(", "))
+        };
         if !later.is_empty() {
-            let env = v.container.env.clone().unwrap_or_default();
             let mut finding = Finding::problem(
                 "defined-later",
                 format!(
-                    "{} reference(s) point at variables defined further down the env list; Kubernetes expands $(VAR) only from earlier entries",
+                    "{whose}{} reference(s) point at variables defined further down the env list; Kubernetes expands $(VAR) only from earlier entries",
                     later.len()
                 ),
             )
             .with_all(later)
             .with_all(undefined);
-            if let Some(order) = dependency_order(&env) {
-                finding.patch = Some(Box::new(reorder_patch(&v.container.name, &order)));
+            if !reorder.is_empty() {
+                finding.patch = Some(Box::new(reorder_patch_for(&reorder)));
+            }
+            if let Some((_, name, _)) = reorder.first() {
+                finding = finding.var("container", name);
             }
             return finding;
         }
@@ -589,7 +723,7 @@ fn env_expansion(facts: &Facts) -> Finding {
             return Finding::problem(
                 "undefined",
                 format!(
-                    "{} reference(s) name variables that are never defined",
+                    "{whose}{} reference(s) name variables that are never defined",
                     undefined.len()
                 ),
             )
@@ -668,17 +802,40 @@ pub fn reorder_patch(
     container: &str,
     order: &[k8s_openapi::api::core::v1::EnvVar],
 ) -> serde_json::Value {
-    let names: Vec<serde_json::Value> = order
-        .iter()
-        .map(|e| serde_json::json!({"name": e.name}))
-        .collect();
-    serde_json::json!({
-        "spec": {"template": {"spec": {"containers": [{
-            "name": container,
-            "$setElementOrder/env": names,
-            "env": names,
-        }]}}}
-    })
+    reorder_patch_for(&[(
+        crate::model::ContainerKind::Regular,
+        container.to_owned(),
+        order.to_vec(),
+    )])
+}
+
+/// One strategic-merge patch that sets the env order of every container listed, init
+/// containers under `initContainers` (both lists merge by container name), names only.
+pub fn reorder_patch_for(
+    containers: &[(crate::model::ContainerKind, String, Vec<EnvVar>)],
+) -> serde_json::Value {
+    let mut spec = serde_json::Map::new();
+    for (kind, name, order) in containers {
+        let names: Vec<serde_json::Value> = order
+            .iter()
+            .map(|e| serde_json::json!({"name": e.name}))
+            .collect();
+        let list = match kind {
+            crate::model::ContainerKind::Init => "initContainers",
+            crate::model::ContainerKind::Regular => "containers",
+        };
+        if let serde_json::Value::Array(a) = spec
+            .entry(list)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            a.push(serde_json::json!({
+                "name": name,
+                "$setElementOrder/env": names,
+                "env": names,
+            }));
+        }
+    }
+    serde_json::json!({"spec": {"template": {"spec": spec}}})
 }
 
 // --- config.appsettings ------------------------------------------------------------------

@@ -1691,3 +1691,177 @@ mod version_rule_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod container_tests {
+    //! Every container of the Elsa pod, and the database's own workload (issue 12 items 1, 6).
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::facts::SecretData;
+    use crate::redact::Secret;
+
+    const IMAGE: &str = "elsaworkflows/elsa-server-v3-5:3.5.3";
+    const CONN: &str = "Host=postgres;Database=elsa;Username=elsa;Password=$(POSTGRES_PASSWORD)";
+
+    fn password_ref(key: &str) -> serde_json::Value {
+        serde_json::json!({"name": "POSTGRES_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "postgres-secret", "key": key}}})
+    }
+
+    /// The guide's init container: the connection string above the variable it uses.
+    fn guide_init() -> serde_json::Value {
+        serde_json::json!({"name": "migrations", "image": "elsaworkflows/elsa-server:latest",
+            "env": [{"name": "ConnectionStrings__PostgreSql", "value": CONN}, password_ref("password")]})
+    }
+
+    fn elsa() -> serde_json::Value {
+        let mut d = deployment("elsa-server", IMAGE, 1);
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            password_ref("password"),
+            {"name": "ConnectionStrings__PostgreSql", "value": CONN}
+        ]);
+        d
+    }
+
+    fn postgres(key: &str) -> serde_json::Value {
+        let mut d = deployment("postgres", "postgres:16", 1);
+        d["spec"]["template"]["spec"]["containers"][0]["env"] =
+            serde_json::json!([password_ref(key)]);
+        d
+    }
+
+    fn facts(deployments: serde_json::Value) -> Facts {
+        let mut f = with_deployments(deployments);
+        let data = BTreeMap::from([("password".to_owned(), Secret::new("pw"))]);
+        f.secrets.insert(
+            "postgres-secret".to_owned(),
+            Probe::Observed(SecretData { data }),
+        );
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([
+                {"metadata": {"name": "postgres"}, "spec": {"clusterIP": "10.96.0.20",
+                    "selector": {"app": "postgres"}, "ports": [{"port": 5432}]}}
+            ]))
+            .expect("services"),
+        );
+        f
+    }
+
+    #[test]
+    fn the_guides_init_container_order_is_named_and_patched() {
+        let mut d = elsa();
+        d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([guide_init()]);
+        let f = env_expansion(&facts(serde_json::json!([d])));
+        assert_eq!(f.cause, Some("defined-later"), "{}", f.message);
+        assert!(
+            f.message.starts_with("initContainer migrations: 1 reference(s)"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.label.starts_with("initContainer migrations: ConnectionStrings__PostgreSql")),
+            "{:?}",
+            f.evidence
+        );
+        assert_eq!(f.vars.0.get("container").map(String::as_str), Some("migrations"));
+        let patch = f.patch.expect("a patch");
+        let init = &patch["spec"]["template"]["spec"]["initContainers"];
+        assert_eq!(init[0]["name"], "migrations");
+        assert_eq!(
+            init[0]["$setElementOrder/env"],
+            serde_json::json!([{"name": "POSTGRES_PASSWORD"}, {"name": "ConnectionStrings__PostgreSql"}])
+        );
+        assert!(
+            patch["spec"]["template"]["spec"].get("containers").is_none(),
+            "the Elsa container's order is right: not in the patch: {patch}"
+        );
+        assert!(!patch.to_string().contains("value"), "names only: {patch}");
+    }
+
+    #[test]
+    fn one_patch_orders_every_container_that_needs_it() {
+        let mut d = elsa();
+        let c = &mut d["spec"]["template"]["spec"]["containers"][0]["env"];
+        // The Elsa container in the guide's Option A order too.
+        *c = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            {"name": "ConnectionStrings__PostgreSql", "value": CONN},
+            password_ref("password")
+        ]);
+        d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([guide_init()]);
+        let f = env_expansion(&facts(serde_json::json!([d])));
+        assert_eq!(f.cause, Some("defined-later"));
+        assert!(f.message.starts_with("initContainer migrations: 2 reference(s)"), "{}", f.message);
+        let patch = f.patch.expect("a patch");
+        let spec = &patch["spec"]["template"]["spec"];
+        assert_eq!(spec["initContainers"][0]["name"], "migrations");
+        assert_eq!(spec["containers"][0]["name"], "elsa-server");
+        assert_eq!(
+            spec["containers"][0]["$setElementOrder/env"][1],
+            serde_json::json!({"name": "POSTGRES_PASSWORD"})
+        );
+    }
+
+    #[test]
+    fn a_sidecars_missing_key_names_the_sidecar() {
+        let mut d = elsa();
+        let containers = d["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .expect("containers");
+        containers.push(serde_json::json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.1.9",
+            "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "postgres-secret", "key": "token"}}}]}));
+        let f = refs(&facts(serde_json::json!([d])));
+        assert_eq!((f.outcome, f.cause), (Outcome::Problem, Some("key-missing")));
+        assert!(
+            f.message.starts_with("container log-shipper: env[0] secretKeyRef postgres-secret/token"),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.vars.0.get("container").map(String::as_str), Some("log-shipper"));
+    }
+
+    #[test]
+    fn the_database_workloads_missing_key_explains_what_follows() {
+        let f = facts(serde_json::json!([elsa(), postgres("postgres-password")]));
+        let v = f.effective().expect("model");
+        let db = v.database.as_ref().expect("the workload behind Service postgres");
+        assert_eq!(db.workload().reference(), "deployment/postgres");
+        assert_eq!(db.service, "postgres");
+        let r = refs(&f);
+        assert_eq!(r.cause, Some("database-key-missing"), "{}", r.message);
+        assert!(r.message.starts_with("deployment/postgres container postgres: env[0]"), "{}", r.message);
+        assert!(r.message.contains("database pod never starts"), "{}", r.message);
+        assert_eq!(r.vars.0.get("workload").map(String::as_str), Some("postgres"));
+        let why = crate::checks::database_cannot_start(&f).expect("a reason");
+        assert!(why.contains("deployment/postgres cannot start"), "{why}");
+        // A failing finding after it points at it; a passing one is left alone.
+        let blamed = crate::checks::blame_database(&f, Finding::problem("refused", "refused"));
+        assert!(blamed.message.contains("see config.refs"), "{}", blamed.message);
+        let ok = crate::checks::blame_database(&f, Finding::pass("fine"));
+        assert_eq!(ok.message, "fine");
+    }
+
+    #[test]
+    fn a_healthy_database_workload_passes_and_is_named() {
+        let f = facts(serde_json::json!([elsa(), postgres("password")]));
+        let r = refs(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(r.message.contains("deployment/postgres"), "{}", r.message);
+        assert!(crate::checks::database_cannot_start(&f).is_none());
+    }
+
+    #[test]
+    fn no_workload_behind_the_service_no_database_judgement() {
+        // The Service selects app=postgres; this database runs as app=pg.
+        let mut pg = postgres("postgres-password");
+        pg["spec"]["template"]["metadata"]["labels"] = serde_json::json!({"app": "pg"});
+        let f = facts(serde_json::json!([elsa(), pg]));
+        assert!(f.effective().expect("model").database.is_none());
+        assert_eq!(refs(&f).outcome, Outcome::Pass);
+    }
+}

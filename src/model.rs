@@ -949,6 +949,82 @@ mod tests {
     }
 
     #[test]
+    fn every_container_is_expanded_once_with_its_literals() {
+        let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        let spec = &mut d["spec"]["template"]["spec"];
+        spec["initContainers"] = serde_json::json!([{"name": "migrations", "image": "busybox",
+            "env": [{"name": "PW", "value": "scrubbed"}, {"name": "CS", "value": "Password=$(PW)"}]}]);
+        spec["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .push(serde_json::json!({"name": "sidecar", "image": "busybox"}));
+        let mut f = crate::checks::test_support::with_deployments(serde_json::json!([d]));
+        // Gathering keeps the literal the facts' copy no longer shows.
+        f.env_literals.insert(
+            "deployment/elsa-server/migrations/0".to_owned(),
+            crate::redact::Secret::new("s3cret"),
+        );
+        let v = f.effective().expect("model");
+        let names: Vec<(super::ContainerKind, &str)> =
+            v.containers.iter().map(|c| (c.kind, c.name())).collect();
+        assert_eq!(
+            names,
+            [
+                (super::ContainerKind::Init, "migrations"),
+                (super::ContainerKind::Regular, "elsa-server"),
+                (super::ContainerKind::Regular, "sidecar"),
+            ]
+        );
+        assert_eq!(v.containers[0].label(), "initContainer migrations");
+        let cs = v.containers[0].expansion.get("CS").expect("CS");
+        assert_eq!(
+            cs.value.expanded().map(|x| x.expose()),
+            Some("Password=s3cret"),
+            "the restored literal is what $(PW) expands to"
+        );
+        assert_eq!(v.container.name, "elsa-server");
+        assert!(v.database.is_none(), "no connection string, no database workload");
+    }
+
+    #[test]
+    fn the_database_workload_is_the_one_the_services_selector_matches() {
+        use crate::checks::test_support::with_deployments;
+        let pg = deployment("postgres", "postgres:16", 1);
+        let mut other = deployment("pgadmin", "dpage/pgadmin4", 1);
+        other["spec"]["template"]["metadata"]["labels"] = serde_json::json!({"app": "pgadmin"});
+        let elsa = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        let mut f = with_deployments(serde_json::json!([elsa, other, pg]));
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([
+                {"metadata": {"name": "db"}, "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}},
+                {"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 5432}]}}
+            ]))
+            .expect("services"),
+        );
+        let found = |host: &str| {
+            super::database_workload(&f, "deployment/elsa-server", host)
+                .map(|(w, svc)| (w.reference(), svc))
+        };
+        assert_eq!(
+            found("db"),
+            Some(("deployment/postgres".to_owned(), "db".to_owned()))
+        );
+        assert_eq!(
+            found("db.elsa.svc.cluster.local"),
+            Some(("deployment/postgres".to_owned(), "db".to_owned()))
+        );
+        assert_eq!(found("db.other"), None, "another namespace is not listed");
+        assert_eq!(found("manual"), None, "no selector, no workload");
+        assert_eq!(found("10.0.0.5"), None);
+        assert_eq!(found("nope"), None);
+        // Elsa itself is never its own database.
+        assert_eq!(
+            super::database_workload(&f, "deployment/postgres", "db").map(|(w, _)| w.reference()),
+            None
+        );
+    }
+
+    #[test]
     fn no_workload_is_a_skip_naming_workload_found() {
         let f = crate::checks::test_support::empty();
         let why = f.effective().expect_err("no model");

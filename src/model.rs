@@ -983,7 +983,10 @@ mod tests {
             "the restored literal is what $(PW) expands to"
         );
         assert_eq!(v.container.name, "elsa-server");
-        assert!(v.database.is_none(), "no connection string, no database workload");
+        assert!(
+            v.database.is_none(),
+            "no connection string, no database workload"
+        );
     }
 
     #[test]

@@ -674,7 +674,10 @@ mod tests {
             kept["deployment/elsa/migrations/1"].expose(),
             "Host=p;Password=CANARY-B"
         );
-        assert!(!kept.contains_key("deployment/elsa/migrations/0"), "unchanged values are not kept");
+        assert!(
+            !kept.contains_key("deployment/elsa/migrations/0"),
+            "unchanged values are not kept"
+        );
         let json = serde_json::to_string(&spec).expect("json");
         assert!(!json.contains("CANARY"), "{json}");
     }

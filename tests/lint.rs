@@ -142,8 +142,7 @@ fn the_generated_env_patch_fixes_the_guides_init_container() {
     );
     let patch = check["fix"]["patch"].clone();
     assert_eq!(
-        patch["spec"]["template"]["spec"]["initContainers"][0]["name"],
-        "migrations",
+        patch["spec"]["template"]["spec"]["initContainers"][0]["name"], "migrations",
         "{patch}"
     );
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("yaml");

@@ -9,11 +9,11 @@ use crate::domain::env_expand::{
     EnvValue, RefState, SourceKind, dependency_order, shell_style_refs,
 };
 use crate::domain::npgsql;
-use k8s_openapi::api::core::v1::EnvVar;
 use crate::facts::{FactKey, Facts, NOT_IN_BUNDLE, Probe};
 use crate::model::{APP_DIR, FileContent};
 use crate::redact;
 use crate::report::Evidence;
+use k8s_openapi::api::core::v1::EnvVar;
 
 /// Every config check reads the workload, its referenced sources and the namespace's Services.
 const NEEDS: &[FactKey] = &[
@@ -1757,18 +1757,22 @@ mod container_tests {
         let f = env_expansion(&facts(serde_json::json!([d])));
         assert_eq!(f.cause, Some("defined-later"), "{}", f.message);
         assert!(
-            f.message.starts_with("initContainer migrations: 1 reference(s)"),
+            f.message
+                .starts_with("initContainer migrations: 1 reference(s)"),
             "{}",
             f.message
         );
         assert!(
-            f.evidence
-                .iter()
-                .any(|e| e.label.starts_with("initContainer migrations: ConnectionStrings__PostgreSql")),
+            f.evidence.iter().any(|e| e
+                .label
+                .starts_with("initContainer migrations: ConnectionStrings__PostgreSql")),
             "{:?}",
             f.evidence
         );
-        assert_eq!(f.vars.0.get("container").map(String::as_str), Some("migrations"));
+        assert_eq!(
+            f.vars.0.get("container").map(String::as_str),
+            Some("migrations")
+        );
         let patch = f.patch.expect("a patch");
         let init = &patch["spec"]["template"]["spec"]["initContainers"];
         assert_eq!(init[0]["name"], "migrations");
@@ -1777,7 +1781,9 @@ mod container_tests {
             serde_json::json!([{"name": "POSTGRES_PASSWORD"}, {"name": "ConnectionStrings__PostgreSql"}])
         );
         assert!(
-            patch["spec"]["template"]["spec"].get("containers").is_none(),
+            patch["spec"]["template"]["spec"]
+                .get("containers")
+                .is_none(),
             "the Elsa container's order is right: not in the patch: {patch}"
         );
         assert!(!patch.to_string().contains("value"), "names only: {patch}");
@@ -1796,7 +1802,12 @@ mod container_tests {
         d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([guide_init()]);
         let f = env_expansion(&facts(serde_json::json!([d])));
         assert_eq!(f.cause, Some("defined-later"));
-        assert!(f.message.starts_with("initContainer migrations: 2 reference(s)"), "{}", f.message);
+        assert!(
+            f.message
+                .starts_with("initContainer migrations: 2 reference(s)"),
+            "{}",
+            f.message
+        );
         let patch = f.patch.expect("a patch");
         let spec = &patch["spec"]["template"]["spec"];
         assert_eq!(spec["initContainers"][0]["name"], "migrations");
@@ -1816,32 +1827,58 @@ mod container_tests {
         containers.push(serde_json::json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.1.9",
             "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "postgres-secret", "key": "token"}}}]}));
         let f = refs(&facts(serde_json::json!([d])));
-        assert_eq!((f.outcome, f.cause), (Outcome::Problem, Some("key-missing")));
+        assert_eq!(
+            (f.outcome, f.cause),
+            (Outcome::Problem, Some("key-missing"))
+        );
         assert!(
-            f.message.starts_with("container log-shipper: env[0] secretKeyRef postgres-secret/token"),
+            f.message
+                .starts_with("container log-shipper: env[0] secretKeyRef postgres-secret/token"),
             "{}",
             f.message
         );
-        assert_eq!(f.vars.0.get("container").map(String::as_str), Some("log-shipper"));
+        assert_eq!(
+            f.vars.0.get("container").map(String::as_str),
+            Some("log-shipper")
+        );
     }
 
     #[test]
     fn the_database_workloads_missing_key_explains_what_follows() {
         let f = facts(serde_json::json!([elsa(), postgres("postgres-password")]));
         let v = f.effective().expect("model");
-        let db = v.database.as_ref().expect("the workload behind Service postgres");
+        let db = v
+            .database
+            .as_ref()
+            .expect("the workload behind Service postgres");
         assert_eq!(db.workload().reference(), "deployment/postgres");
         assert_eq!(db.service, "postgres");
         let r = refs(&f);
         assert_eq!(r.cause, Some("database-key-missing"), "{}", r.message);
-        assert!(r.message.starts_with("deployment/postgres container postgres: env[0]"), "{}", r.message);
-        assert!(r.message.contains("database pod never starts"), "{}", r.message);
-        assert_eq!(r.vars.0.get("workload").map(String::as_str), Some("postgres"));
+        assert!(
+            r.message
+                .starts_with("deployment/postgres container postgres: env[0]"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("database pod never starts"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            r.vars.0.get("workload").map(String::as_str),
+            Some("postgres")
+        );
         let why = crate::checks::database_cannot_start(&f).expect("a reason");
         assert!(why.contains("deployment/postgres cannot start"), "{why}");
         // A failing finding after it points at it; a passing one is left alone.
         let blamed = crate::checks::blame_database(&f, Finding::problem("refused", "refused"));
-        assert!(blamed.message.contains("see config.refs"), "{}", blamed.message);
+        assert!(
+            blamed.message.contains("see config.refs"),
+            "{}",
+            blamed.message
+        );
         let ok = crate::checks::blame_database(&f, Finding::pass("fine"));
         assert_eq!(ok.message, "fine");
     }

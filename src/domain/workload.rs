@@ -103,7 +103,8 @@ impl<'a> Workload<'a> {
             Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
             Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
         };
-        meta.and_then(|m| m.labels.as_ref()).unwrap_or(&EMPTY_LABELS)
+        meta.and_then(|m| m.labels.as_ref())
+            .unwrap_or(&EMPTY_LABELS)
     }
 
     pub fn pod_spec(&self) -> Option<&'a PodSpec> {

@@ -373,20 +373,24 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             .rejection(kind, name)
             .map(|r| format!("the API server would refuse it: {r}"))
     }
-    let cm_probe = |config_maps: &mut BTreeMap<String, ConfigMap>, notes: &BundleNotes, n: &str| {
-        match (config_maps.remove(n), source(notes, "ConfigMap", n)) {
+    let cm_probe =
+        |config_maps: &mut BTreeMap<String, ConfigMap>, notes: &BundleNotes, n: &str| match (
+            config_maps.remove(n),
+            source(notes, "ConfigMap", n),
+        ) {
             (Some(cm), _) => Probe::Observed(ConfigMapData::from(cm)),
             (None, Some(why)) => Probe::failed(None, why),
             (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
-        }
-    };
-    let secret_probe = |secrets: &mut BTreeMap<String, K8sSecret>, notes: &BundleNotes, n: &str| {
-        match (secrets.remove(n), source(notes, "Secret", n)) {
+        };
+    let secret_probe =
+        |secrets: &mut BTreeMap<String, K8sSecret>, notes: &BundleNotes, n: &str| match (
+            secrets.remove(n),
+            source(notes, "Secret", n),
+        ) {
             (Some(s), _) => Probe::Observed(SecretData::from(s)),
             (None, Some(why)) => Probe::failed(None, why),
             (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
-        }
-    };
+        };
     let mut cms: BTreeMap<String, Probe<ConfigMapData>> = cm_names
         .into_iter()
         .map(|n| {
@@ -424,15 +428,15 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     }
     let (db_cms, db_secrets) = crate::model::database_sources(&known);
     for n in db_cms {
-        if !cms.contains_key(&n) {
-            let p = cm_probe(&mut config_maps, &notes, &n);
-            cms.insert(n, p);
+        if let std::collections::btree_map::Entry::Vacant(e) = cms.entry(n) {
+            let p = cm_probe(&mut config_maps, &notes, e.key());
+            e.insert(p);
         }
     }
     for n in db_secrets {
-        if !secs.contains_key(&n) {
-            let p = secret_probe(&mut secrets, &notes, &n);
-            secs.insert(n, p);
+        if let std::collections::btree_map::Entry::Vacant(e) = secs.entry(n) {
+            let p = secret_probe(&mut secrets, &notes, e.key());
+            e.insert(p);
         }
     }
     vec![

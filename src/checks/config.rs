@@ -1893,6 +1893,46 @@ mod container_tests {
     }
 
     #[test]
+    fn a_database_statefulset_whose_own_secret_is_missing() {
+        // The database's own Secret, which Elsa does not reference: gathering read it by name.
+        let with = |secret: Probe<SecretData>| {
+            let mut f = facts(serde_json::json!([elsa()]));
+            let mut sts = postgres("password");
+            sts["spec"]["serviceName"] = serde_json::json!("postgres");
+            sts["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+                serde_json::json!([{"secretRef": {"name": "postgres-superuser"}}]);
+            f.statefulsets = Probe::Observed(vec![serde_json::from_value(sts).expect("sts")]);
+            f.secrets.insert("postgres-superuser".to_owned(), secret);
+            f
+        };
+        let f = with(Probe::Absent);
+        let r = refs(&f);
+        assert_eq!(r.cause, Some("database-source-missing"), "{}", r.message);
+        assert!(
+            r.message
+                .starts_with("statefulset/postgres container postgres: envFrom[0]"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            r.vars.0.get("workload_kind").map(String::as_str),
+            Some("statefulset")
+        );
+        assert_eq!(
+            r.vars.0.get("secret").map(String::as_str),
+            Some("postgres-superuser")
+        );
+        assert!(crate::checks::database_cannot_start(&f).is_some());
+        // Not readable (a 403) is not missing: unknown, and nothing blames it.
+        let f = with(Probe::Forbidden {
+            verb: "get".to_owned(),
+            resource: "secrets".to_owned(),
+        });
+        assert!(crate::checks::database_cannot_start(&f).is_none());
+        assert_eq!(refs(&f).outcome, Outcome::Unknown);
+    }
+
+    #[test]
     fn no_workload_behind_the_service_no_database_judgement() {
         // The Service selects app=postgres; this database runs as app=pg.
         let mut pg = postgres("postgres-password");

@@ -686,8 +686,8 @@ fn env_expansion(facts: &Facts) -> Finding {
                     }
                 }
             }
-            if later.len() + undefined.len() > before && !elsa {
-                named.push(c.label());
+            if later.len() + undefined.len() > before {
+                named.push((elsa, c.label()));
             }
             if later.len() > later_before
                 && let Some(order) = dependency_order(c.container.env.as_deref().unwrap_or(&[]))
@@ -695,11 +695,13 @@ fn env_expansion(facts: &Facts) -> Finding {
                 reorder.push((c.kind, c.name().to_owned(), order));
             }
         }
-        // `initContainer migrations: ` when other containers than Elsa's have the problem.
-        let whose = if named.is_empty() {
+        // `initContainer migrations: ` when other containers than Elsa's have the problem (and
+        // then Elsa's too, when it has one): a finding about Elsa's alone reads as it always did.
+        let whose = if named.iter().all(|(elsa, _)| *elsa) {
             String::new()
         } else {
-            format!("{}: ", named.join(", "))
+            let labels: Vec<&str> = named.iter().map(|(_, l)| l.as_str()).collect();
+            format!("{}: ", labels.join(", "))
         };
         if !later.is_empty() {
             let mut finding = Finding::problem(
@@ -1804,7 +1806,7 @@ mod container_tests {
         assert_eq!(f.cause, Some("defined-later"));
         assert!(
             f.message
-                .starts_with("initContainer migrations: 2 reference(s)"),
+                .starts_with("initContainer migrations, container elsa-server: 2 reference(s)"),
             "{}",
             f.message
         );

@@ -113,6 +113,53 @@ impl WorkloadObject {
     }
 }
 
+/// Init container or regular container (the Elsa one, or a sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Init,
+    Regular,
+}
+
+/// One container of a pod template with its environment after the kubelet's expansion.
+#[derive(Debug, Clone)]
+pub struct ContainerEnv {
+    pub kind: ContainerKind,
+    /// The container with its literal env values as written (restored from the literals).
+    pub container: Container,
+    pub expansion: Expansion,
+}
+
+impl ContainerEnv {
+    pub fn name(&self) -> &str {
+        &self.container.name
+    }
+
+    /// `initContainer migrations`, `container elsa-server`: how findings name it.
+    pub fn label(&self) -> String {
+        match self.kind {
+            ContainerKind::Init => format!("initContainer {}", self.container.name),
+            ContainerKind::Regular => format!("container {}", self.container.name),
+        }
+    }
+}
+
+/// The workload behind the database host's Service (in Elsa's namespace), found by the
+/// Service's selector, with the environment of each of its containers.
+#[derive(Debug, Clone)]
+pub struct DatabaseWorkload {
+    workload: WorkloadObject,
+    /// The Service whose selector matches its pod template.
+    pub service: String,
+    /// Init containers first, then the others, in spec order.
+    pub containers: Vec<ContainerEnv>,
+}
+
+impl DatabaseWorkload {
+    pub fn workload(&self) -> Workload<'_> {
+        self.workload.get()
+    }
+}
+
 /// Why there is no model: the finding every check that needs one reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
@@ -146,6 +193,12 @@ pub struct Effective {
     /// stock one (a custom build, Studio).
     pub candidates: Vec<(Flavor, ElsaVersion)>,
     pub expansion: Expansion,
+    /// Every container of the Elsa pod with its environment after expansion: init containers
+    /// first, then the regular ones (the Elsa container among them, named by `container`).
+    pub containers: Vec<ContainerEnv>,
+    /// The database's own workload, when the connection string's host is a Service of this
+    /// namespace whose selector matches a workload of the facts ([`database_workload`]).
+    pub database: Option<DatabaseWorkload>,
     pub env: Vec<EnvInput>,
     /// The .NET environment name and the variable that set it (None: the default).
     pub environment: (String, Option<String>),
@@ -517,6 +570,100 @@ impl Effective {
     }
 }
 
+/// A container with the literal env values scrubbed from the facts put back (they are keyed
+/// `<workload>/<container>/<env index>`).
+fn with_literals(f: &Facts, workload: &str, c: &Container) -> Container {
+    let mut c = c.clone();
+    let name = c.name.clone();
+    for (i, e) in c.env.iter_mut().flatten().enumerate() {
+        if let Some(original) = f.env_literals.get(&format!("{workload}/{name}/{i}")) {
+            e.value = Some(original.expose().to_owned());
+        }
+    }
+    c
+}
+
+/// What the kubelet makes of every container of a pod template: init containers first.
+fn pod_env(
+    f: &Facts,
+    workload: &Workload<'_>,
+    spec: &PodSpec,
+    sources: &dyn Sources,
+    links: &[ServiceLink],
+) -> Vec<ContainerEnv> {
+    let master = ServiceLink {
+        name: "kubernetes".to_owned(),
+        cluster_ip: String::new(),
+        ports: Vec::new(),
+    };
+    let reference = workload.reference();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| (ContainerKind::Init, c));
+    let regular = spec.containers.iter().map(|c| (ContainerKind::Regular, c));
+    init.chain(regular)
+        .map(|(kind, c)| {
+            let container = with_literals(f, &reference, c);
+            let expansion = env_expand::expand(&env_expand::Input {
+                container: &container,
+                enable_service_links: spec.enable_service_links.unwrap_or(true),
+                services: links,
+                master: Some(&master),
+                sources,
+            });
+            ContainerEnv {
+                kind,
+                container,
+                expansion,
+            }
+        })
+        .collect()
+}
+
+/// The workload behind a database host: the host must name a Service of the facts' namespace
+/// (`domain::service_host`), and the workload is the first other than `elsa` (a reference,
+/// `deployment/elsa-server`) whose pod template that Service's selector matches
+/// (`domain::workload::selected_by`). With the Service's name.
+pub fn database_workload<'a>(
+    f: &'a Facts,
+    elsa: &str,
+    host: &str,
+) -> Option<(Workload<'a>, String)> {
+    let (service, ns) = crate::domain::service_host::service_of(host, &f.scope.namespace)?;
+    if ns != f.scope.namespace {
+        return None;
+    }
+    let svc = f
+        .services
+        .observed()?
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(service.as_str()))?;
+    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
+    let w = f
+        .workload_pool()?
+        .into_iter()
+        .find(|w| w.reference() != elsa && crate::domain::workload::selected_by(selector, w))?;
+    Some((w, service))
+}
+
+/// The ConfigMaps and Secrets the database workload's pod template references (gathering
+/// fetches them beside Elsa's, so `config.refs` can judge the database's own configuration).
+pub fn database_sources(
+    f: &Facts,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    f.effective()
+        .ok()
+        .and_then(|v| v.database.as_ref())
+        .and_then(|d| d.workload().pod_spec())
+        .map(crate::domain::workload::referenced_sources)
+        .unwrap_or_default()
+}
+
 /// Builds the model, or says why there is none.
 pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
     let workload = selected(f)?;
@@ -524,19 +671,14 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
         Unavailable::Unknown(format!("{} has no pod template", workload.reference()))
     })?;
     let (identity, clues, candidates) = identify(f, &workload);
-    let mut container = elsa_container(spec, identity.as_ref())
-        .ok_or_else(|| Unavailable::Unknown(format!("{} has no containers", workload.reference())))?
-        .clone();
     // Literal values as written (gathering scrubbed them from the facts' copy).
-    let name = container.name.clone();
-    for (i, e) in container.env.iter_mut().flatten().enumerate() {
-        if let Some(original) = f
-            .env_literals
-            .get(&format!("{}/{name}/{i}", workload.reference()))
-        {
-            e.value = Some(original.expose().to_owned());
-        }
-    }
+    let container = with_literals(
+        f,
+        &workload.reference(),
+        elsa_container(spec, identity.as_ref()).ok_or_else(|| {
+            Unavailable::Unknown(format!("{} has no containers", workload.reference()))
+        })?,
+    );
     let cm_data: BTreeMap<String, BTreeMap<String, String>> = f
         .config_maps
         .iter()
@@ -544,18 +686,12 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
         .collect();
     let sources = FactSources(f, cm_data);
     let links = service_links(f);
-    let master = ServiceLink {
-        name: "kubernetes".to_owned(),
-        cluster_ip: String::new(),
-        ports: Vec::new(),
-    };
-    let expansion = env_expand::expand(&env_expand::Input {
-        container: &container,
-        enable_service_links: spec.enable_service_links.unwrap_or(true),
-        services: &links,
-        master: Some(&master),
-        sources: &sources,
-    });
+    let containers = pod_env(f, &workload, spec, &sources, &links);
+    let expansion = containers
+        .iter()
+        .find(|c| c.kind == ContainerKind::Regular && c.name() == container.name)
+        .map(|c| c.expansion.clone())
+        .ok_or_else(|| Unavailable::Unknown("the Elsa container vanished".to_owned()))?;
     let env = env_inputs(&expansion, &container.name);
     let (env_name, env_var) = dotnet_config::environment_name(&env);
     let environment = (env_name, env_var.map(|e| e.name.clone()));
@@ -582,18 +718,38 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
         add_file(&mut config, file);
     }
     config.add_env(&env, elsa::dotnet_major(flavor, version));
-    Ok(Effective {
+    let mut model = Effective {
         workload: WorkloadObject::of(workload),
         container,
         identity,
         clues,
         candidates,
         expansion,
+        containers,
+        database: None,
         env,
         environment,
         files,
         config,
-    })
+    };
+    // The database's own workload, behind the host the configuration names.
+    let host = model
+        .configured_connection()
+        .ok()
+        .and_then(|(_, s)| npgsql::parse(s.value.expose()).ok())
+        .and_then(|c| c.hosts().into_iter().next().map(|h| h.host));
+    if let Some((w, service)) = host
+        .as_deref()
+        .and_then(|h| database_workload(f, &workload.reference(), h))
+        && let Some(db_spec) = w.pod_spec()
+    {
+        model.database = Some(DatabaseWorkload {
+            containers: pod_env(f, &w, db_spec, &sources, &links),
+            workload: WorkloadObject::of(w),
+            service,
+        });
+    }
+    Ok(model)
 }
 
 fn add_file(config: &mut EffectiveConfig, file: &MountedFile) {
@@ -789,6 +945,85 @@ mod tests {
             after.provider_setting().map(|s| s.value.expose()),
             Some("PostgreSql"),
             "an update rebuilds the model"
+        );
+    }
+
+    #[test]
+    fn every_container_is_expanded_once_with_its_literals() {
+        let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        let spec = &mut d["spec"]["template"]["spec"];
+        spec["initContainers"] = serde_json::json!([{"name": "migrations", "image": "busybox",
+            "env": [{"name": "PW", "value": "scrubbed"}, {"name": "CS", "value": "Password=$(PW)"}]}]);
+        spec["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .push(serde_json::json!({"name": "sidecar", "image": "busybox"}));
+        let mut f = crate::checks::test_support::with_deployments(serde_json::json!([d]));
+        // Gathering keeps the literal the facts' copy no longer shows.
+        f.env_literals.insert(
+            "deployment/elsa-server/migrations/0".to_owned(),
+            crate::redact::Secret::new("s3cret"),
+        );
+        let v = f.effective().expect("model");
+        let names: Vec<(super::ContainerKind, &str)> =
+            v.containers.iter().map(|c| (c.kind, c.name())).collect();
+        assert_eq!(
+            names,
+            [
+                (super::ContainerKind::Init, "migrations"),
+                (super::ContainerKind::Regular, "elsa-server"),
+                (super::ContainerKind::Regular, "sidecar"),
+            ]
+        );
+        assert_eq!(v.containers[0].label(), "initContainer migrations");
+        let cs = v.containers[0].expansion.get("CS").expect("CS");
+        assert_eq!(
+            cs.value.expanded().map(|x| x.expose()),
+            Some("Password=s3cret"),
+            "the restored literal is what $(PW) expands to"
+        );
+        assert_eq!(v.container.name, "elsa-server");
+        assert!(
+            v.database.is_none(),
+            "no connection string, no database workload"
+        );
+    }
+
+    #[test]
+    fn the_database_workload_is_the_one_the_services_selector_matches() {
+        use crate::checks::test_support::with_deployments;
+        let pg = deployment("postgres", "postgres:16", 1);
+        let mut other = deployment("pgadmin", "dpage/pgadmin4", 1);
+        other["spec"]["template"]["metadata"]["labels"] = serde_json::json!({"app": "pgadmin"});
+        let elsa = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        let mut f = with_deployments(serde_json::json!([elsa, other, pg]));
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([
+                {"metadata": {"name": "db"}, "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}},
+                {"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 5432}]}}
+            ]))
+            .expect("services"),
+        );
+        let found = |host: &str| {
+            super::database_workload(&f, "deployment/elsa-server", host)
+                .map(|(w, svc)| (w.reference(), svc))
+        };
+        assert_eq!(
+            found("db"),
+            Some(("deployment/postgres".to_owned(), "db".to_owned()))
+        );
+        assert_eq!(
+            found("db.elsa.svc.cluster.local"),
+            Some(("deployment/postgres".to_owned(), "db".to_owned()))
+        );
+        assert_eq!(found("db.other"), None, "another namespace is not listed");
+        assert_eq!(found("manual"), None, "no selector, no workload");
+        assert_eq!(found("10.0.0.5"), None);
+        assert_eq!(found("nope"), None);
+        // Elsa itself is never its own database.
+        assert_eq!(
+            super::database_workload(&f, "deployment/postgres", "db").map(|(w, _)| w.reference()),
+            None
         );
     }
 

@@ -515,9 +515,14 @@ pub fn pod_spec(spec: &mut PodSpec) {
 /// `<workload>/<container>/<env index>`.
 pub type Literals = std::collections::BTreeMap<String, Secret>;
 
-/// [`pod_spec`], also keeping every env value it changes in `kept` under `<prefix>/...`.
+/// [`pod_spec`], also keeping every env value it changes in `kept` under `<prefix>/...`, for
+/// the init containers as for the others (a pod's container names are unique across both).
 pub fn pod_spec_keeping(spec: &mut PodSpec, prefix: &str, kept: &mut Literals) {
-    for c in spec.containers.iter() {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         for (i, e) in c.env.iter().flatten().enumerate() {
             if let Some(v) = &e.value
                 && env_value(&e.name, v) != *v
@@ -646,6 +651,33 @@ mod tests {
         }))
         .expect("spec");
         pod_spec(&mut spec);
+        let json = serde_json::to_string(&spec).expect("json");
+        assert!(!json.contains("CANARY"), "{json}");
+    }
+
+    #[test]
+    fn keeps_the_literals_of_init_containers_too() {
+        // The init containers' env is judged like the others' (issue 12 #1): their literal
+        // values are kept, unprintable, under their own container's name.
+        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "env": [{"name": "DB_PASSWORD", "value": "CANARY-A"}]}],
+            "initContainers": [{"name": "migrations", "env": [
+                {"name": "LOG_LEVEL", "value": "Debug"},
+                {"name": "ConnectionStrings__PostgreSql", "value": "Host=p;Password=CANARY-B"}
+            ]}]
+        }))
+        .expect("spec");
+        let mut kept = Literals::new();
+        pod_spec_keeping(&mut spec, "deployment/elsa", &mut kept);
+        assert_eq!(kept["deployment/elsa/a/0"].expose(), "CANARY-A");
+        assert_eq!(
+            kept["deployment/elsa/migrations/1"].expose(),
+            "Host=p;Password=CANARY-B"
+        );
+        assert!(
+            !kept.contains_key("deployment/elsa/migrations/0"),
+            "unchanged values are not kept"
+        );
         let json = serde_json::to_string(&spec).expect("json");
         assert!(!json.contains("CANARY"), "{json}");
     }

@@ -17,13 +17,29 @@ fn manifests(name: &str) -> String {
 /// server's semantics for this shape: containers merge by `name`; `env` entries merge by
 /// `name`; `$setElementOrder/env` gives the resulting order.
 fn apply_env_order_patch(deployment: &mut Value, patch: &Value) {
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array_mut()
-        .expect("containers");
-    for pc in patch["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .expect("patch containers")
-    {
+    let lists = ["containers", "initContainers"];
+    assert!(
+        lists
+            .iter()
+            .any(|l| patch["spec"]["template"]["spec"][l].is_array()),
+        "the patch names containers: {patch}"
+    );
+    for list in lists {
+        let Some(patched) = patch["spec"]["template"]["spec"][list].as_array() else {
+            continue;
+        };
+        apply_to(
+            deployment["spec"]["template"]["spec"][list]
+                .as_array_mut()
+                .expect("the list the patch names exists"),
+            patched,
+        );
+    }
+}
+
+/// One list (`containers` or `initContainers`) of [`apply_env_order_patch`].
+fn apply_to(containers: &mut [Value], patched: &[Value]) {
+    for pc in patched {
         let c = containers
             .iter_mut()
             .find(|c| c["name"] == pc["name"])
@@ -103,6 +119,45 @@ fn the_generated_env_patch_fixes_the_guide_option_a_order() {
     let st = statuses(&after);
     assert_eq!(st["config.env-expansion"], "pass", "{after}");
     assert_eq!(st["config.connection-string"], "pass");
+}
+
+#[test]
+fn the_generated_env_patch_fixes_the_guides_init_container() {
+    // The guide's migration init container, verbatim (issue 12 #1): the patch orders its env
+    // under `initContainers`, and after it the container's references resolve.
+    let home = tempfile::tempdir().expect("tmp");
+    let text = manifests("ctr-guide-init-order");
+    let (report, code) = lint_json(home.path(), &text);
+    assert_eq!(code, 1);
+    let check = report["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == "config.env-expansion"))
+        .expect("check");
+    assert_eq!(check["status"], "fail");
+    assert!(
+        check["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("initContainer migrations:")),
+        "{check}"
+    );
+    let patch = check["fix"]["patch"].clone();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["initContainers"][0]["name"], "migrations",
+        "{patch}"
+    );
+    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("yaml");
+    let deployment = docs
+        .iter_mut()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "elsa-server")
+        .expect("elsa deployment");
+    apply_env_order_patch(deployment, &patch);
+    let patched: String = docs
+        .iter()
+        .map(|d| serde_json::to_string(d).expect("json"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let (after, _) = lint_json(home.path(), &patched);
+    assert_eq!(statuses(&after)["config.env-expansion"], "pass", "{after}");
 }
 
 #[test]

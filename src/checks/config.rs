@@ -13,6 +13,7 @@ use crate::facts::{FactKey, Facts, NOT_IN_BUNDLE, Probe};
 use crate::model::{APP_DIR, FileContent};
 use crate::redact;
 use crate::report::Evidence;
+use k8s_openapi::api::core::v1::EnvVar;
 
 /// Every config check reads the workload, its referenced sources and the namespace's Services.
 const NEEDS: &[FactKey] = &[
@@ -54,6 +55,8 @@ pub const REFS: CheckImpl = CheckImpl {
         "not-in-bundle",
         "rejected",
         "defined-twice",
+        "database-key-missing",
+        "database-source-missing",
     ],
     run: refs,
 };
@@ -451,13 +454,78 @@ fn refs(facts: &Facts) -> Finding {
     finding.with_all(evidence).with_all(twice)
 }
 
+/// Whose reference a source problem is: the Elsa container (its findings read as before),
+/// another container of the Elsa pod, or a container of the database's workload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Elsa,
+    Pod,
+    Database,
+}
+
+/// One reference problem with the container it belongs to.
+struct RefProblem<'a> {
+    owner: Owner,
+    /// `initContainer migrations`, or `deployment/postgres container postgres`.
+    label: String,
+    container: String,
+    problem: &'a crate::domain::env_expand::SourceProblem,
+}
+
 fn refs_of_workload(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let problems = &v.expansion.problems;
+        let mut problems: Vec<RefProblem<'_>> = v
+            .expansion
+            .problems
+            .iter()
+            .map(|p| RefProblem {
+                owner: Owner::Elsa,
+                label: format!("container {}", v.container.name),
+                container: v.container.name.clone(),
+                problem: p,
+            })
+            .collect();
+        for c in v.containers.iter().filter(|c| {
+            !(c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name)
+        }) {
+            problems.extend(c.expansion.problems.iter().map(|p| RefProblem {
+                owner: Owner::Pod,
+                label: c.label(),
+                container: c.name().to_owned(),
+                problem: p,
+            }));
+        }
+        if let Some(db) = &v.database {
+            for c in &db.containers {
+                problems.extend(c.expansion.problems.iter().map(|p| RefProblem {
+                    owner: Owner::Database,
+                    label: format!("{} {}", db.workload().reference(), c.label()),
+                    container: c.name().to_owned(),
+                    problem: p,
+                }));
+            }
+        }
+        let others = v.containers.len().saturating_sub(1);
         if problems.is_empty() {
-            return Finding::pass(
-                "every ConfigMap and Secret that env and envFrom reference exists with its keys",
-            );
+            let mut also = Vec::new();
+            if others > 0 {
+                also.push(format!("{others} other container(s) of the pod"));
+            }
+            if let Some(db) = &v.database {
+                also.push(format!(
+                    "the database workload {} (behind Service {})",
+                    db.workload().reference(),
+                    db.service
+                ));
+            }
+            let tail = if also.is_empty() {
+                String::new()
+            } else {
+                format!(", also for {}", also.join(" and "))
+            };
+            return Finding::pass(format!(
+                "every ConfigMap and Secret that env and envFrom reference exists with its keys{tail}"
+            ));
         }
         // Classify from the facts: does the object exist, could it be read?
         let state = |kind: SourceKind, name: &str| -> Option<Probe<()>> {
@@ -477,13 +545,18 @@ fn refs_of_workload(facts: &Facts) -> Finding {
                 .as_ref()
                 .is_some_and(|b| b.rejection(k, name).is_some())
         };
-        let classify = |p: &crate::domain::env_expand::SourceProblem| -> (Outcome, &'static str) {
-            let missing = if p.kind == SourceKind::ConfigMap {
-                "configmap-missing"
-            } else {
-                "secret-missing"
+        let classify = |r: &RefProblem<'_>| -> (Outcome, &'static str) {
+            let p = r.problem;
+            let db = r.owner == Owner::Database;
+            let missing = match (db, p.kind) {
+                (true, _) => "database-source-missing",
+                (false, SourceKind::ConfigMap) => "configmap-missing",
+                (false, SourceKind::Secret) => "secret-missing",
             };
             match (state(p.kind, &p.name), p.optional) {
+                (Some(Probe::Observed(())), false) if db => {
+                    (Outcome::Problem, "database-key-missing")
+                }
                 (Some(Probe::Observed(())), false) => (Outcome::Problem, "key-missing"),
                 (Some(Probe::Absent), false) => (Outcome::Problem, missing),
                 (Some(Probe::Observed(()) | Probe::Absent), true) => {
@@ -503,39 +576,69 @@ fn refs_of_workload(facts: &Facts) -> Finding {
             Outcome::Unknown => 1,
             _ => 2,
         };
+        // The first of the worst: Elsa's own container, then the pod's others, then the database.
         let worst = problems
             .iter()
             .min_by_key(|p| rank(classify(p).0))
             .unwrap_or(&problems[0]);
         let (outcome, cause) = classify(worst);
-        let why = |p: &crate::domain::env_expand::SourceProblem| match classify(p) {
-            (_, "not-in-bundle") => format!(
-                "{} {} is {NOT_IN_BUNDLE}",
-                if p.kind == SourceKind::ConfigMap {
-                    "ConfigMap"
-                } else {
-                    "Secret"
-                },
-                p.name
-            ),
-            _ => redact::text(&p.why),
+        let why = |r: &RefProblem<'_>| {
+            let p = r.problem;
+            match classify(r) {
+                (_, "not-in-bundle") => format!(
+                    "{} {} is {NOT_IN_BUNDLE}",
+                    if p.kind == SourceKind::ConfigMap {
+                        "ConfigMap"
+                    } else {
+                        "Secret"
+                    },
+                    p.name
+                ),
+                _ => redact::text(&p.why),
+            }
         };
-        let message = format!("{}: {}", worst.origin, why(worst));
-        let evidence = problems
-            .iter()
-            .map(|p| Evidence::new(&p.origin, why(p)).from("env/envFrom"));
-        let var = if worst.kind == SourceKind::ConfigMap {
+        let mut message = match worst.owner {
+            Owner::Elsa => format!("{}: {}", worst.problem.origin, why(worst)),
+            _ => format!("{}: {}: {}", worst.label, worst.problem.origin, why(worst)),
+        };
+        if worst.owner == Owner::Database
+            && outcome == Outcome::Problem
+            && let Some(db) = &v.database
+        {
+            message.push_str(&format!(
+                " — so the database pod never starts, which explains the database and network findings that follow ({} is behind Service {})",
+                db.workload().reference(),
+                db.service
+            ));
+        }
+        let evidence = problems.iter().map(|p| {
+            let label = match p.owner {
+                Owner::Elsa => p.problem.origin.clone(),
+                _ => format!("{} {}", p.label, p.problem.origin),
+            };
+            Evidence::new(label, why(p)).from("env/envFrom")
+        });
+        let var = if worst.problem.kind == SourceKind::ConfigMap {
             "configmap"
         } else {
             "secret"
         };
-        match outcome {
+        let mut finding = match outcome {
             Outcome::Problem => Finding::problem(cause, message),
             Outcome::Warn => Finding::warn(cause, message),
             _ => Finding::unknown(None, message),
         }
         .with_all(evidence)
-        .var(var, &worst.name)
+        .var(var, &worst.problem.name)
+        .var("container", &worst.container);
+        if worst.owner == Owner::Database
+            && let Some(db) = &v.database
+        {
+            finding = finding
+                .var("workload", db.workload().name())
+                .var("workload_kind", db.workload().kind().as_str());
+        }
+        finding
     })
 }
 
@@ -545,43 +648,76 @@ fn env_expansion(facts: &Facts) -> Finding {
     with_model(facts, |v| {
         let mut later = Vec::new();
         let mut undefined = Vec::new();
-        for e in &v.expansion.vars {
-            let EnvValue::Text(x) = &e.value else {
-                continue;
+        // Containers with a reference defined further down, each with its reordered env.
+        let mut reorder: Vec<(crate::model::ContainerKind, String, Vec<EnvVar>)> = Vec::new();
+        let mut named = Vec::new();
+        for c in &v.containers {
+            let elsa =
+                c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name;
+            // The Elsa container's findings read as they always did; the others name theirs.
+            let prefix = if elsa {
+                String::new()
+            } else {
+                format!("{}: ", c.label())
             };
-            for r in &x.refs {
-                match r.state {
-                    RefState::DefinedLater { index } => later.push(
-                        Evidence::new(
-                            format!("{} ({})", e.name, e.origin),
-                            format!("$({}) is defined later, at env[{index}]: the value keeps the literal text $({})", r.name, r.name),
-                        )
-                        .from("env order"),
-                    ),
-                    RefState::Undefined => undefined.push(
-                        Evidence::new(
-                            format!("{} ({})", e.name, e.origin),
-                            format!("$({}) is never defined: the value keeps the literal text", r.name),
-                        )
-                        .from("env"),
-                    ),
-                    _ => {}
+            let before = later.len() + undefined.len();
+            let later_before = later.len();
+            for e in &c.expansion.vars {
+                let EnvValue::Text(x) = &e.value else {
+                    continue;
+                };
+                for r in &x.refs {
+                    match r.state {
+                        RefState::DefinedLater { index } => later.push(
+                            Evidence::new(
+                                format!("{prefix}{} ({})", e.name, e.origin),
+                                format!("$({}) is defined later, at env[{index}]: the value keeps the literal text $({})", r.name, r.name),
+                            )
+                            .from("env order"),
+                        ),
+                        RefState::Undefined => undefined.push(
+                            Evidence::new(
+                                format!("{prefix}{} ({})", e.name, e.origin),
+                                format!("$({}) is never defined: the value keeps the literal text", r.name),
+                            )
+                            .from("env"),
+                        ),
+                        _ => {}
+                    }
                 }
             }
+            if later.len() + undefined.len() > before {
+                named.push((elsa, c.label()));
+            }
+            if later.len() > later_before
+                && let Some(order) = dependency_order(c.container.env.as_deref().unwrap_or(&[]))
+            {
+                reorder.push((c.kind, c.name().to_owned(), order));
+            }
         }
+        // `initContainer migrations: ` when other containers than Elsa's have the problem (and
+        // then Elsa's too, when it has one): a finding about Elsa's alone reads as it always did.
+        let whose = if named.iter().all(|(elsa, _)| *elsa) {
+            String::new()
+        } else {
+            let labels: Vec<&str> = named.iter().map(|(_, l)| l.as_str()).collect();
+            format!("{}: ", labels.join(", "))
+        };
         if !later.is_empty() {
-            let env = v.container.env.clone().unwrap_or_default();
             let mut finding = Finding::problem(
                 "defined-later",
                 format!(
-                    "{} reference(s) point at variables defined further down the env list; Kubernetes expands $(VAR) only from earlier entries",
+                    "{whose}{} reference(s) point at variables defined further down the env list; Kubernetes expands $(VAR) only from earlier entries",
                     later.len()
                 ),
             )
             .with_all(later)
             .with_all(undefined);
-            if let Some(order) = dependency_order(&env) {
-                finding.patch = Some(Box::new(reorder_patch(&v.container.name, &order)));
+            if !reorder.is_empty() {
+                finding.patch = Some(Box::new(reorder_patch_for(&reorder)));
+            }
+            if let Some((_, name, _)) = reorder.first() {
+                finding = finding.var("container", name);
             }
             return finding;
         }
@@ -589,7 +725,7 @@ fn env_expansion(facts: &Facts) -> Finding {
             return Finding::problem(
                 "undefined",
                 format!(
-                    "{} reference(s) name variables that are never defined",
+                    "{whose}{} reference(s) name variables that are never defined",
                     undefined.len()
                 ),
             )
@@ -668,17 +804,40 @@ pub fn reorder_patch(
     container: &str,
     order: &[k8s_openapi::api::core::v1::EnvVar],
 ) -> serde_json::Value {
-    let names: Vec<serde_json::Value> = order
-        .iter()
-        .map(|e| serde_json::json!({"name": e.name}))
-        .collect();
-    serde_json::json!({
-        "spec": {"template": {"spec": {"containers": [{
-            "name": container,
-            "$setElementOrder/env": names,
-            "env": names,
-        }]}}}
-    })
+    reorder_patch_for(&[(
+        crate::model::ContainerKind::Regular,
+        container.to_owned(),
+        order.to_vec(),
+    )])
+}
+
+/// One strategic-merge patch that sets the env order of every container listed, init
+/// containers under `initContainers` (both lists merge by container name), names only.
+pub fn reorder_patch_for(
+    containers: &[(crate::model::ContainerKind, String, Vec<EnvVar>)],
+) -> serde_json::Value {
+    let mut spec = serde_json::Map::new();
+    for (kind, name, order) in containers {
+        let names: Vec<serde_json::Value> = order
+            .iter()
+            .map(|e| serde_json::json!({"name": e.name}))
+            .collect();
+        let list = match kind {
+            crate::model::ContainerKind::Init => "initContainers",
+            crate::model::ContainerKind::Regular => "containers",
+        };
+        if let serde_json::Value::Array(a) = spec
+            .entry(list)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            a.push(serde_json::json!({
+                "name": name,
+                "$setElementOrder/env": names,
+                "env": names,
+            }));
+        }
+    }
+    serde_json::json!({"spec": {"template": {"spec": spec}}})
 }
 
 // --- config.appsettings ------------------------------------------------------------------
@@ -1532,5 +1691,256 @@ mod version_rule_tests {
                 f.message
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    //! Every container of the Elsa pod, and the database's own workload (issue 12 items 1, 6).
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::facts::SecretData;
+    use crate::redact::Secret;
+
+    const IMAGE: &str = "elsaworkflows/elsa-server-v3-5:3.5.3";
+    const CONN: &str = "Host=postgres;Database=elsa;Username=elsa;Password=$(POSTGRES_PASSWORD)";
+
+    fn password_ref(key: &str) -> serde_json::Value {
+        serde_json::json!({"name": "POSTGRES_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "postgres-secret", "key": key}}})
+    }
+
+    /// The guide's init container: the connection string above the variable it uses.
+    fn guide_init() -> serde_json::Value {
+        serde_json::json!({"name": "migrations", "image": "elsaworkflows/elsa-server:latest",
+            "env": [{"name": "ConnectionStrings__PostgreSql", "value": CONN}, password_ref("password")]})
+    }
+
+    fn elsa() -> serde_json::Value {
+        let mut d = deployment("elsa-server", IMAGE, 1);
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            password_ref("password"),
+            {"name": "ConnectionStrings__PostgreSql", "value": CONN}
+        ]);
+        d
+    }
+
+    fn postgres(key: &str) -> serde_json::Value {
+        let mut d = deployment("postgres", "postgres:16", 1);
+        d["spec"]["template"]["spec"]["containers"][0]["env"] =
+            serde_json::json!([password_ref(key)]);
+        d
+    }
+
+    fn facts(deployments: serde_json::Value) -> Facts {
+        let mut f = with_deployments(deployments);
+        let data = BTreeMap::from([("password".to_owned(), Secret::new("pw"))]);
+        f.secrets.insert(
+            "postgres-secret".to_owned(),
+            Probe::Observed(SecretData { data }),
+        );
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([
+                {"metadata": {"name": "postgres"}, "spec": {"clusterIP": "10.96.0.20",
+                    "selector": {"app": "postgres"}, "ports": [{"port": 5432}]}}
+            ]))
+            .expect("services"),
+        );
+        f
+    }
+
+    #[test]
+    fn the_guides_init_container_order_is_named_and_patched() {
+        let mut d = elsa();
+        d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([guide_init()]);
+        let f = env_expansion(&facts(serde_json::json!([d])));
+        assert_eq!(f.cause, Some("defined-later"), "{}", f.message);
+        assert!(
+            f.message
+                .starts_with("initContainer migrations: 1 reference(s)"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.evidence.iter().any(|e| e
+                .label
+                .starts_with("initContainer migrations: ConnectionStrings__PostgreSql")),
+            "{:?}",
+            f.evidence
+        );
+        assert_eq!(
+            f.vars.0.get("container").map(String::as_str),
+            Some("migrations")
+        );
+        let patch = f.patch.expect("a patch");
+        let init = &patch["spec"]["template"]["spec"]["initContainers"];
+        assert_eq!(init[0]["name"], "migrations");
+        assert_eq!(
+            init[0]["$setElementOrder/env"],
+            serde_json::json!([{"name": "POSTGRES_PASSWORD"}, {"name": "ConnectionStrings__PostgreSql"}])
+        );
+        assert!(
+            patch["spec"]["template"]["spec"]
+                .get("containers")
+                .is_none(),
+            "the Elsa container's order is right: not in the patch: {patch}"
+        );
+        assert!(!patch.to_string().contains("value"), "names only: {patch}");
+    }
+
+    #[test]
+    fn one_patch_orders_every_container_that_needs_it() {
+        let mut d = elsa();
+        let c = &mut d["spec"]["template"]["spec"]["containers"][0]["env"];
+        // The Elsa container in the guide's Option A order too.
+        *c = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            {"name": "ConnectionStrings__PostgreSql", "value": CONN},
+            password_ref("password")
+        ]);
+        d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([guide_init()]);
+        let f = env_expansion(&facts(serde_json::json!([d])));
+        assert_eq!(f.cause, Some("defined-later"));
+        assert!(
+            f.message
+                .starts_with("initContainer migrations, container elsa-server: 2 reference(s)"),
+            "{}",
+            f.message
+        );
+        let patch = f.patch.expect("a patch");
+        let spec = &patch["spec"]["template"]["spec"];
+        assert_eq!(spec["initContainers"][0]["name"], "migrations");
+        assert_eq!(spec["containers"][0]["name"], "elsa-server");
+        assert_eq!(
+            spec["containers"][0]["$setElementOrder/env"][1],
+            serde_json::json!({"name": "POSTGRES_PASSWORD"})
+        );
+    }
+
+    #[test]
+    fn a_sidecars_missing_key_names_the_sidecar() {
+        let mut d = elsa();
+        let containers = d["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .expect("containers");
+        containers.push(serde_json::json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.1.9",
+            "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "postgres-secret", "key": "token"}}}]}));
+        let f = refs(&facts(serde_json::json!([d])));
+        assert_eq!(
+            (f.outcome, f.cause),
+            (Outcome::Problem, Some("key-missing"))
+        );
+        assert!(
+            f.message
+                .starts_with("container log-shipper: env[0] secretKeyRef postgres-secret/token"),
+            "{}",
+            f.message
+        );
+        assert_eq!(
+            f.vars.0.get("container").map(String::as_str),
+            Some("log-shipper")
+        );
+    }
+
+    #[test]
+    fn the_database_workloads_missing_key_explains_what_follows() {
+        let f = facts(serde_json::json!([elsa(), postgres("postgres-password")]));
+        let v = f.effective().expect("model");
+        let db = v
+            .database
+            .as_ref()
+            .expect("the workload behind Service postgres");
+        assert_eq!(db.workload().reference(), "deployment/postgres");
+        assert_eq!(db.service, "postgres");
+        let r = refs(&f);
+        assert_eq!(r.cause, Some("database-key-missing"), "{}", r.message);
+        assert!(
+            r.message
+                .starts_with("deployment/postgres container postgres: env[0]"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("database pod never starts"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            r.vars.0.get("workload").map(String::as_str),
+            Some("postgres")
+        );
+        let why = crate::checks::database_cannot_start(&f).expect("a reason");
+        assert!(why.contains("deployment/postgres cannot start"), "{why}");
+        // A failing finding after it points at it; a passing one is left alone.
+        let blamed = crate::checks::blame_database(&f, Finding::problem("refused", "refused"));
+        assert!(
+            blamed.message.contains("see config.refs"),
+            "{}",
+            blamed.message
+        );
+        let ok = crate::checks::blame_database(&f, Finding::pass("fine"));
+        assert_eq!(ok.message, "fine");
+    }
+
+    #[test]
+    fn a_healthy_database_workload_passes_and_is_named() {
+        let f = facts(serde_json::json!([elsa(), postgres("password")]));
+        let r = refs(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{}", r.message);
+        assert!(r.message.contains("deployment/postgres"), "{}", r.message);
+        assert!(crate::checks::database_cannot_start(&f).is_none());
+    }
+
+    #[test]
+    fn a_database_statefulset_whose_own_secret_is_missing() {
+        // The database's own Secret, which Elsa does not reference: gathering read it by name.
+        let with = |secret: Probe<SecretData>| {
+            let mut f = facts(serde_json::json!([elsa()]));
+            let mut sts = postgres("password");
+            sts["spec"]["serviceName"] = serde_json::json!("postgres");
+            sts["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+                serde_json::json!([{"secretRef": {"name": "postgres-superuser"}}]);
+            f.statefulsets = Probe::Observed(vec![serde_json::from_value(sts).expect("sts")]);
+            f.secrets.insert("postgres-superuser".to_owned(), secret);
+            f
+        };
+        let f = with(Probe::Absent);
+        let r = refs(&f);
+        assert_eq!(r.cause, Some("database-source-missing"), "{}", r.message);
+        assert!(
+            r.message
+                .starts_with("statefulset/postgres container postgres: envFrom[0]"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            r.vars.0.get("workload_kind").map(String::as_str),
+            Some("statefulset")
+        );
+        assert_eq!(
+            r.vars.0.get("secret").map(String::as_str),
+            Some("postgres-superuser")
+        );
+        assert!(crate::checks::database_cannot_start(&f).is_some());
+        // Not readable (a 403) is not missing: unknown, and nothing blames it.
+        let f = with(Probe::Forbidden {
+            verb: "get".to_owned(),
+            resource: "secrets".to_owned(),
+        });
+        assert!(crate::checks::database_cannot_start(&f).is_none());
+        assert_eq!(refs(&f).outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn no_workload_behind_the_service_no_database_judgement() {
+        // The Service selects app=postgres; this database runs as app=pg.
+        let mut pg = postgres("postgres-password");
+        pg["spec"]["template"]["metadata"]["labels"] = serde_json::json!({"app": "pg"});
+        let f = facts(serde_json::json!([elsa(), pg]));
+        assert!(f.effective().expect("model").database.is_none());
+        assert_eq!(refs(&f).outcome, Outcome::Pass);
     }
 }

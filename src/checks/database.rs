@@ -188,7 +188,7 @@ fn login(f: &Facts) -> Finding {
             (None, None) => not_observed(other, "the database"),
         },
     };
-    with_target(f, found)
+    with_target(f, super::blame_database(f, found))
 }
 
 /// The session's facts, or the finding that says the login check explains why there are none.

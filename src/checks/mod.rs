@@ -250,10 +250,66 @@ pub fn with_model(facts: &Facts, f: impl FnOnce(&crate::model::Effective) -> Fin
     match facts.effective() {
         Ok(v) => {
             let container = v.container.name.clone();
-            f(v).var("container", container)
+            let mut finding = f(v);
+            // A finding about another container (an init container, the database's) names it.
+            finding
+                .vars
+                .0
+                .entry("container".to_owned())
+                .or_insert(container);
+            finding
         }
         Err(crate::model::Unavailable::Skip(m)) => Finding::skip(m.clone()),
         Err(crate::model::Unavailable::Unknown(m)) => Finding::unknown(None, m.clone()),
+    }
+}
+
+/// Why the database's own workload cannot start, from its configuration: a required
+/// ConfigMap/Secret or key its containers reference is missing (`config.refs` reports it). The
+/// database and network findings that follow name it, since it explains them.
+pub fn database_cannot_start(facts: &Facts) -> Option<String> {
+    let v = facts.effective().ok()?;
+    let db = v.database.as_ref()?;
+    let missing = |kind: crate::domain::env_expand::SourceKind, name: &str| {
+        let state = match kind {
+            crate::domain::env_expand::SourceKind::ConfigMap => {
+                facts.config_maps.get(name).map(|p| p.clone().map(|_| ()))
+            }
+            crate::domain::env_expand::SourceKind::Secret => {
+                facts.secrets.get(name).map(|p| p.clone().map(|_| ()))
+            }
+        };
+        matches!(state, Some(Probe::Observed(()) | Probe::Absent))
+    };
+    db.containers.iter().find_map(|c| {
+        let p = c
+            .expansion
+            .problems
+            .iter()
+            .find(|p| !p.optional && missing(p.kind, &p.name))?;
+        Some(format!(
+            "the database workload {} cannot start: {} {}: {} — see config.refs",
+            db.workload().reference(),
+            c.label(),
+            p.origin,
+            redact::text(&p.why)
+        ))
+    })
+}
+
+/// A failing database or network finding, with the reason the database pod cannot start
+/// when there is one ([`database_cannot_start`]).
+pub fn blame_database(facts: &Facts, finding: Finding) -> Finding {
+    if !matches!(finding.outcome, Outcome::Problem | Outcome::Unknown) {
+        return finding;
+    }
+    match database_cannot_start(facts) {
+        Some(why) => {
+            let mut f = finding.with(Evidence::new("database workload", &why).from("config.refs"));
+            f.message = format!("{}; {why}", f.message);
+            f
+        }
+        None => finding,
     }
 }
 

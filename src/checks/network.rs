@@ -137,7 +137,7 @@ fn service(f: &Facts) -> Finding {
     let Some(svc) = &found.service else {
         return base(missing(found, &name, &namespace, form));
     };
-    base(judge(svc, found, &name, port))
+    super::blame_database(f, base(judge(svc, found, &name, port)))
 }
 
 /// No Service where the host points: maybe it lives in another namespace.
@@ -519,6 +519,7 @@ fn tcp(f: &Facts) -> Finding {
             Finding::unknown(None, format!("{host}:{port} could not be tried: {reason}"))
         }
     };
+    let finding = super::blame_database(f, finding);
     super::netpol::vantage_note(f, o, base(finding.with(evidence)))
 }
 

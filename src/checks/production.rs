@@ -266,19 +266,30 @@ fn inline_secrets(facts: &Facts) -> Finding {
     with_model(facts, |v| {
         let mut evidence = Vec::new();
         let mut cause = None;
-        for (i, e) in v.container.env.iter().flatten().enumerate() {
-            let Some(value) = e.value.as_deref() else {
-                continue;
+        // Every container of the pod: an init container's or a sidecar's literal password is
+        // as readable in the workload's spec as Elsa's (issue 12 #1); those name their container.
+        for c in &v.containers {
+            let elsa =
+                c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name;
+            let prefix = if elsa {
+                String::new()
+            } else {
+                format!("{}: ", c.label())
             };
-            if literal_password(&e.name, value) {
-                cause.get_or_insert("env-literal");
-                evidence.push(
-                    Evidence::new(
-                        format!("{} (env[{i}])", e.name),
-                        redact::env_value(&e.name, value),
-                    )
-                    .from("env value"),
-                );
+            for (i, e) in c.container.env.iter().flatten().enumerate() {
+                let Some(value) = e.value.as_deref() else {
+                    continue;
+                };
+                if literal_password(&e.name, value) {
+                    cause.get_or_insert("env-literal");
+                    evidence.push(
+                        Evidence::new(
+                            format!("{prefix}{} (env[{i}])", e.name),
+                            redact::env_value(&e.name, value),
+                        )
+                        .from("env value"),
+                    );
+                }
             }
         }
         for (name, probe) in &facts.config_maps {
@@ -882,5 +893,28 @@ mod db_storage_tests {
             official_pg_major("ghcr.io/cloudnative-pg/postgresql:16"),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod inline_secret_tests {
+    use super::*;
+    use crate::checks::test_support::{deployment, with_deployments};
+
+    #[test]
+    fn an_init_containers_literal_password_is_found_and_named() {
+        let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
+        d["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([{
+            "name": "migrations", "image": "elsaworkflows/elsa-server:latest",
+            "env": [{"name": "POSTGRES_PASSWORD", "value": "hunter2-but-longer"}]
+        }]);
+        let f = inline_secrets(&with_deployments(serde_json::json!([d])));
+        assert_eq!(f.cause, Some("env-literal"), "{}", f.message);
+        let e = f.evidence.first().expect("evidence");
+        assert_eq!(
+            e.label,
+            "initContainer migrations: POSTGRES_PASSWORD (env[0])"
+        );
+        assert!(!format!("{f:?}").contains("hunter2"), "never shown");
     }
 }

@@ -97,6 +97,16 @@ impl<'a> Workload<'a> {
         meta.labels.as_ref().unwrap_or(&EMPTY_LABELS)
     }
 
+    /// The labels of its pod template: what a Service's selector is matched against.
+    pub fn template_labels(&self) -> &'a BTreeMap<String, String> {
+        let meta = match self {
+            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+        };
+        meta.and_then(|m| m.labels.as_ref())
+            .unwrap_or(&EMPTY_LABELS)
+    }
+
     pub fn pod_spec(&self) -> Option<&'a PodSpec> {
         match self {
             Workload::Deployment(d) => d.spec.as_ref()?.template.spec.as_ref(),
@@ -286,6 +296,18 @@ pub fn referenced_sources(spec: &PodSpec) -> (BTreeSet<String>, BTreeSet<String>
     (config_maps, secrets)
 }
 
+/// Whether a Service with this `spec.selector` sends its traffic to the workload's pods: every
+/// selector label is on the pod template with the same value. A Service selector is a plain
+/// label map (no expressions); an empty or absent one selects no pod at all (its endpoints are
+/// managed by hand), so it selects no workload either.
+pub fn selected_by(selector: Option<&BTreeMap<String, String>>, w: &Workload<'_>) -> bool {
+    let Some(sel) = selector.filter(|s| !s.is_empty()) else {
+        return false;
+    };
+    let labels = w.template_labels();
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// Renders a LabelSelector in the API's query syntax (`a=b,c in (x,y),!d`). An empty selector
 /// matches everything, which for a workload means a broken spec: that is an error here, so no
 /// caller ever lists a whole namespace by accident.
@@ -391,6 +413,38 @@ mod tests {
         let sts = Workload::StatefulSet(&s[0]);
         assert_eq!(sts.reference(), "statefulset/pg");
         assert!(!sts.labels().contains_key("controller-revision-hash"));
+    }
+
+    #[test]
+    fn a_service_selects_the_workloads_whose_template_carries_its_labels() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "postgres", "labels": {"tier": "db"}},
+            "spec": {"selector": {"matchLabels": {"app": "postgres"}},
+                "template": {"metadata": {"labels": {"app": "postgres", "role": "primary"}},
+                    "spec": {"containers": [{"name": "postgres", "image": "postgres:16"}]}}}
+        }))
+        .expect("deployment");
+        let w = Workload::Deployment(&d);
+        let sel = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(selected_by(Some(&sel(&[("app", "postgres")])), &w));
+        assert!(selected_by(
+            Some(&sel(&[("app", "postgres"), ("role", "primary")])),
+            &w
+        ));
+        // Every label must match; the workload's own labels do not count, only the template's.
+        assert!(!selected_by(
+            Some(&sel(&[("app", "postgres"), ("role", "replica")])),
+            &w
+        ));
+        assert!(!selected_by(Some(&sel(&[("tier", "db")])), &w));
+        // No selector, or an empty one: endpoints by hand, no workload behind it.
+        assert!(!selected_by(Some(&BTreeMap::new()), &w));
+        assert!(!selected_by(None, &w));
     }
 
     #[test]

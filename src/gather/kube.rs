@@ -631,9 +631,10 @@ async fn sources_and_database(
     );
     let services = services.map(|l| l.items);
     let mut known = crate::facts::Facts::new(scope.clone(), Vec::new());
-    let sources = FactUpdate::ConfigSources {
-        config_maps,
-        secrets,
+    let (mut config_maps, mut secrets) = (config_maps, secrets);
+    let mut sources = FactUpdate::ConfigSources {
+        config_maps: config_maps.clone(),
+        secrets: secrets.clone(),
     };
     for u in [
         FactUpdate::Workloads {
@@ -646,6 +647,28 @@ async fn sources_and_database(
         FactUpdate::Services(services.clone()),
     ] {
         u.apply(&mut known);
+    }
+    // The database workload's own ConfigMaps and Secrets (config.refs judges them like Elsa's),
+    // those Elsa's pod does not reference already: known once the host and its Service are.
+    let (db_cms, db_secrets) = crate::model::database_sources(&known);
+    let db_cms: BTreeSet<String> = db_cms
+        .into_iter()
+        .filter(|n| !config_maps.contains_key(n))
+        .collect();
+    let db_secrets: BTreeSet<String> = db_secrets
+        .into_iter()
+        .filter(|n| !secrets.contains_key(n))
+        .collect();
+    if !db_cms.is_empty() || !db_secrets.is_empty() {
+        let (more_cms, more_secrets) =
+            config_sources(client.clone(), ns.clone(), db_cms, db_secrets, timeout).await;
+        config_maps.extend(more_cms);
+        secrets.extend(more_secrets);
+        sources = FactUpdate::ConfigSources {
+            config_maps,
+            secrets,
+        };
+        sources.clone().apply(&mut known);
     }
     let _ = tx.send(sources);
     let _ = tx.send(FactUpdate::Services(services));

@@ -368,38 +368,82 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     // A source the bundle does not hold may well be in the cluster: lint cannot know, so it is
     // not observed (never "absent"). One the bundle holds but the API would refuse will not
     // exist after applying it.
-    let source = |kind: &str, name: &str| -> Option<String> {
+    fn source(notes: &BundleNotes, kind: &str, name: &str) -> Option<String> {
         notes
             .rejection(kind, name)
             .map(|r| format!("the API server would refuse it: {r}"))
-    };
-    let cms = cm_names
+    }
+    let cm_probe =
+        |config_maps: &mut BTreeMap<String, ConfigMap>, notes: &BundleNotes, n: &str| match (
+            config_maps.remove(n),
+            source(notes, "ConfigMap", n),
+        ) {
+            (Some(cm), _) => Probe::Observed(ConfigMapData::from(cm)),
+            (None, Some(why)) => Probe::failed(None, why),
+            (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
+        };
+    let secret_probe =
+        |secrets: &mut BTreeMap<String, K8sSecret>, notes: &BundleNotes, n: &str| match (
+            secrets.remove(n),
+            source(notes, "Secret", n),
+        ) {
+            (Some(s), _) => Probe::Observed(SecretData::from(s)),
+            (None, Some(why)) => Probe::failed(None, why),
+            (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
+        };
+    let mut cms: BTreeMap<String, Probe<ConfigMapData>> = cm_names
         .into_iter()
         .map(|n| {
-            let p = match (config_maps.remove(&n), source("ConfigMap", &n)) {
-                (Some(cm), _) => Probe::Observed(ConfigMapData::from(cm)),
-                (None, Some(why)) => Probe::failed(None, why),
-                (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
-            };
+            let p = cm_probe(&mut config_maps, &notes, &n);
             (n, p)
         })
         .collect();
-    let secs = secret_names
+    let mut secs: BTreeMap<String, Probe<SecretData>> = secret_names
         .into_iter()
         .map(|n| {
-            let p = match (secrets.remove(&n), source("Secret", &n)) {
-                (Some(s), _) => Probe::Observed(SecretData::from(s)),
-                (None, Some(why)) => Probe::failed(None, why),
-                (None, None) => Probe::NotAttempted(crate::facts::NOT_IN_BUNDLE.to_owned()),
-            };
+            let p = secret_probe(&mut secrets, &notes, &n);
             (n, p)
         })
         .collect();
+    let deployments = Probe::Observed(deployments);
+    let statefulsets = Probe::Observed(statefulsets);
+    let services = Probe::Observed(services);
+    // The database workload's own sources, as a cluster run fetches them once Elsa's
+    // configuration names the host (the model finds the workload behind its Service).
+    let mut known = crate::facts::Facts::new(scope_for(ns, hint), Vec::new());
+    for u in [
+        FactUpdate::Workloads {
+            deployments: deployments.clone(),
+            statefulsets: statefulsets.clone(),
+            literals: literals.clone(),
+            inferred: Default::default(),
+        },
+        FactUpdate::ConfigSources {
+            config_maps: cms.clone(),
+            secrets: secs.clone(),
+        },
+        FactUpdate::Services(services.clone()),
+    ] {
+        u.apply(&mut known);
+    }
+    let (db_cms, db_secrets) = crate::model::database_sources(&known);
+    for n in db_cms {
+        if let std::collections::btree_map::Entry::Vacant(e) = cms.entry(n) {
+            let p = cm_probe(&mut config_maps, &notes, e.key());
+            e.insert(p);
+        }
+    }
+    for n in db_secrets {
+        if let std::collections::btree_map::Entry::Vacant(e) = secs.entry(n) {
+            let p = secret_probe(&mut secrets, &notes, e.key());
+            e.insert(p);
+        }
+    }
     vec![
         FactUpdate::Bundle(notes),
         FactUpdate::Workloads {
-            deployments: Probe::Observed(deployments),
-            statefulsets: Probe::Observed(statefulsets),
+            deployments,
+            statefulsets,
             literals,
             inferred: Default::default(),
         },
@@ -407,12 +451,28 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             config_maps: cms,
             secrets: secs,
         },
-        FactUpdate::Services(Probe::Observed(services)),
+        FactUpdate::Services(services),
         FactUpdate::NetworkPolicies(Probe::Observed(PolicyFacts {
             policies,
             namespaces: namespace_labels(docs),
         })),
     ]
+}
+
+/// A scope for reading the bundle's facts through the model (the namespace and the workload
+/// hint are all it uses of it).
+fn scope_for(ns: &str, hint: Option<&str>) -> crate::facts::Scope {
+    crate::facts::Scope {
+        context: None,
+        server: String::new(),
+        namespace: ns.to_owned(),
+        namespace_source: crate::facts::NamespaceSource::Flag,
+        workload_hint: hint.map(str::to_owned),
+        simulated: false,
+        scenario: None,
+        stated: None,
+        replay: None,
+    }
 }
 
 /// The labels of every Namespace the bundle defines, and, for the cluster DNS namespace when

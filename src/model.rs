@@ -616,6 +616,68 @@ pub fn describe_mount(m: &VolumeMount) -> String {
     }
 }
 
+/// How many Elsa pods may run at once: the workload's `spec.replicas`, raised to the
+/// `maxReplicas` of the HorizontalPodAutoscaler that targets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replicas {
+    /// `spec.replicas` (1 when unset).
+    pub spec: i32,
+    /// The autoscaler's name, `minReplicas` (1 when unset) and `maxReplicas`.
+    pub autoscaler: Option<(String, i32, i32)>,
+    /// Why the autoscalers are not known (not listed, forbidden), when they are not.
+    pub autoscalers_unknown: Option<String>,
+}
+
+impl Replicas {
+    /// The most pods that may run: what production.replicas, locking and pool count with.
+    pub fn most(&self) -> i32 {
+        self.autoscaler
+            .as_ref()
+            .map_or(self.spec, |(_, _, max)| self.spec.max(*max))
+    }
+}
+
+impl Effective {
+    /// The replicas of the Elsa workload, with its autoscaler from `autoscalers` (the
+    /// namespace's, as listed or as the bundle holds them).
+    pub fn replicas(
+        &self,
+        autoscalers: &Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>,
+    ) -> Replicas {
+        let w = self.workload();
+        let spec = w.desired_replicas();
+        match autoscalers {
+            Probe::Observed(list) => Replicas {
+                spec,
+                autoscaler: crate::domain::workload::autoscaler_for(list, &w).and_then(|h| {
+                    let s = h.spec.as_ref()?;
+                    Some((
+                        h.metadata.name.clone().unwrap_or_default(),
+                        s.min_replicas.unwrap_or(1),
+                        s.max_replicas,
+                    ))
+                }),
+                autoscalers_unknown: None,
+            },
+            Probe::Absent => Replicas {
+                spec,
+                autoscaler: None,
+                autoscalers_unknown: None,
+            },
+            other => Replicas {
+                spec,
+                autoscaler: None,
+                autoscalers_unknown: Some(match other {
+                    Probe::Forbidden { verb, resource } => {
+                        format!("this user may not {verb} {resource}")
+                    }
+                    other => other.why_not().unwrap_or_default(),
+                }),
+            },
+        }
+    }
+}
+
 /// What to connect to and how: the database session Elsa's effective configuration makes.
 pub struct DbPlan {
     pub conn: ConnString,

@@ -962,18 +962,29 @@ fn modular_provider(
             if sqlite { "enabled" } else { "disabled" }
         ),
     );
+    // Where each feature's own value comes from: the image, a file, env, or 3.8's shell overlay
+    // file, which overrides env (elsa-audit.md row 28).
+    let sources: Vec<Evidence> = ["PostgreSqlWorkflowPersistence", "SqliteWorkflowPersistence"]
+        .iter()
+        .filter_map(|feature| {
+            let key = format!("{shell}:{feature}");
+            let s = v.config.get(&key)?;
+            Some(source_evidence(&key, s))
+        })
+        .collect();
+    let ev = std::iter::once(ev).chain(sources).collect::<Vec<_>>();
     match (pg, sqlite) {
-        (true, false) => Finding::pass("the PostgreSqlWorkflowPersistence shell feature is enabled and the SQLite one disabled").with(ev),
+        (true, false) => Finding::pass("the PostgreSqlWorkflowPersistence shell feature is enabled and the SQLite one disabled").with_all(ev),
         (true, true) => Finding::problem(
             "modular-both",
             "both the SQLite and the PostgreSQL workflow persistence features are enabled: the outcome is not defined (two providers for the same stores)",
         )
-        .with(ev),
+        .with_all(ev),
         (false, _) => Finding::problem(
             "modular-sqlite",
             "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)",
         )
-        .with(ev),
+        .with_all(ev),
     }
 }
 

@@ -980,11 +980,18 @@ fn modular_provider(
             "both the SQLite and the PostgreSQL workflow persistence features are enabled: the outcome is not defined (two providers for the same stores)",
         )
         .with_all(ev),
-        (false, _) => Finding::problem(
-            "modular-sqlite",
-            "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)",
-        )
-        .with_all(ev),
+        (false, _) => {
+            let key = format!("{shell}:PostgreSqlWorkflowPersistence");
+            let message = match v.config.get(&key) {
+                // Disabled explicitly (3.8: `false`), perhaps by the shell overlay over env.
+                Some(s) if v38 && s.value.expose().eq_ignore_ascii_case("false") => format!(
+                    "the image contains the PostgreSQL provider, but {key} is false (from {}): workflows stay on SQLite (or in memory if the SQLite feature is off)",
+                    s.source
+                ),
+                _ => "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)".to_owned(),
+            };
+            Finding::problem("modular-sqlite", message).with_all(ev)
+        }
     }
 }
 

@@ -932,21 +932,36 @@ mod tests {
         let s = v.config.get(feature).expect("feature set");
         assert_eq!(s.value.expose(), "False", "the overlay wins over env");
         assert!(
-            s.source.to_string().contains("/app/platform-shell-overrides.json"),
+            s.source
+                .to_string()
+                .contains("/app/platform-shell-overrides.json"),
             "{}",
             s.source
         );
         // The overlay at a path of its own choosing, relative to /app.
-        let f = facts(modular, Some("config/platform-shell-overrides.json"), "/app/config");
+        let f = facts(
+            modular,
+            Some("config/platform-shell-overrides.json"),
+            "/app/config",
+        );
         let v = f.effective().expect("model");
-        assert_eq!(v.config.get(feature).map(|s| s.value.expose()), Some("False"));
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("False")
+        );
         // Not mounted where the host looks: env stays in effect.
         let f = facts(modular, None, "/app/config");
         let v = f.effective().expect("model");
-        assert_eq!(v.config.get(feature).map(|s| s.value.expose()), Some("true"));
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("true")
+        );
         // Server.Web reads no overlay: env wins.
         let f = facts("elsaworkflows/elsa-server-v3:3.8.0", None, "/app");
         let v = f.effective().expect("model");
-        assert_eq!(v.config.get(feature).map(|s| s.value.expose()), Some("true"));
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("true")
+        );
     }
 }

@@ -113,8 +113,11 @@ fn replica_count(facts: &Facts, v: &Effective) -> (i32, String, Vec<Evidence>) {
     let text = match &r.autoscaler {
         Some((name, min, max)) => {
             ev.push(
-                Evidence::new("autoscaler", format!("minReplicas {min}, maxReplicas {max}"))
-                    .from(format!("HorizontalPodAutoscaler {name}")),
+                Evidence::new(
+                    "autoscaler",
+                    format!("minReplicas {min}, maxReplicas {max}"),
+                )
+                .from(format!("HorizontalPodAutoscaler {name}")),
             );
             format!("up to {n} {unit} (HorizontalPodAutoscaler {name})")
         }
@@ -122,8 +125,11 @@ fn replica_count(facts: &Facts, v: &Effective) -> (i32, String, Vec<Evidence>) {
     };
     if let Some(why) = &r.autoscalers_unknown {
         ev.push(
-            Evidence::new("autoscalers", format!("not known ({why}); counted without one"))
-                .from("horizontalpodautoscalers"),
+            Evidence::new(
+                "autoscalers",
+                format!("not known ({why}); counted without one"),
+            )
+            .from("horizontalpodautoscalers"),
         );
     }
     (n, text, ev)
@@ -409,8 +415,8 @@ struct ServerLimit {
 fn manifest_limit(f: &Facts) -> Result<ServerLimit, String> {
     use crate::domain::pg_conf::{self, Origin};
     let (_, subject, _) = db_workload(f).map_err(|finding| finding.message)?;
-    let container = pg_container(subject.spec)
-        .ok_or_else(|| format!("{} has no containers", subject.name))?;
+    let container =
+        pg_container(subject.spec).ok_or_else(|| format!("{} has no containers", subject.name))?;
     let words: Vec<&str> = container
         .command
         .iter()
@@ -429,7 +435,10 @@ fn manifest_limit(f: &Facts) -> Result<ServerLimit, String> {
     let mut files: Vec<(String, String, String, String)> = Vec::new();
     let mut unread = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
-        let Some(cm) = volumes.get(m.name.as_str()).and_then(|v| v.config_map.as_ref()) else {
+        let Some(cm) = volumes
+            .get(m.name.as_str())
+            .and_then(|v| v.config_map.as_ref())
+        else {
             continue;
         };
         let data = match f.config_maps.get(&cm.name) {
@@ -469,7 +478,10 @@ fn manifest_limit(f: &Facts) -> Result<ServerLimit, String> {
         if let Some(found) = pg_conf::from_command_line(words.iter().copied(), name)
             && let (Some(n), Origin::CommandLine(opt)) = (found.as_u32(), &found.origin)
         {
-            return Some((n, format!("{} container {} `{opt}`", subject.name, container.name)));
+            return Some((
+                n,
+                format!("{} container {} `{opt}`", subject.name, container.name),
+            ));
         }
         files.iter().rev().find_map(|(cm, key, at, text)| {
             let found = pg_conf::from_conf(text, name)?;
@@ -552,9 +564,10 @@ fn pool(f: &Facts) -> Finding {
                 if let Ok(m) = &manifest
                     && m.available != available
                 {
-                    ev.push(Evidence::new("manifest", m.evidence.value.clone()).from(
-                        "database workload manifest (the running server's settings win)",
-                    ));
+                    ev.push(
+                        Evidence::new("manifest", m.evidence.value.clone())
+                            .from("database workload manifest (the running server's settings win)"),
+                    );
                 }
                 ServerLimit {
                     available,
@@ -1172,7 +1185,11 @@ mod pool_tests {
     /// Elsa 3.5 on PostgreSQL with `replicas` and `Maximum Pool Size` `pool`, a postgres
     /// Deployment with `args`, its Service, and no database session (as in lint).
     fn facts(replicas: i32, pool: u32, args: serde_json::Value) -> Facts {
-        let mut elsa = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", replicas);
+        let mut elsa = deployment(
+            "elsa-server",
+            "elsaworkflows/elsa-server-v3-5:3.5.3",
+            replicas,
+        );
         elsa["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::json!([
             {"name": "DatabaseProvider", "value": "PostgreSql"},
             {"name": "Runtime__DistributedLocking__Provider", "value": "Postgres"},
@@ -1200,7 +1217,14 @@ mod pool_tests {
     fn evidence(r: &Finding) -> String {
         r.evidence
             .iter()
-            .map(|e| format!("{}: {} ({})", e.label, e.value, e.source.as_deref().unwrap_or("")))
+            .map(|e| {
+                format!(
+                    "{}: {} ({})",
+                    e.label,
+                    e.value,
+                    e.source.as_deref().unwrap_or("")
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -1209,7 +1233,11 @@ mod pool_tests {
     fn max_connections_from_the_database_args_without_a_login() {
         let f = facts(3, 40, serde_json::json!(["-c", "max_connections=100"]));
         let r = pool(&f);
-        assert_eq!((r.outcome, r.cause), (Outcome::Problem, Some("exceeds")), "{r:?}");
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("exceeds")),
+            "{r:?}"
+        );
         let ev = evidence(&r);
         assert!(ev.contains("3 × 40 = 120"), "{ev}");
         assert!(
@@ -1222,18 +1250,28 @@ mod pool_tests {
 
     #[test]
     fn max_connections_from_a_mounted_postgresql_conf() {
-        let mut f = facts(2, 40, serde_json::json!(["-c", "config_file=/etc/postgresql/postgresql.conf"]));
-        let Probe::Observed(d) = &mut f.deployments else { unreachable!() };
+        let mut f = facts(
+            2,
+            40,
+            serde_json::json!(["-c", "config_file=/etc/postgresql/postgresql.conf"]),
+        );
+        let Probe::Observed(d) = &mut f.deployments else {
+            unreachable!()
+        };
         let pg: &mut k8s_openapi::api::apps::v1::Deployment = &mut d[1];
         let spec = pg.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
-        spec.volumes = Some(vec![serde_json::from_value(serde_json::json!(
-            {"name": "conf", "configMap": {"name": "postgres-conf"}}
-        ))
-        .unwrap()]);
-        spec.containers[0].volume_mounts = Some(vec![serde_json::from_value(
-            serde_json::json!({"name": "conf", "mountPath": "/etc/postgresql"}),
-        )
-        .unwrap()]);
+        spec.volumes = Some(vec![
+            serde_json::from_value(serde_json::json!(
+                {"name": "conf", "configMap": {"name": "postgres-conf"}}
+            ))
+            .unwrap(),
+        ]);
+        spec.containers[0].volume_mounts = Some(vec![
+            serde_json::from_value(
+                serde_json::json!({"name": "conf", "mountPath": "/etc/postgresql"}),
+            )
+            .unwrap(),
+        ]);
         let conf = "# max_connections = 10\nmax_connections = 50   # change requires restart\n";
         f.config_maps.insert(
             "postgres-conf".into(),
@@ -1251,9 +1289,18 @@ mod pool_tests {
         );
         // The command line wins over the file.
         f.deployments = {
-            let Probe::Observed(mut d) = f.deployments.clone() else { unreachable!() };
-            d[1].spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].args =
-                Some(vec!["-c".into(), "max_connections=300".into()]);
+            let Probe::Observed(mut d) = f.deployments.clone() else {
+                unreachable!()
+            };
+            d[1].spec
+                .as_mut()
+                .unwrap()
+                .template
+                .spec
+                .as_mut()
+                .unwrap()
+                .containers[0]
+                .args = Some(vec!["-c".into(), "max_connections=300".into()]);
             Probe::Observed(d)
         };
         assert_eq!(pool(&f).outcome, Outcome::Pass, "{:?}", pool(&f));
@@ -1274,18 +1321,39 @@ mod pool_tests {
         ]);
         let r = pool(&f);
         assert_eq!(r.cause, Some("exceeds"), "{r:?}");
-        assert!(r.message.contains("HorizontalPodAutoscaler elsa-server"), "{}", r.message);
+        assert!(
+            r.message.contains("HorizontalPodAutoscaler elsa-server"),
+            "{}",
+            r.message
+        );
         let ev = evidence(&r);
         assert!(ev.contains("6 × 20 = 120"), "{ev}");
-        assert!(ev.contains("minReplicas 2, maxReplicas 6 (HorizontalPodAutoscaler elsa-server)"), "{ev}");
+        assert!(
+            ev.contains("minReplicas 2, maxReplicas 6 (HorizontalPodAutoscaler elsa-server)"),
+            "{ev}"
+        );
         let r = replicas(&f);
         assert_eq!(r.cause, Some("multi-node-needs"), "{r:?}");
-        assert!(r.message.starts_with("up to 6 replicas (HorizontalPodAutoscaler elsa-server)"), "{}", r.message);
+        assert!(
+            r.message
+                .starts_with("up to 6 replicas (HorizontalPodAutoscaler elsa-server)"),
+            "{}",
+            r.message
+        );
         // 3.5 with the Postgres lock: locking passes, but judged for 6 replicas.
         assert_eq!(locking(&f).outcome, Outcome::Pass);
         let mut env = f.clone();
-        let Probe::Observed(d) = &mut env.deployments else { unreachable!() };
-        d[0].spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0]
+        let Probe::Observed(d) = &mut env.deployments else {
+            unreachable!()
+        };
+        d[0].spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
             .env
             .as_mut()
             .unwrap()
@@ -1311,11 +1379,18 @@ mod pool_tests {
         let r = pool(&f);
         assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
         let ev = evidence(&r);
-        assert!(ev.contains("max_connections 500 − superuser_reserved_connections 3 = 497"), "{ev}");
+        assert!(
+            ev.contains("max_connections 500 − superuser_reserved_connections 3 = 497"),
+            "{ev}"
+        );
         assert!(ev.contains("the running server's settings win"), "{ev}");
         let f = facts(3, 40, serde_json::json!(["-c", "shared_buffers=1GB"]));
         let r = pool(&f);
         assert_eq!(r.outcome, Outcome::Skip, "{r:?}");
-        assert!(r.message.contains("sets no max_connections"), "{}", r.message);
+        assert!(
+            r.message.contains("sets no max_connections"),
+            "{}",
+            r.message
+        );
     }
 }

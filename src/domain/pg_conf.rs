@@ -167,7 +167,11 @@ mod tests {
         assert_eq!(cl(&["-N30"]), Some(30));
         // One shell script element.
         assert_eq!(
-            cl(&["sh", "-c", "exec postgres -c max_connections=150 -c shared_buffers=256MB"]),
+            cl(&[
+                "sh",
+                "-c",
+                "exec postgres -c max_connections=150 -c shared_buffers=256MB"
+            ]),
             Some(150)
         );
     }
@@ -188,7 +192,10 @@ mod tests {
         assert_eq!(cl(&["-c", "shared_buffers=1GB"]), None);
         assert_eq!(cl(&["postgres"]), None);
         let f = from_command_line(["-c", "max_connections=20"], "max_connections").unwrap();
-        assert_eq!(f.origin, Origin::CommandLine("-c max_connections=20".into()));
+        assert_eq!(
+            f.origin,
+            Origin::CommandLine("-c max_connections=20".into())
+        );
     }
 
     #[test]
@@ -208,8 +215,18 @@ superuser_reserved_connections 5
             from_conf(conf, "superuser_reserved_connections").and_then(|f| f.as_u32()),
             Some(5)
         );
-        assert_eq!(from_conf("max_connections='42'", "max_connections").and_then(|f| f.as_u32()), Some(42));
-        assert_eq!(from_conf("max_connections = 1\nmax_connections = 2\n", "max_connections").and_then(|f| f.as_u32()), Some(2));
+        assert_eq!(
+            from_conf("max_connections='42'", "max_connections").and_then(|f| f.as_u32()),
+            Some(42)
+        );
+        assert_eq!(
+            from_conf(
+                "max_connections = 1\nmax_connections = 2\n",
+                "max_connections"
+            )
+            .and_then(|f| f.as_u32()),
+            Some(2)
+        );
         assert_eq!(from_conf("# nothing\n", "max_connections"), None);
         assert_eq!(from_conf("max_connections_x = 3", "max_connections"), None);
     }

@@ -329,8 +329,7 @@ pub fn autoscaler_for<'h>(
                         WorkloadKind::StatefulSet => "StatefulSet",
                     }
                     && t.name == w.name()
-                    && t
-                        .api_version
+                    && t.api_version
                         .as_deref()
                         .is_none_or(|v| v.starts_with("apps/") || v.is_empty())
             })
@@ -498,7 +497,9 @@ mod tests {
     #[test]
     fn postgres_images_and_their_mounted_config_maps() {
         assert!(is_postgres_image("postgres:16"));
-        assert!(is_postgres_image("docker.io/bitnami/postgresql:17@sha256:00"));
+        assert!(is_postgres_image(
+            "docker.io/bitnami/postgresql:17@sha256:00"
+        ));
         assert!(is_postgres_image("timescale/timescaledb:latest-pg16"));
         assert!(!is_postgres_image("elsaworkflows/elsa-server-v3-5:3.5.3"));
         let d: Deployment = serde_json::from_value(serde_json::json!({

@@ -903,9 +903,12 @@ mod tests {
                  "value": "true"}
             ]);
             if let Some(p) = overlay_path {
-                c["env"].as_array_mut().unwrap().push(serde_json::json!(
-                    {"name": "Elsa__PlatformIntegration__ShellOverlayPath", "value": p}
-                ));
+                c["env"]
+                    .as_array_mut()
+                    .expect("test value")
+                    .push(serde_json::json!(
+                        {"name": "Elsa__PlatformIntegration__ShellOverlayPath", "value": p}
+                    ));
             }
             c["volumeMounts"] = serde_json::json!([{"name": "overlay", "mountPath": mount}]);
             d["spec"]["template"]["spec"]["volumes"] =

@@ -1259,18 +1259,25 @@ mod pool_tests {
             unreachable!()
         };
         let pg: &mut k8s_openapi::api::apps::v1::Deployment = &mut d[1];
-        let spec = pg.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        let spec = pg
+            .spec
+            .as_mut()
+            .expect("test value")
+            .template
+            .spec
+            .as_mut()
+            .expect("test value");
         spec.volumes = Some(vec![
             serde_json::from_value(serde_json::json!(
                 {"name": "conf", "configMap": {"name": "postgres-conf"}}
             ))
-            .unwrap(),
+            .expect("test value"),
         ]);
         spec.containers[0].volume_mounts = Some(vec![
             serde_json::from_value(
                 serde_json::json!({"name": "conf", "mountPath": "/etc/postgresql"}),
             )
-            .unwrap(),
+            .expect("test value"),
         ]);
         let conf = "# max_connections = 10\nmax_connections = 50   # change requires restart\n";
         f.config_maps.insert(
@@ -1294,11 +1301,11 @@ mod pool_tests {
             };
             d[1].spec
                 .as_mut()
-                .unwrap()
+                .expect("test value")
                 .template
                 .spec
                 .as_mut()
-                .unwrap()
+                .expect("test value")
                 .containers[0]
                 .args = Some(vec!["-c".into(), "max_connections=300".into()]);
             Probe::Observed(d)
@@ -1317,7 +1324,7 @@ mod pool_tests {
                 "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "elsa-server"},
                          "minReplicas": 2, "maxReplicas": 6}
             }))
-            .unwrap(),
+            .expect("test value"),
         ]);
         let r = pool(&f);
         assert_eq!(r.cause, Some("exceeds"), "{r:?}");
@@ -1348,15 +1355,15 @@ mod pool_tests {
         };
         d[0].spec
             .as_mut()
-            .unwrap()
+            .expect("test value")
             .template
             .spec
             .as_mut()
-            .unwrap()
+            .expect("test value")
             .containers[0]
             .env
             .as_mut()
-            .unwrap()
+            .expect("test value")
             .remove(1);
         let r = locking(&env);
         assert_eq!(r.cause, Some("local-lock"), "{r:?}");

@@ -191,7 +191,8 @@ mod tests {
         );
         assert_eq!(cl(&["-c", "shared_buffers=1GB"]), None);
         assert_eq!(cl(&["postgres"]), None);
-        let f = from_command_line(["-c", "max_connections=20"], "max_connections").unwrap();
+        let f =
+            from_command_line(["-c", "max_connections=20"], "max_connections").expect("test value");
         assert_eq!(
             f.origin,
             Origin::CommandLine("-c max_connections=20".into())
@@ -208,7 +209,7 @@ max_connections = 100            # (change requires restart)
 shared_buffers = 128MB
 superuser_reserved_connections 5
 ";
-        let f = from_conf(conf, "max_connections").unwrap();
+        let f = from_conf(conf, "max_connections").expect("test value");
         assert_eq!(f.as_u32(), Some(100));
         assert_eq!(f.origin, Origin::File { line: 3 });
         assert_eq!(

@@ -528,7 +528,7 @@ pub async fn lint(
 fn offline_check(id: &str) -> bool {
     matches!(id, "workload.found" | "workload.flavor" | "network.policy")
         || id.starts_with("config.")
-        || (id.starts_with("production.") && id != "production.pool")
+        || id.starts_with("production.")
 }
 
 /// `elsadoctor checks`.

@@ -408,6 +408,7 @@ pub fn api_group(resource: &str) -> Option<&'static str> {
         "deployments" | "statefulsets" | "replicasets" => "apps",
         "endpointslices" => "discovery.k8s.io",
         "networkpolicies" => "networking.k8s.io",
+        "horizontalpodautoscalers" => "autoscaling",
         "selfsubjectrulesreviews" => "authorization.k8s.io",
         _ => return None,
     })

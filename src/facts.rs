@@ -631,6 +631,10 @@ pub struct Facts {
     /// The namespace's NetworkPolicies (`network.policy`).
     #[serde(default = "not_gathered")]
     pub network_policies: Probe<PolicyFacts>,
+    /// The namespace's HorizontalPodAutoscalers (autoscaling/v2): the one targeting the Elsa
+    /// workload sets how many pods may run (`production.replicas`, `locking`, `pool`).
+    #[serde(default = "not_gathered")]
+    pub autoscalers: Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>,
     /// What reading the manifests noticed (`lint` only; `None` in a cluster run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleNotes>,
@@ -701,6 +705,7 @@ impl Facts {
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
             network_policies: Probe::NotAttempted(na()),
+            autoscalers: Probe::NotAttempted(na()),
             bundle: None,
             model: ModelCell::default(),
         }
@@ -765,6 +770,7 @@ impl Facts {
             FactKey::Health => self.health = state(why),
             FactKey::DbPods => self.db_pods = state(why),
             FactKey::NetworkPolicies => self.network_policies = state(why),
+            FactKey::Autoscalers => self.autoscalers = state(why),
         }
     }
 }
@@ -789,6 +795,7 @@ pub enum FactKey {
     Health,
     DbPods,
     NetworkPolicies,
+    Autoscalers,
 }
 
 impl FactKey {
@@ -810,6 +817,7 @@ impl FactKey {
         FactKey::Health,
         FactKey::DbPods,
         FactKey::NetworkPolicies,
+        FactKey::Autoscalers,
     ];
 }
 
@@ -849,6 +857,7 @@ pub enum FactUpdate {
     Health(Probe<HealthObservation>),
     DbPods(Probe<Vec<Pod>>),
     NetworkPolicies(Probe<PolicyFacts>),
+    Autoscalers(Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>),
     /// What reading the manifests noticed (`lint`); sent before the objects, completes no fact.
     Bundle(BundleNotes),
 }
@@ -874,6 +883,7 @@ impl FactUpdate {
             FactUpdate::Health(_) => FactKey::Health,
             FactUpdate::DbPods(_) => FactKey::DbPods,
             FactUpdate::NetworkPolicies(_) => FactKey::NetworkPolicies,
+            FactUpdate::Autoscalers(_) => FactKey::Autoscalers,
         })
     }
 
@@ -920,6 +930,7 @@ impl FactUpdate {
             FactUpdate::Health(p) => facts.health = p,
             FactUpdate::DbPods(p) => facts.db_pods = p,
             FactUpdate::NetworkPolicies(p) => facts.network_policies = p,
+            FactUpdate::Autoscalers(p) => facts.autoscalers = p,
             FactUpdate::Bundle(notes) => facts.bundle = Some(notes),
         }
     }

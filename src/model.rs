@@ -718,6 +718,14 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
         add_file(&mut config, file);
     }
     config.add_env(&env, elsa::dotnet_major(flavor, version));
+    // ModularServer 3.8 adds its shell overlay file after the environment variables, so it
+    // overrides them (elsa-audit.md row 28, §4.3).
+    if flavor == Flavor::ModularServer && version.is_none_or(|v| v.mm() >= (3, 8)) {
+        let path = shell_overlay_path(&config);
+        if let Some(file) = files.iter().find(|m| m.path == path) {
+            add_file(&mut config, file);
+        }
+    }
     let mut model = Effective {
         workload: WorkloadObject::of(workload),
         container,
@@ -752,6 +760,24 @@ pub fn build(f: &Facts) -> Result<Effective, Unavailable> {
     Ok(model)
 }
 
+/// The ModularServer 3.8 shell overlay: `Elsa:PlatformIntegration:ShellOverlayPath`, relative
+/// to the content root `/app` unless absolute, by default `/app/platform-shell-overrides.json`
+/// (elsa-audit.md row 28). An optional file: absent, nothing changes.
+pub const SHELL_OVERLAY_KEY: &str = "Elsa:PlatformIntegration:ShellOverlayPath";
+
+fn shell_overlay_path(config: &EffectiveConfig) -> String {
+    let configured = config
+        .get(SHELL_OVERLAY_KEY)
+        .map(|s| s.value.expose().trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "platform-shell-overrides.json".to_owned());
+    if configured.starts_with('/') {
+        configured
+    } else {
+        format!("{APP_DIR}/{}", configured.trim_start_matches("./"))
+    }
+}
+
 fn add_file(config: &mut EffectiveConfig, file: &MountedFile) {
     if let Probe::Observed(c) = &file.content
         && let Ok(json) = dotnet_config::parse_appsettings(c.expose())
@@ -769,6 +795,68 @@ pub fn describe_mount(m: &VolumeMount) -> String {
     match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
         Some(sp) => format!("{} at {} (subPath {sp})", m.name, m.mount_path),
         None => format!("{} at {}", m.name, m.mount_path),
+    }
+}
+
+/// How many Elsa pods may run at once: the workload's `spec.replicas`, raised to the
+/// `maxReplicas` of the HorizontalPodAutoscaler that targets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replicas {
+    /// `spec.replicas` (1 when unset).
+    pub spec: i32,
+    /// The autoscaler's name, `minReplicas` (1 when unset) and `maxReplicas`.
+    pub autoscaler: Option<(String, i32, i32)>,
+    /// Why the autoscalers are not known (not listed, forbidden), when they are not.
+    pub autoscalers_unknown: Option<String>,
+}
+
+impl Replicas {
+    /// The most pods that may run: what production.replicas, locking and pool count with.
+    pub fn most(&self) -> i32 {
+        self.autoscaler
+            .as_ref()
+            .map_or(self.spec, |(_, _, max)| self.spec.max(*max))
+    }
+}
+
+impl Effective {
+    /// The replicas of the Elsa workload, with its autoscaler from `autoscalers` (the
+    /// namespace's, as listed or as the bundle holds them).
+    pub fn replicas(
+        &self,
+        autoscalers: &Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>,
+    ) -> Replicas {
+        let w = self.workload();
+        let spec = w.desired_replicas();
+        match autoscalers {
+            Probe::Observed(list) => Replicas {
+                spec,
+                autoscaler: crate::domain::workload::autoscaler_for(list, &w).and_then(|h| {
+                    let s = h.spec.as_ref()?;
+                    Some((
+                        h.metadata.name.clone().unwrap_or_default(),
+                        s.min_replicas.unwrap_or(1),
+                        s.max_replicas,
+                    ))
+                }),
+                autoscalers_unknown: None,
+            },
+            Probe::Absent => Replicas {
+                spec,
+                autoscaler: None,
+                autoscalers_unknown: None,
+            },
+            other => Replicas {
+                spec,
+                autoscaler: None,
+                autoscalers_unknown: Some(match other {
+                    Probe::Forbidden { verb, resource } => {
+                        format!("this user may not {verb} {resource}")
+                    }
+                    other => other.why_not().unwrap_or_default(),
+                }),
+            },
+        }
     }
 }
 
@@ -1032,5 +1120,86 @@ mod tests {
         let f = crate::checks::test_support::empty();
         let why = f.effective().expect_err("no model");
         assert!(matches!(why, super::Unavailable::Skip(m) if m.contains("workload.found")));
+    }
+
+    /// elsa-audit.md row 28 (§4.3): ModularServer 3.8 adds `/app/platform-shell-overrides.json`
+    /// (or `Elsa:PlatformIntegration:ShellOverlayPath`) after the environment variables, so the
+    /// overlay's shell features win over env; 3.x Server.Web has no such file.
+    #[test]
+    fn the_modular_38_shell_overlay_overrides_environment_variables() {
+        let feature = "CShells:Shells:Default:Features:PostgreSqlWorkflowPersistence";
+        let facts = |image: &str, overlay_path: Option<&str>, mount: &str| {
+            let mut d = deployment("elsa-server", image, 1);
+            let c = &mut d["spec"]["template"]["spec"]["containers"][0];
+            c["env"] = serde_json::json!([
+                {"name": "CShells__Shells__Default__Features__PostgreSqlWorkflowPersistence__ConnectionString",
+                 "value": "Host=postgres;Database=elsa"},
+                {"name": "CShells__Shells__Default__Features__PostgreSqlWorkflowPersistence",
+                 "value": "true"}
+            ]);
+            if let Some(p) = overlay_path {
+                c["env"]
+                    .as_array_mut()
+                    .expect("test value")
+                    .push(serde_json::json!(
+                        {"name": "Elsa__PlatformIntegration__ShellOverlayPath", "value": p}
+                    ));
+            }
+            c["volumeMounts"] = serde_json::json!([{"name": "overlay", "mountPath": mount}]);
+            d["spec"]["template"]["spec"]["volumes"] =
+                serde_json::json!([{"name": "overlay", "configMap": {"name": "shell-overlay"}}]);
+            let mut f = with_deployments(serde_json::json!([d]));
+            let data = ConfigMapData {
+                data: BTreeMap::from([(
+                    "platform-shell-overrides.json".to_owned(),
+                    r#"{"CShells":{"Shells":{"Default":{"Features":{"PostgreSqlWorkflowPersistence":false}}}}}"#
+                        .to_owned(),
+                )]),
+                ..Default::default()
+            };
+            FactUpdate::ConfigSources {
+                config_maps: BTreeMap::from([("shell-overlay".to_owned(), Probe::Observed(data))]),
+                secrets: BTreeMap::new(),
+            }
+            .apply(&mut f);
+            f
+        };
+        let modular = "elsaworkflows/elsa-server-and-studio-v3:3.8.0-rc2";
+        let f = facts(modular, None, "/app");
+        let v = f.effective().expect("model");
+        let s = v.config.get(feature).expect("feature set");
+        assert_eq!(s.value.expose(), "False", "the overlay wins over env");
+        assert!(
+            s.source
+                .to_string()
+                .contains("/app/platform-shell-overrides.json"),
+            "{}",
+            s.source
+        );
+        // The overlay at a path of its own choosing, relative to /app.
+        let f = facts(
+            modular,
+            Some("config/platform-shell-overrides.json"),
+            "/app/config",
+        );
+        let v = f.effective().expect("model");
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("False")
+        );
+        // Not mounted where the host looks: env stays in effect.
+        let f = facts(modular, None, "/app/config");
+        let v = f.effective().expect("model");
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("true")
+        );
+        // Server.Web reads no overlay: env wins.
+        let f = facts("elsaworkflows/elsa-server-v3:3.8.0", None, "/app");
+        let v = f.effective().expect("model");
+        assert_eq!(
+            v.config.get(feature).map(|s| s.value.expose()),
+            Some("true")
+        );
     }
 }

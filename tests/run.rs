@@ -384,7 +384,8 @@ fn fail_on_warn_counts_warnings() {
 async fn gathering_is_concurrent_four_round_trips_deep() {
     // With latency on every request, requests that overlap in time were issued concurrently;
     // the chain of strictly sequential ones is the run's critical path:
-    //   (version | namespace | rules review | deployments | statefulsets | NetworkPolicies)
+    //   (version | namespace | rules review | deployments | statefulsets | NetworkPolicies |
+    //    HorizontalPodAutoscalers)
     //   -> (Elsa's pods | the referenced Secret | services)
     //   -> (events | logs | the health port-forward | the exec listing | the database
     //       Service's EndpointSlices | the pods behind it)
@@ -413,9 +414,17 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         4,
         "{log:#?}"
     );
-    // 6 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
+    // 7 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
     // health port-forward; 1 exec; 1 EndpointSlice list) + 1 database port-forward.
-    assert_eq!(log.len(), 6 + 3 + 9 + 1, "{log:#?}");
+    assert_eq!(log.len(), 7 + 3 + 9 + 1, "{log:#?}");
+    let hpa_lists = log
+        .iter()
+        .filter(|r| r.resource == "horizontalpodautoscalers" && r.verb == "list")
+        .count();
+    assert_eq!(
+        hpa_lists, 1,
+        "the autoscalers are listed once, in the first wave"
+    );
     let secret_gets: Vec<_> = log.iter().filter(|r| r.resource == "secrets").collect();
     assert_eq!(secret_gets.len(), 1);
     assert_eq!(secret_gets[0].name.as_deref(), Some("postgres-secret"));

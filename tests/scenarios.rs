@@ -104,7 +104,7 @@ fn same_report(run: &serde_json::Value, replayed: &serde_json::Value) -> Vec<Str
 fn offline(id: &str) -> bool {
     matches!(id, "workload.found" | "workload.flavor" | "network.policy")
         || id.starts_with("config.")
-        || (id.starts_with("production.") && id != "production.pool")
+        || id.starts_with("production.")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1121,18 +1121,36 @@ fn modular_provider(
             if sqlite { "enabled" } else { "disabled" }
         ),
     );
+    // Where each feature's own value comes from: the image, a file, env, or 3.8's shell overlay
+    // file, which overrides env (elsa-audit.md row 28).
+    let sources: Vec<Evidence> = ["PostgreSqlWorkflowPersistence", "SqliteWorkflowPersistence"]
+        .iter()
+        .filter_map(|feature| {
+            let key = format!("{shell}:{feature}");
+            let s = v.config.get(&key)?;
+            Some(source_evidence(&key, s))
+        })
+        .collect();
+    let ev = std::iter::once(ev).chain(sources).collect::<Vec<_>>();
     match (pg, sqlite) {
-        (true, false) => Finding::pass("the PostgreSqlWorkflowPersistence shell feature is enabled and the SQLite one disabled").with(ev),
+        (true, false) => Finding::pass("the PostgreSqlWorkflowPersistence shell feature is enabled and the SQLite one disabled").with_all(ev),
         (true, true) => Finding::problem(
             "modular-both",
             "both the SQLite and the PostgreSQL workflow persistence features are enabled: the outcome is not defined (two providers for the same stores)",
         )
-        .with(ev),
-        (false, _) => Finding::problem(
-            "modular-sqlite",
-            "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)",
-        )
-        .with(ev),
+        .with_all(ev),
+        (false, _) => {
+            let key = format!("{shell}:PostgreSqlWorkflowPersistence");
+            let message = match v.config.get(&key) {
+                // Disabled explicitly (3.8: `false`), perhaps by the shell overlay over env.
+                Some(s) if v38 && s.value.expose().eq_ignore_ascii_case("false") => format!(
+                    "the image contains the PostgreSQL provider, but {key} is false (from {}): workflows stay on SQLite (or in memory if the SQLite feature is off)",
+                    s.source
+                ),
+                _ => "the image contains the PostgreSQL provider but no shell feature enables it: workflows stay on SQLite (or in memory if the SQLite feature is off)".to_owned(),
+            };
+            Finding::problem("modular-sqlite", message).with_all(ev)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Database checks, from the one session `gather::db` made with Elsa's own connection string:
 //! the login (each SQLSTATE to its fix), Elsa's tables in schema "Elsa", the EF Core migration
-//! history against this version, the app user's privileges, and pool sizing.
+//! history against this version, and the app user's privileges. (Pool sizing, which also runs
+//! without a session, is `production::POOL`.)
 
 use std::collections::BTreeSet;
 
@@ -59,13 +60,6 @@ pub const PRIVILEGES: CheckImpl = CheckImpl {
     causes: &["no-table-rights", "no-create"],
     run: privileges,
 };
-pub const POOL: CheckImpl = CheckImpl {
-    id: "production.pool",
-    needs: NEEDS,
-    causes: &["exceeds"],
-    run: pool,
-};
-
 /// Evidence about what was reached, and the template values for the fix.
 fn with_target(f: &Facts, finding: Finding) -> Finding {
     let Some(t) = &f.db_target else {
@@ -416,47 +410,6 @@ fn privileges(f: &Facts) -> Finding {
         "{} can read and write Elsa's tables",
         d.current_user
     ))
-}
-
-fn pool(f: &Facts) -> Finding {
-    let d = match session(f) {
-        Ok(d) => d,
-        Err(finding) => return finding,
-    };
-    let Ok(v) = f.effective() else {
-        return Finding::skip("no Elsa workload — see workload.found");
-    };
-    let replicas = i64::from(v.workload().desired_replicas().max(0));
-    let per_pod = f
-        .db_target
-        .as_ref()
-        .and_then(|t| t.max_pool_size)
-        .unwrap_or(100);
-    let available = i64::from(d.max_connections) - i64::from(d.reserved_connections);
-    let wanted = replicas * i64::from(per_pod);
-    let ev = [
-        Evidence::new("replicas × Maximum Pool Size", format!("{replicas} × {per_pod} = {wanted}"))
-            .from("workload and connection string"),
-        Evidence::new(
-            "server",
-            format!(
-                "max_connections {} − superuser_reserved_connections {} = {available}; {} in use now",
-                d.max_connections, d.reserved_connections, d.current_connections
-            ),
-        )
-        .from("pg_settings, pg_stat_activity"),
-    ];
-    if wanted > available {
-        return Finding::problem(
-            "exceeds",
-            format!("the pools may open {wanted} connections; the server allows {available}"),
-        )
-        .with_all(ev);
-    }
-    Finding::pass(format!(
-        "{wanted} pooled connections at most, within {available}"
-    ))
-    .with_all(ev)
 }
 
 #[cfg(test)]

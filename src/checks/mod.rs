@@ -141,7 +141,7 @@ pub static REGISTRY: &[CheckImpl] = &[
     production::LOCKING,
     production::RESOURCES,
     production::DB_TLS,
-    database::POOL,
+    production::POOL,
     production::INLINE_SECRETS,
     runtime::LOGS,
     runtime::HEALTH,

@@ -19,15 +19,24 @@ const NEEDS: &[FactKey] = &[
     FactKey::PodFiles,
 ];
 
+/// The model's inputs and the autoscalers: how many replicas may run.
+const NEEDS_REPLICAS: &[FactKey] = &[
+    FactKey::Workloads,
+    FactKey::ConfigSources,
+    FactKey::Services,
+    FactKey::PodFiles,
+    FactKey::Autoscalers,
+];
+
 pub const REPLICAS: CheckImpl = CheckImpl {
     id: "production.replicas",
-    needs: NEEDS,
+    needs: NEEDS_REPLICAS,
     causes: &["sqlite-multi", "multi-node-needs"],
     run: replicas,
 };
 pub const LOCKING: CheckImpl = CheckImpl {
     id: "production.locking",
-    needs: NEEDS,
+    needs: NEEDS_REPLICAS,
     causes: &["local-lock", "not-configurable"],
     run: locking,
 };
@@ -90,28 +99,62 @@ fn uses_sqlite_any(v: &Effective) -> Option<bool> {
     answers.all(|a| a == first).then_some(first).flatten()
 }
 
+/// The most Elsa pods that may run (`spec.replicas`, or the autoscaler's `maxReplicas`), how
+/// to say it in a message ("3 replicas", "up to 6 replicas (HorizontalPodAutoscaler x)"), and
+/// the evidence naming where the number came from.
+fn replica_count(facts: &Facts, v: &Effective) -> (i32, String, Vec<Evidence>) {
+    let r = v.replicas(&facts.autoscalers);
+    let n = r.most();
+    let mut ev = vec![
+        Evidence::new("replicas", r.spec.to_string())
+            .from(format!("{} spec.replicas", v.workload().reference())),
+    ];
+    let unit = if n == 1 { "replica" } else { "replicas" };
+    let text = match &r.autoscaler {
+        Some((name, min, max)) => {
+            ev.push(
+                Evidence::new(
+                    "autoscaler",
+                    format!("minReplicas {min}, maxReplicas {max}"),
+                )
+                .from(format!("HorizontalPodAutoscaler {name}")),
+            );
+            format!("up to {n} {unit} (HorizontalPodAutoscaler {name})")
+        }
+        None => format!("{n} {unit}"),
+    };
+    if let Some(why) = &r.autoscalers_unknown {
+        ev.push(
+            Evidence::new(
+                "autoscalers",
+                format!("not known ({why}); counted without one"),
+            )
+            .from("horizontalpodautoscalers"),
+        );
+    }
+    (n, text, ev)
+}
+
 fn replicas(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let n = v.workload().desired_replicas();
-        let ev = Evidence::new("replicas", n.to_string())
-            .from(format!("{} spec.replicas", v.workload().reference()));
+        let (n, count, ev) = replica_count(facts, v);
         if n <= 1 {
-            return Finding::pass(format!("{n} replica")).with(ev);
+            return Finding::pass(count).with_all(ev);
         }
         super::over_candidates(v, None, |flavor, version| {
             match uses_sqlite(v, flavor, version) {
             Some(true) => Finding::problem(
                 "sqlite-multi",
-                format!("{n} replicas on SQLite: every pod has its own database file, so they disagree about every workflow"),
+                format!("{count} on SQLite: every pod has its own database file, so they disagree about every workflow"),
             )
-            .with(ev.clone()),
+            .with_all(ev.clone()),
             Some(false) => Finding::warn(
                 "multi-node-needs",
-                format!("{n} replicas share PostgreSQL; they also need cross-node locking, cache invalidation and clustered scheduling"),
+                format!("{count} share PostgreSQL; they also need cross-node locking, cache invalidation and clustered scheduling"),
             )
-            .with(ev.clone()),
+            .with_all(ev.clone()),
             None => Finding::skip("the persistence in use is not known — see config.provider")
-                .with(ev.clone()),
+                .with_all(ev.clone()),
         }
         })
     })
@@ -119,10 +162,12 @@ fn replicas(facts: &Facts) -> Finding {
 
 fn locking(facts: &Facts) -> Finding {
     with_model(facts, |v| {
-        let n = v.workload().desired_replicas();
+        let (n, count, replica_ev) = replica_count(facts, v);
         if n <= 1 {
-            return Finding::pass(format!("{n} replica: a local lock provider is enough"));
+            return Finding::pass(format!("{count}: a local lock provider is enough"))
+                .with_all(replica_ev);
         }
+        let n = count;
         super::over_candidates(v, None, |flavor, version| {
             let Some(version) = version else {
                 return match flavor {
@@ -147,18 +192,20 @@ fn locking(facts: &Facts) -> Finding {
                     } else {
                         Finding::problem(
                             "local-lock",
-                            format!("{n} replicas but {key}={value}: each pod locks only against itself (File locks live in its own /app/App_Data/locks)"),
+                            format!("{n} but {key}={value}: each pod locks only against itself (File locks live in its own /app/App_Data/locks)"),
                         )
                         .with_all(ev)
+                        .with_all(replica_ev.clone())
                     }
                 }
                 Flavor::Custom => Finding::skip("a custom build sets its lock provider in code"),
                 _ => Finding::problem(
                     "not-configurable",
                     format!(
-                        "{n} replicas, but {flavor} {version} sets its lock provider in code: the stock image locks per pod"
+                        "{n}, but {flavor} {version} sets its lock provider in code: the stock image locks per pod"
                     ),
-                ),
+                )
+                .with_all(replica_ev.clone()),
             }
         })
     })
@@ -352,6 +399,237 @@ fn inline_secrets(facts: &Facts) -> Finding {
     })
 }
 
+pub const POOL: CheckImpl = CheckImpl {
+    id: "production.pool",
+    needs: &[
+        FactKey::Workloads,
+        FactKey::ConfigSources,
+        FactKey::Services,
+        FactKey::PodFiles,
+        FactKey::Database,
+        FactKey::DbPods,
+        FactKey::Autoscalers,
+    ],
+    causes: &["exceeds"],
+    run: pool,
+};
+
+/// The connections the server admits, and where the numbers came from.
+struct ServerLimit {
+    available: i64,
+    evidence: Evidence,
+}
+
+/// `max_connections` and the reserved slots as the database workload's manifest states them:
+/// its PostgreSQL container's command line, or a `*.conf` file a ConfigMap mounts into it (the
+/// command line wins, as in PostgreSQL). `Err`: why it is not known.
+fn manifest_limit(f: &Facts) -> Result<ServerLimit, String> {
+    use crate::domain::pg_conf::{self, Origin};
+    let (_, subject, _) = db_workload(f).map_err(|finding| finding.message)?;
+    let container =
+        pg_container(subject.spec).ok_or_else(|| format!("{} has no containers", subject.name))?;
+    let words: Vec<&str> = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    // The ConfigMap files mounted into the container: (ConfigMap, key, path, text).
+    let volumes: std::collections::BTreeMap<&str, &k8s_openapi::api::core::v1::Volume> = subject
+        .spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    let mut files: Vec<(String, String, String, String)> = Vec::new();
+    let mut unread = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let Some(cm) = volumes
+            .get(m.name.as_str())
+            .and_then(|v| v.config_map.as_ref())
+        else {
+            continue;
+        };
+        let data = match f.config_maps.get(&cm.name) {
+            Some(Probe::Observed(d)) => &d.data,
+            Some(other) => {
+                unread.push(format!(
+                    "ConfigMap {} ({})",
+                    cm.name,
+                    other.why_not().unwrap_or_default()
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        let keys: Vec<(String, String)> = match &cm.items {
+            Some(items) => items
+                .iter()
+                .map(|i| (i.key.clone(), i.path.clone()))
+                .collect(),
+            None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+        };
+        let mount = m.mount_path.trim_end_matches('/');
+        let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
+        for (key, path) in keys {
+            let at = match sub {
+                Some(sp) if sp == path => mount.to_owned(),
+                Some(_) => continue,
+                None => format!("{mount}/{path}"),
+            };
+            if let (true, Some(text)) = (at.ends_with(".conf"), data.get(&key)) {
+                files.push((cm.name.clone(), key, at, text.clone()));
+            }
+        }
+    }
+    // One setting: the command line's, else the last file's that sets it.
+    let setting = |name: &str| -> Option<(u32, String)> {
+        if let Some(found) = pg_conf::from_command_line(words.iter().copied(), name)
+            && let (Some(n), Origin::CommandLine(opt)) = (found.as_u32(), &found.origin)
+        {
+            return Some((
+                n,
+                format!("{} container {} `{opt}`", subject.name, container.name),
+            ));
+        }
+        files.iter().rev().find_map(|(cm, key, at, text)| {
+            let found = pg_conf::from_conf(text, name)?;
+            let line = match found.origin {
+                Origin::File { line } => line,
+                Origin::CommandLine(_) => 0,
+            };
+            Some((
+                found.as_u32()?,
+                format!("ConfigMap {cm} key {key} line {line}, mounted at {at}"),
+            ))
+        })
+    };
+    let Some((max, from)) = setting("max_connections") else {
+        let mut why = format!(
+            "{} (PostgreSQL behind Service {}) sets no max_connections in its command line or in a mounted *.conf",
+            subject.name,
+            db_workload(f).map(|(s, _, _)| s).unwrap_or_default()
+        );
+        if !unread.is_empty() {
+            why.push_str(&format!("; not read: {}", unread.join(", ")));
+        }
+        return Err(why);
+    };
+    let (reserved, reserved_from) = setting("superuser_reserved_connections")
+        .map(|(n, from)| (n, format!("superuser_reserved_connections {n} ({from})")))
+        .unwrap_or((
+            pg_conf::DEFAULT_SUPERUSER_RESERVED,
+            format!(
+                "superuser_reserved_connections {} (PostgreSQL's default)",
+                pg_conf::DEFAULT_SUPERUSER_RESERVED
+            ),
+        ));
+    let (extra, extra_text) = match setting("reserved_connections") {
+        Some((n, from)) => (n, format!(" − reserved_connections {n} ({from})")),
+        None => (0, String::new()),
+    };
+    let available = i64::from(max) - i64::from(reserved) - i64::from(extra);
+    Ok(ServerLimit {
+        available,
+        evidence: Evidence::new(
+            "server",
+            format!("max_connections {max} ({from}) − {reserved_from}{extra_text} = {available}"),
+        )
+        .from("database workload manifest"),
+    })
+}
+
+fn pool(f: &Facts) -> Finding {
+    use crate::facts::DbObservation;
+    with_model(f, |v| {
+        let (replicas, count, mut ev) = replica_count(f, v);
+        let replicas = i64::from(replicas.max(0));
+        let per_pod = match f.db_target.as_ref().and_then(|t| t.max_pool_size) {
+            Some(n) => n,
+            None => match v
+                .intended_database()
+                .and_then(|plan| plan.conn.max_pool_size())
+            {
+                Ok(n) => n,
+                Err(why) => {
+                    return Finding::skip(format!("the pool size is not known: {why}"));
+                }
+            },
+        };
+        let wanted = replicas * i64::from(per_pod);
+        ev.insert(
+            0,
+            Evidence::new(
+                "replicas × Maximum Pool Size",
+                format!("{replicas} × {per_pod} = {wanted}"),
+            )
+            .from("workload and connection string"),
+        );
+        let manifest = manifest_limit(f);
+        // A login's numbers are the server's own: they win over what a manifest says.
+        let limit = match &f.database {
+            Probe::Observed(DbObservation::Connected(d)) => {
+                let available = i64::from(d.max_connections) - i64::from(d.reserved_connections);
+                if let Ok(m) = &manifest
+                    && m.available != available
+                {
+                    ev.push(
+                        Evidence::new("manifest", m.evidence.value.clone())
+                            .from("database workload manifest (the running server's settings win)"),
+                    );
+                }
+                ServerLimit {
+                    available,
+                    evidence: Evidence::new(
+                        "server",
+                        format!(
+                            "max_connections {} − superuser_reserved_connections {} = {available}; {} in use now",
+                            d.max_connections, d.reserved_connections, d.current_connections
+                        ),
+                    )
+                    .from("pg_settings, pg_stat_activity"),
+                }
+            }
+            other => match manifest {
+                Ok(m) => m,
+                Err(why) => {
+                    let session = match other {
+                        Probe::Observed(_) => "the login failed (see database.login)".to_owned(),
+                        _ => "there is no database session".to_owned(),
+                    };
+                    return Finding::skip(format!(
+                        "max_connections is not known: {session}, and {why}"
+                    ))
+                    .with_all(ev);
+                }
+            },
+        };
+        let available = limit.available;
+        ev.push(limit.evidence);
+        if let Some(why) = v.not_in_effect() {
+            ev.push(Evidence::new(
+                "Elsa and this database",
+                format!("configured, but not in use: {why}"),
+            ));
+        }
+        if wanted > available {
+            return Finding::problem(
+                "exceeds",
+                format!(
+                    "the pools of {count} may open {wanted} connections; the server allows {available}"
+                ),
+            )
+            .with_all(ev);
+        }
+        Finding::pass(format!(
+            "{wanted} pooled connections at most, within {available}"
+        ))
+        .with_all(ev)
+    })
+}
+
 pub const DB_STORAGE: CheckImpl = CheckImpl {
     id: "production.db-storage",
     needs: &[
@@ -433,16 +711,32 @@ fn pg_container(
 }
 
 fn db_storage(f: &Facts) -> Finding {
+    let (svc, subject, unused) = match db_workload(f) {
+        Ok(x) => x,
+        Err(finding) => return finding,
+    };
+    let finding = judge_storage(&svc, &subject);
+    match unused {
+        Some(why) => finding.with(Evidence::new("Elsa and this database", why)),
+        None => finding,
+    }
+}
+
+/// The in-cluster PostgreSQL behind the connection string's Service: its Service's name, the
+/// pod spec it runs with (a pod's when the pods were listed, else its workload's template:
+/// Service selector ⊆ template labels), and, when Elsa does not use that database (yet), why.
+/// `Err`: the finding to report when there is none to look at.
+fn db_workload(f: &Facts) -> Result<(String, DbSubject<'_>, Option<String>), Finding> {
     let (host, unused) = match db_host(f) {
         Ok(h) => h,
-        Err(why) => return Finding::skip(format!("database host not known: {why}")),
+        Err(why) => return Err(Finding::skip(format!("database host not known: {why}"))),
     };
     let ns = f.scope.namespace.as_str();
     let Some((svc, svc_ns)) = crate::domain::service_host::service_of(&host.host, ns) else {
-        return Finding::skip(format!(
+        return Err(Finding::skip(format!(
             "{} names no Service (an external database): its storage is looked after where it runs",
             host.host
-        ));
+        )));
     };
     let service = (svc_ns == ns)
         .then(|| {
@@ -452,15 +746,15 @@ fn db_storage(f: &Facts) -> Finding {
         })
         .flatten();
     if svc_ns == ns && service.is_none() && f.services.observed().is_some() {
-        return Finding::skip(format!(
+        return Err(Finding::skip(format!(
             "no Service {svc} in this namespace — see network.service"
-        ));
+        )));
     }
     let selector = service.and_then(|s| s.spec.as_ref()?.selector.as_ref());
     if service.is_some() && selector.is_none_or(|s| s.is_empty()) {
-        return Finding::skip(format!(
+        return Err(Finding::skip(format!(
             "Service {svc} has no selector: the database behind it is not a pod of this cluster's controllers"
-        ));
+        )));
     }
     // The owning workload, from the workloads already listed: template labels ⊇ selector.
     let matches = |labels: Option<&std::collections::BTreeMap<String, String>>| {
@@ -521,19 +815,15 @@ fn db_storage(f: &Facts) -> Finding {
         })
     };
     let Some(subject) = subject else {
-        return match &f.db_pods {
+        return Err(match &f.db_pods {
             Probe::Observed(_) => Finding::unknown(
                 None,
                 format!("Service {svc} selects no pods, and no workload here matches its selector"),
             ),
             other => super::not_observed(other, "the PostgreSQL pods"),
-        };
+        });
     };
-    let finding = judge_storage(&svc, &subject);
-    match unused {
-        Some(why) => finding.with(Evidence::new("Elsa and this database", why)),
-        None => finding,
-    }
+    Ok((svc, subject, unused))
 }
 
 /// The database host of the effective connection string, and, when Elsa does not use that
@@ -916,5 +1206,232 @@ mod inline_secret_tests {
             "initContainer migrations: POSTGRES_PASSWORD (env[0])"
         );
         assert!(!format!("{f:?}").contains("hunter2"), "never shown");
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::facts::ConfigMapData;
+
+    /// Elsa 3.5 on PostgreSQL with `replicas` and `Maximum Pool Size` `pool`, a postgres
+    /// Deployment with `args`, its Service, and no database session (as in lint).
+    fn facts(replicas: i32, pool: u32, args: serde_json::Value) -> Facts {
+        let mut elsa = deployment(
+            "elsa-server",
+            "elsaworkflows/elsa-server-v3-5:3.5.3",
+            replicas,
+        );
+        elsa["spec"]["template"]["spec"]["containers"][0]["env"] = serde_json::json!([
+            {"name": "DatabaseProvider", "value": "PostgreSql"},
+            {"name": "Runtime__DistributedLocking__Provider", "value": "Postgres"},
+            {"name": "ConnectionStrings__PostgreSql",
+             "value": format!("Host=postgres;Database=elsa;Username=elsa;Password=pw;Maximum Pool Size={pool}")}
+        ]);
+        let mut pg = deployment("postgres", "postgres:16", 1);
+        pg["spec"]["template"]["spec"]["containers"][0]["args"] = args;
+        let mut f = with_deployments(serde_json::json!([elsa, pg]));
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([{
+                "metadata": {"name": "postgres", "namespace": "elsa"},
+                "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}
+            }]))
+            .expect("services"),
+        );
+        f.config_maps = Default::default();
+        f.secrets = Default::default();
+        f.db_pods = Probe::NotAttempted("lint".into());
+        f.database = Probe::NotAttempted("lint".into());
+        f.autoscalers = Probe::Observed(Vec::new());
+        f
+    }
+
+    fn evidence(r: &Finding) -> String {
+        r.evidence
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {} ({})",
+                    e.label,
+                    e.value,
+                    e.source.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn max_connections_from_the_database_args_without_a_login() {
+        let f = facts(3, 40, serde_json::json!(["-c", "max_connections=100"]));
+        let r = pool(&f);
+        assert_eq!(
+            (r.outcome, r.cause),
+            (Outcome::Problem, Some("exceeds")),
+            "{r:?}"
+        );
+        let ev = evidence(&r);
+        assert!(ev.contains("3 × 40 = 120"), "{ev}");
+        assert!(
+            ev.contains("max_connections 100 (deployment/postgres container postgres `-c max_connections=100`) − superuser_reserved_connections 3 (PostgreSQL's default) = 97"),
+            "{ev}"
+        );
+        let f = facts(2, 40, serde_json::json!(["--max_connections=100"]));
+        assert_eq!(pool(&f).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn max_connections_from_a_mounted_postgresql_conf() {
+        let mut f = facts(
+            2,
+            40,
+            serde_json::json!(["-c", "config_file=/etc/postgresql/postgresql.conf"]),
+        );
+        let Probe::Observed(d) = &mut f.deployments else {
+            unreachable!()
+        };
+        let pg: &mut k8s_openapi::api::apps::v1::Deployment = &mut d[1];
+        let spec = pg
+            .spec
+            .as_mut()
+            .expect("test value")
+            .template
+            .spec
+            .as_mut()
+            .expect("test value");
+        spec.volumes = Some(vec![
+            serde_json::from_value(serde_json::json!(
+                {"name": "conf", "configMap": {"name": "postgres-conf"}}
+            ))
+            .expect("test value"),
+        ]);
+        spec.containers[0].volume_mounts = Some(vec![
+            serde_json::from_value(
+                serde_json::json!({"name": "conf", "mountPath": "/etc/postgresql"}),
+            )
+            .expect("test value"),
+        ]);
+        let conf = "# max_connections = 10\nmax_connections = 50   # change requires restart\n";
+        f.config_maps.insert(
+            "postgres-conf".into(),
+            Probe::Observed(ConfigMapData {
+                data: [("postgresql.conf".to_owned(), conf.to_owned())].into(),
+                ..Default::default()
+            }),
+        );
+        let r = pool(&f);
+        assert_eq!(r.cause, Some("exceeds"), "{r:?}");
+        let ev = evidence(&r);
+        assert!(
+            ev.contains("max_connections 50 (ConfigMap postgres-conf key postgresql.conf line 2, mounted at /etc/postgresql/postgresql.conf)"),
+            "{ev}"
+        );
+        // The command line wins over the file.
+        f.deployments = {
+            let Probe::Observed(mut d) = f.deployments.clone() else {
+                unreachable!()
+            };
+            d[1].spec
+                .as_mut()
+                .expect("test value")
+                .template
+                .spec
+                .as_mut()
+                .expect("test value")
+                .containers[0]
+                .args = Some(vec!["-c".into(), "max_connections=300".into()]);
+            Probe::Observed(d)
+        };
+        assert_eq!(pool(&f).outcome, Outcome::Pass, "{:?}", pool(&f));
+    }
+
+    #[test]
+    fn an_autoscalers_max_replicas_counts_for_replicas_locking_and_pool() {
+        let mut f = facts(1, 20, serde_json::json!(["-c", "max_connections=100"]));
+        assert_eq!(pool(&f).outcome, Outcome::Pass);
+        assert_eq!(replicas(&f).outcome, Outcome::Pass);
+        f.autoscalers = Probe::Observed(vec![
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "elsa-server", "namespace": "elsa"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "elsa-server"},
+                         "minReplicas": 2, "maxReplicas": 6}
+            }))
+            .expect("test value"),
+        ]);
+        let r = pool(&f);
+        assert_eq!(r.cause, Some("exceeds"), "{r:?}");
+        assert!(
+            r.message.contains("HorizontalPodAutoscaler elsa-server"),
+            "{}",
+            r.message
+        );
+        let ev = evidence(&r);
+        assert!(ev.contains("6 × 20 = 120"), "{ev}");
+        assert!(
+            ev.contains("minReplicas 2, maxReplicas 6 (HorizontalPodAutoscaler elsa-server)"),
+            "{ev}"
+        );
+        let r = replicas(&f);
+        assert_eq!(r.cause, Some("multi-node-needs"), "{r:?}");
+        assert!(
+            r.message
+                .starts_with("up to 6 replicas (HorizontalPodAutoscaler elsa-server)"),
+            "{}",
+            r.message
+        );
+        // 3.5 with the Postgres lock: locking passes, but judged for 6 replicas.
+        assert_eq!(locking(&f).outcome, Outcome::Pass);
+        let mut env = f.clone();
+        let Probe::Observed(d) = &mut env.deployments else {
+            unreachable!()
+        };
+        d[0].spec
+            .as_mut()
+            .expect("test value")
+            .template
+            .spec
+            .as_mut()
+            .expect("test value")
+            .containers[0]
+            .env
+            .as_mut()
+            .expect("test value")
+            .remove(1);
+        let r = locking(&env);
+        assert_eq!(r.cause, Some("local-lock"), "{r:?}");
+        assert!(r.message.contains("up to 6 replicas"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_login_wins_and_nothing_known_is_a_skip() {
+        let mut f = facts(3, 40, serde_json::json!(["-c", "max_connections=100"]));
+        f.database = Probe::Observed(crate::facts::DbObservation::Connected(
+            serde_json::from_value(serde_json::json!({
+                "server_version": "16.4", "current_user": "elsa", "database": "elsa",
+                "max_connections": 500, "reserved_connections": 3, "current_connections": 4,
+                "schema_exists": true, "can_create_in_database": true,
+                "can_create_in_schema": true, "schema_usage": true, "history_exists": true,
+                "client_addr": null, "tables": [], "elsewhere": [], "history": []
+            }))
+            .expect("db facts"),
+        ));
+        let r = pool(&f);
+        assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+        let ev = evidence(&r);
+        assert!(
+            ev.contains("max_connections 500 − superuser_reserved_connections 3 = 497"),
+            "{ev}"
+        );
+        assert!(ev.contains("the running server's settings win"), "{ev}");
+        let f = facts(3, 40, serde_json::json!(["-c", "shared_buffers=1GB"]));
+        let r = pool(&f);
+        assert_eq!(r.outcome, Outcome::Skip, "{r:?}");
+        assert!(
+            r.message.contains("sets no max_connections"),
+            "{}",
+            r.message
+        );
     }
 }

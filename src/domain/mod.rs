@@ -8,6 +8,7 @@ pub mod image_contents;
 pub mod log_signatures;
 pub mod netpol;
 pub mod npgsql;
+pub mod pg_conf;
 pub mod resolv;
 pub mod service_host;
 pub mod versions;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -332,6 +333,68 @@ pub fn selector_query(sel: &LabelSelector) -> Result<String, String> {
     Ok(parts.join(","))
 }
 
+/// The HorizontalPodAutoscaler that scales `w`: its `spec.scaleTargetRef` names the workload's
+/// kind and name (and, when it names one, the `apps` group). Several targeting one workload
+/// fight over it (the controller reports `AmbiguousSelector`); the one with the most
+/// `maxReplicas` is returned, the most pods that may run.
+pub fn autoscaler_for<'h>(
+    hpas: &'h [HorizontalPodAutoscaler],
+    w: &Workload<'_>,
+) -> Option<&'h HorizontalPodAutoscaler> {
+    hpas.iter()
+        .filter(|h| {
+            h.spec.as_ref().is_some_and(|s| {
+                let t = &s.scale_target_ref;
+                t.kind
+                    == match w.kind() {
+                        WorkloadKind::Deployment => "Deployment",
+                        WorkloadKind::StatefulSet => "StatefulSet",
+                    }
+                    && t.name == w.name()
+                    && t.api_version
+                        .as_deref()
+                        .is_none_or(|v| v.starts_with("apps/") || v.is_empty())
+            })
+        })
+        .max_by_key(|h| h.spec.as_ref().map_or(0, |s| s.max_replicas))
+}
+
+/// Whether an image is a PostgreSQL server image by its name (`postgres`, `postgis`,
+/// `timescaledb`, `bitnami/postgresql`, …).
+pub fn is_postgres_image(image: &str) -> bool {
+    let repo = image.split(['@']).next().unwrap_or(image);
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    let last = last.split(':').next().unwrap_or(last).to_ascii_lowercase();
+    last.contains("postgres") || last.contains("postgis") || last.contains("timescale")
+}
+
+/// The ConfigMaps that workloads running a PostgreSQL image mount into that container (a
+/// `postgresql.conf`): fetched with Elsa's own sources so `production.pool` can read the
+/// server's `max_connections` without a login.
+pub fn database_config_maps(all: &[Workload<'_>]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for spec in all.iter().filter_map(|w| w.pod_spec()) {
+        for c in spec
+            .containers
+            .iter()
+            .filter(|c| c.image.as_deref().is_some_and(is_postgres_image))
+        {
+            for m in c.volume_mounts.iter().flatten() {
+                if let Some(cm) = spec
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .find(|v| v.name == m.name)
+                    .and_then(|v| v.config_map.as_ref())
+                {
+                    out.insert(cm.name.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,5 +520,58 @@ mod tests {
         assert!(WorkloadKind::Deployment.matches_word("deploy"));
         assert!(WorkloadKind::StatefulSet.matches_word("sts"));
         assert!(!WorkloadKind::StatefulSet.matches_word("deployment"));
+    }
+
+    #[test]
+    fn the_autoscaler_is_the_one_whose_target_names_the_workload() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "elsa-server"},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .expect("deployment");
+        let hpa = |name: &str, kind: &str, target: &str, max: i32| -> HorizontalPodAutoscaler {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
+                         "minReplicas": 1, "maxReplicas": max}
+            }))
+            .expect("hpa")
+        };
+        let hpas = [
+            hpa("other", "Deployment", "postgres", 9),
+            hpa("sts", "StatefulSet", "elsa-server", 8),
+            hpa("elsa", "Deployment", "elsa-server", 6),
+        ];
+        let w = Workload::Deployment(&d);
+        let found = autoscaler_for(&hpas, &w).expect("found");
+        assert_eq!(found.metadata.name.as_deref(), Some("elsa"));
+        assert!(autoscaler_for(&hpas[..2], &w).is_none());
+    }
+
+    #[test]
+    fn postgres_images_and_their_mounted_config_maps() {
+        assert!(is_postgres_image("postgres:16"));
+        assert!(is_postgres_image(
+            "docker.io/bitnami/postgresql:17@sha256:00"
+        ));
+        assert!(is_postgres_image("timescale/timescaledb:latest-pg16"));
+        assert!(!is_postgres_image("elsaworkflows/elsa-server-v3-5:3.5.3"));
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "postgres"},
+            "spec": {"selector": {}, "template": {"spec": {
+                "containers": [{"name": "pg", "image": "postgres:16",
+                                "volumeMounts": [{"name": "conf", "mountPath": "/etc/postgresql"},
+                                                 {"name": "data", "mountPath": "/var/lib/postgresql"}]}],
+                "volumes": [{"name": "conf", "configMap": {"name": "pg-conf"}},
+                            {"name": "data", "emptyDir": {}},
+                            {"name": "unused", "configMap": {"name": "not-mounted"}}]
+            }}}
+        }))
+        .expect("deployment");
+        let all = [Workload::Deployment(&d)];
+        assert_eq!(
+            database_config_maps(&all).into_iter().collect::<Vec<_>>(),
+            ["pg-conf"]
+        );
     }
 }

@@ -308,8 +308,25 @@ pub async fn gather(
         FactKey::Access,
         FactKey::Workloads,
         FactKey::NetworkPolicies,
+        FactKey::Autoscalers,
     ]));
     let ns = scope.namespace.as_str();
+
+    // The HorizontalPodAutoscalers: the one targeting Elsa sets how many pods may run.
+    let autoscalers = async {
+        let api: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+            Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default();
+        let p = read(
+            "horizontalpodautoscalers",
+            "list",
+            "horizontalpodautoscalers",
+            timeout,
+            || api.list(&lp),
+        )
+        .await;
+        send(FactUpdate::Autoscalers(p.map(|l| l.items)));
+    };
 
     let policies = async {
         let p = super::netpol::gather(&client, ns, timeout).await;
@@ -436,7 +453,7 @@ pub async fn gather(
             literals,
             inferred,
         });
-        let (name, selector, (config_map_names, secret_names), identity) = match target {
+        let (name, selector, (mut config_map_names, secret_names), identity) = match target {
             Ok(t) => t,
             Err(why) => {
                 send(FactUpdate::Logs(Probe::NotAttempted(why.clone())));
@@ -459,6 +476,14 @@ pub async fn gather(
                 return;
             }
         };
+        // The ConfigMaps a PostgreSQL workload here mounts (its postgresql.conf), fetched with
+        // Elsa's own: production.pool reads max_connections from them without a login.
+        config_map_names.extend(crate::domain::workload::database_config_maps(
+            &Workload::all(
+                workloads_seen.0.observed().map_or(&[][..], Vec::as_slice),
+                workloads_seen.1.observed().map_or(&[][..], Vec::as_slice),
+            ),
+        ));
         send(FactUpdate::Started(vec![
             FactKey::Pods,
             FactKey::Events,
@@ -566,7 +591,7 @@ pub async fn gather(
         futures::join!(sources_then_database, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, workload, policies);
+    futures::join!(version, namespace, access, workload, policies, autoscalers);
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.

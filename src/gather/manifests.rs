@@ -320,6 +320,8 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     let mut secrets: BTreeMap<String, K8sSecret> = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
     let mut policies: Vec<NetworkPolicy> = Vec::new();
+    let mut autoscalers: Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Vec::new();
     fn keep<T>(r: Result<T, Box<Rejected>>, into: &mut Vec<T>, notes: &mut BundleNotes) {
         match r {
             Ok(v) => into.push(v),
@@ -351,13 +353,16 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             },
             ("v1", "Service") => keep(typed(d), &mut services, &mut notes),
             ("networking.k8s.io/v1", "NetworkPolicy") => keep(typed(d), &mut policies, &mut notes),
+            ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+                keep(typed(d), &mut autoscalers, &mut notes)
+            }
             _ => {}
         }
     }
     let literals = super::scrub_workloads(&mut deployments, &mut statefulsets);
     // Only what the selected workload references, as a cluster run would fetch.
     let all = Workload::all(&deployments, &statefulsets);
-    let (cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {
+    let (mut cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {
         crate::domain::elsa::Selection::Selected { index, .. } => all
             .get(index)
             .and_then(|w| w.pod_spec())
@@ -365,6 +370,8 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             .unwrap_or_default(),
         _ => Default::default(),
     };
+    // And the ConfigMaps a PostgreSQL workload mounts (its postgresql.conf, production.pool).
+    cm_names.extend(crate::domain::workload::database_config_maps(&all));
     // A source the bundle does not hold may well be in the cluster: lint cannot know, so it is
     // not observed (never "absent"). One the bundle holds but the API would refuse will not
     // exist after applying it.
@@ -456,6 +463,7 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             policies,
             namespaces: namespace_labels(docs),
         })),
+        FactUpdate::Autoscalers(Probe::Observed(autoscalers)),
     ]
 }
 

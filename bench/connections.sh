@@ -7,9 +7,12 @@ command -v hyperfine >/dev/null || { echo "bench: install hyperfine (apt-get ins
 
 # PROFILE=dev measures debug builds (no release build on a busy machine).
 profile=${PROFILE:-release}
-dir=$([ "$profile" = dev ] && echo debug || echo release)
-cargo build --profile "$profile" --quiet --bin elsadoctor --example bare_kube
-cargo build --profile "$profile" --quiet -p elsadoctor-sim --example sim_serve
+dir=$(case "$profile" in dev) echo debug ;; *) echo "$profile" ;; esac)
+# NO_BUILD=1 measures the binaries already built.
+if [ -z "${NO_BUILD:-}" ]; then
+  cargo build --profile "$profile" --quiet --bin elsadoctor --example bare_kube
+  cargo build --profile "$profile" --quiet -p elsadoctor-sim --example sim_serve
+fi
 bin=target/$dir/elsadoctor
 bare=target/$dir/examples/bare_kube
 serve=target/$dir/examples/sim_serve

@@ -217,6 +217,7 @@ pub fn updates(f: Facts) -> Vec<FactUpdate> {
         FactUpdate::Health(f.health),
         FactUpdate::DbPods(f.db_pods),
         FactUpdate::NetworkPolicies(f.network_policies),
+        FactUpdate::Migrations(f.migrations),
     ]
 }
 

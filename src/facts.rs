@@ -153,6 +153,23 @@ pub struct PolicyFacts {
     pub namespaces: BTreeMap<String, Probe<BTreeMap<String, String>>>,
 }
 
+/// How the namespace migrates (`migration.*`): its Jobs and CronJobs, and for each Job that
+/// migrates Elsa's database, its pods and their logs. Specs are scrubbed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationFacts {
+    pub jobs: Probe<Vec<k8s_openapi::api::batch::v1::Job>>,
+    pub cron_jobs: Probe<Vec<k8s_openapi::api::batch::v1::CronJob>>,
+    /// The pods of each migrating Job, by Job name (listed with the Job's selector).
+    #[serde(default)]
+    pub job_pods: BTreeMap<String, Probe<Vec<Pod>>>,
+    /// The logs of those pods' containers, by Job name.
+    #[serde(default)]
+    pub job_logs: BTreeMap<String, Probe<Vec<PodLog>>>,
+    /// When the lists were read (RFC 3339), for a running Job's age; `None` in `lint`.
+    #[serde(default)]
+    pub observed_at: Option<String>,
+}
+
 /// One rule of a SelfSubjectRulesReview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRule {
@@ -332,6 +349,19 @@ pub struct DbFacts {
     /// history cannot be read); `domain::image_contents::database_clues` reads them.
     #[serde(default)]
     pub history_rows: Vec<crate::domain::image_contents::HistoryRow>,
+    /// EF Core history tables other than `"Elsa"."__EFMigrationsHistory"`: the guide's
+    /// per-context tables, a lower-case `elsa` schema, `public` (`database.migrations`).
+    #[serde(default)]
+    pub other_histories: Vec<OtherHistory>,
+}
+
+/// A migration history table Elsa does not read, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherHistory {
+    pub schema: String,
+    pub table: String,
+    /// Its `MigrationId`s, oldest first; `None` when the user may not read it.
+    pub ids: Option<Vec<String>>,
 }
 
 /// The outcome of trying to log in.
@@ -631,6 +661,9 @@ pub struct Facts {
     /// The namespace's NetworkPolicies (`network.policy`).
     #[serde(default = "not_gathered")]
     pub network_policies: Probe<PolicyFacts>,
+    /// The namespace's Jobs and CronJobs and the migrating Jobs' pods and logs (`migration.*`).
+    #[serde(default = "not_gathered")]
+    pub migrations: Probe<MigrationFacts>,
     /// What reading the manifests noticed (`lint` only; `None` in a cluster run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleNotes>,
@@ -701,6 +734,7 @@ impl Facts {
             health: Probe::NotAttempted(na()),
             db_pods: Probe::NotAttempted(na()),
             network_policies: Probe::NotAttempted(na()),
+            migrations: Probe::NotAttempted(na()),
             bundle: None,
             model: ModelCell::default(),
         }
@@ -765,6 +799,7 @@ impl Facts {
             FactKey::Health => self.health = state(why),
             FactKey::DbPods => self.db_pods = state(why),
             FactKey::NetworkPolicies => self.network_policies = state(why),
+            FactKey::Migrations => self.migrations = state(why),
         }
     }
 }
@@ -789,6 +824,7 @@ pub enum FactKey {
     Health,
     DbPods,
     NetworkPolicies,
+    Migrations,
 }
 
 impl FactKey {
@@ -810,6 +846,7 @@ impl FactKey {
         FactKey::Health,
         FactKey::DbPods,
         FactKey::NetworkPolicies,
+        FactKey::Migrations,
     ];
 }
 
@@ -849,6 +886,7 @@ pub enum FactUpdate {
     Health(Probe<HealthObservation>),
     DbPods(Probe<Vec<Pod>>),
     NetworkPolicies(Probe<PolicyFacts>),
+    Migrations(Probe<MigrationFacts>),
     /// What reading the manifests noticed (`lint`); sent before the objects, completes no fact.
     Bundle(BundleNotes),
 }
@@ -874,6 +912,7 @@ impl FactUpdate {
             FactUpdate::Health(_) => FactKey::Health,
             FactUpdate::DbPods(_) => FactKey::DbPods,
             FactUpdate::NetworkPolicies(_) => FactKey::NetworkPolicies,
+            FactUpdate::Migrations(_) => FactKey::Migrations,
         })
     }
 
@@ -920,6 +959,7 @@ impl FactUpdate {
             FactUpdate::Health(p) => facts.health = p,
             FactUpdate::DbPods(p) => facts.db_pods = p,
             FactUpdate::NetworkPolicies(p) => facts.network_policies = p,
+            FactUpdate::Migrations(p) => facts.migrations = p,
             FactUpdate::Bundle(notes) => facts.bundle = Some(notes),
         }
     }

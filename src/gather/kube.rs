@@ -308,8 +308,14 @@ pub async fn gather(
         FactKey::Access,
         FactKey::Workloads,
         FactKey::NetworkPolicies,
+        FactKey::Migrations,
     ]));
     let ns = scope.namespace.as_str();
+
+    let migrations = async {
+        let p = super::migration::gather(&client, ns, timeout).await;
+        send(FactUpdate::Migrations(p));
+    };
 
     let policies = async {
         let p = super::netpol::gather(&client, ns, timeout).await;
@@ -566,7 +572,7 @@ pub async fn gather(
         futures::join!(sources_then_database, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, workload, policies);
+    futures::join!(version, namespace, access, workload, policies, migrations);
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.

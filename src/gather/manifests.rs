@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
 use crate::facts::{
-    BundleNotes, ConfigMapData, Duplicate, FactUpdate, PolicyFacts, Probe, Rejected, SecretData,
+    BundleNotes, ConfigMapData, Duplicate, FactUpdate, MigrationFacts, PolicyFacts, Probe, Rejected, SecretData,
 };
 use crate::redact;
 
@@ -320,6 +320,8 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     let mut secrets: BTreeMap<String, K8sSecret> = BTreeMap::new();
     let mut services: Vec<Service> = Vec::new();
     let mut policies: Vec<NetworkPolicy> = Vec::new();
+    let mut jobs: Vec<k8s_openapi::api::batch::v1::Job> = Vec::new();
+    let mut cron_jobs: Vec<k8s_openapi::api::batch::v1::CronJob> = Vec::new();
     fn keep<T>(r: Result<T, Box<Rejected>>, into: &mut Vec<T>, notes: &mut BundleNotes) {
         match r {
             Ok(v) => into.push(v),
@@ -351,10 +353,29 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             },
             ("v1", "Service") => keep(typed(d), &mut services, &mut notes),
             ("networking.k8s.io/v1", "NetworkPolicy") => keep(typed(d), &mut policies, &mut notes),
+            ("batch/v1", "Job") => keep(typed(d), &mut jobs, &mut notes),
+            ("batch/v1", "CronJob") => keep(typed(d), &mut cron_jobs, &mut notes),
             _ => {}
         }
     }
     let literals = super::scrub_workloads(&mut deployments, &mut statefulsets);
+    for j in &mut jobs {
+        redact::metadata(&mut j.metadata);
+        if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+            redact::pod_spec(spec);
+        }
+    }
+    for j in &mut cron_jobs {
+        redact::metadata(&mut j.metadata);
+        if let Some(spec) = j
+            .spec
+            .as_mut()
+            .and_then(|s| s.job_template.spec.as_mut())
+            .and_then(|s| s.template.spec.as_mut())
+        {
+            redact::pod_spec(spec);
+        }
+    }
     // Only what the selected workload references, as a cluster run would fetch.
     let all = Workload::all(&deployments, &statefulsets);
     let (cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {
@@ -411,6 +432,14 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
         FactUpdate::NetworkPolicies(Probe::Observed(PolicyFacts {
             policies,
             namespaces: namespace_labels(docs),
+        })),
+        // A bundle's Jobs have not run: no status, pods or logs (migration.status is live only).
+        FactUpdate::Migrations(Probe::Observed(MigrationFacts {
+            jobs: Probe::Observed(jobs),
+            cron_jobs: Probe::Observed(cron_jobs),
+            job_pods: BTreeMap::new(),
+            job_logs: BTreeMap::new(),
+            observed_at: None,
         })),
     ]
 }

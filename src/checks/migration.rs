@@ -121,7 +121,14 @@ fn band(flavor: Flavor, version: Option<ElsaVersion>) -> String {
 }
 
 fn judge_steps(found: &Found, v: &Effective, flavor: Flavor, version: Option<ElsaVersion>) -> Finding {
-    let server = band(flavor, version);
+    // The version as far as every candidate shares it (a minor, or a patch), so that one
+    // candidate's message reads true for all.
+    let shown = v
+        .identity
+        .as_ref()
+        .and_then(|i| i.version)
+        .or(version.map(|x| ElsaVersion::new(x.major, x.minor)));
+    let server = band(flavor, shown);
     let evidence: Vec<Evidence> = found.steps.iter().map(step_evidence).collect();
     let knobs = server_knobs(v);
     if found.steps.is_empty() {

@@ -79,11 +79,12 @@ impl Step {
         self.image_info.as_ref().and_then(|i| i.version)
     }
 
-    /// Whether the step's image is an Elsa server image (a runtime image without the SDK).
+    /// Whether the step's image is an official Elsa server image (a runtime image without the
+    /// SDK). A custom image named after Elsa may hold anything.
     pub fn elsa_image(&self) -> bool {
         self.image_info
             .as_ref()
-            .is_some_and(|i| i.flavor != Flavor::Studio)
+            .is_some_and(|i| i.official && i.flavor != Flavor::Studio)
     }
 }
 

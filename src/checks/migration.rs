@@ -449,7 +449,7 @@ fn status(f: &Facts) -> Finding {
 }
 
 /// What `database.migrations` says about the step that should have applied pending
-/// migrations (None when nothing useful can be said).
+/// migrations (empty when nothing useful can be said).
 pub fn pending_note(f: &Facts, v: &Effective, version: ElsaVersion) -> String {
     let found = found(f, v);
     let flavor = v.identity.as_ref().map_or(Flavor::Custom, |i| i.flavor);
@@ -464,7 +464,10 @@ pub fn pending_note(f: &Facts, v: &Effective, version: ElsaVersion) -> String {
             if init { " before Elsa started" } else { "" }
         );
     }
-    if migration::self_migrates_postgres(flavor, version) {
+    if flavor == Flavor::Custom {
+        return "; no migration step found: a custom build applies them at startup only if its host runs migrations (RunMigrations on the EF feature) — see runtime.logs".to_owned();
+    }
+    if migration::migrates_postgres_at_startup(flavor, version) {
         return format!(
             "; no migration step found: {} applies them itself at startup, so its logs say why it did not — see runtime.logs",
             band(flavor, Some(version))

@@ -220,6 +220,19 @@ pub fn self_migrates_postgres(flavor: Flavor, version: ElsaVersion) -> bool {
     flavor == Flavor::ServerWeb && (3, 3) <= version.mm() && version.mm() <= (3, 5)
 }
 
+/// Whether this stock host applies pending PostgreSQL migrations at startup when configured
+/// for PostgreSQL: Server.Web 3.3–3.5, ServerAndStudio 3.3+ (Management and Runtime on the
+/// `DatabaseProvider` choice), the 3.8 Modular Server (`RunMigrations` defaults to true)
+/// (elsa-audit §2; ELSA-FACTS §2). Server.Web 3.0–3.2 and 3.6+ never use PostgreSQL.
+pub fn migrates_postgres_at_startup(flavor: Flavor, version: ElsaVersion) -> bool {
+    match flavor {
+        Flavor::ServerWeb => self_migrates_postgres(flavor, version),
+        Flavor::ServerAndStudio => version.mm() >= (3, 3),
+        Flavor::ModularServer => true,
+        Flavor::Studio | Flavor::Custom => false,
+    }
+}
+
 /// What a step is wrong about, for this server (most serious first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -227,7 +240,7 @@ pub enum Problem {
     DotnetEf { in_runtime_image: bool },
     /// It relies on knobs no Elsa has.
     NoSuchKnob(Vec<String>),
-    /// The step's image is another Elsa version than the server's.
+    /// The step's image is another Elsa minor than the server's.
     VersionMismatch { step: ElsaVersion },
     /// The server migrates itself at start: the step is not needed.
     Unneeded,
@@ -248,8 +261,9 @@ pub fn judge(
         return Some(Problem::NoSuchKnob(step.knobs.clone()));
     }
     if let (Some(s), Some(v)) = (step.version(), server_version) {
-        let differs = s.mm() != v.mm() || matches!((s.patch, v.patch), (Some(a), Some(b)) if a != b);
-        if differs {
+        // Within a minor every patch tag ships the same migrations (elsa-audit §1), so only
+        // another minor migrates to another schema.
+        if s.mm() != v.mm() {
             return Some(Problem::VersionMismatch { step: s });
         }
     }

@@ -233,7 +233,51 @@ fn judge_steps(found: &Found, v: &Effective, flavor: Flavor, version: Option<Els
     finding
 }
 
+/// The Jobs' and CronJobs' steps when there is no Elsa workload to judge them against (the
+/// guide's migration Job linted on its own): what is wrong whatever the server.
+fn steps_without_server(f: &Facts) -> Vec<Step> {
+    let Probe::Observed(m) = &f.migrations else {
+        return Vec::new();
+    };
+    m.jobs
+        .observed()
+        .into_iter()
+        .flatten()
+        .flat_map(migration::job_steps)
+        .chain(
+            m.cron_jobs
+                .observed()
+                .into_iter()
+                .flatten()
+                .flat_map(migration::cron_job_steps),
+        )
+        .collect()
+}
+
 fn step(f: &Facts) -> Finding {
+    if f.effective().is_err() {
+        let steps = steps_without_server(f);
+        let worst = steps.iter().find_map(|s| match migration::judge(s, Flavor::Custom, None) {
+            Some(Problem::DotnetEf { in_runtime_image }) => Some((s, in_runtime_image)),
+            _ => None,
+        });
+        if let Some((s, in_runtime_image)) = worst {
+            let why = if in_runtime_image {
+                format!("{}, a runtime image with no .NET SDK and no dotnet-ef: it cannot run", s.image)
+            } else {
+                "without `-- --connectionString`: Elsa's design-time factory ignores ConnectionStrings__PostgreSql".to_owned()
+            };
+            return Finding::problem(
+                "dotnet-ef",
+                format!(
+                    "{} runs `dotnet ef` in {why} (no Elsa workload found to compare its version with — see workload.found)",
+                    s.describe()
+                ),
+            )
+            .with_all(steps.iter().map(step_evidence))
+            .var("container", s.container.clone());
+        }
+    }
     with_model(f, |v| {
         let found = found(f, v);
         let container = found.steps.first().map(|s| s.container.clone());

@@ -271,6 +271,8 @@ pub fn namespace(docs: &[Doc], flag: Option<&str>) -> String {
     }
     docs.iter()
         .find(|d| matches!(kind(d).1, "Deployment" | "StatefulSet"))
+        // A migration Job linted on its own: its namespace.
+        .or_else(|| docs.iter().find(|d| matches!(kind(d).1, "Job" | "CronJob")))
         .and_then(namespace_of)
         .unwrap_or("default")
         .to_owned()

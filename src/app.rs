@@ -529,8 +529,7 @@ fn offline_check(id: &str) -> bool {
     matches!(
         id,
         "workload.found" | "workload.flavor" | "network.policy" | "migration.step"
-    )
-        || id.starts_with("config.")
+    ) || id.starts_with("config.")
         || (id.starts_with("production.") && id != "production.pool")
 }
 

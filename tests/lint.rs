@@ -508,7 +508,9 @@ fn the_guides_migration_job_alone_and_beside_the_server_is_dotnet_ef() {
     let step = check(&report, "migration.step");
     assert_eq!(step["cause"], "dotnet-ef", "{step}");
     assert!(
-        step["evidence"].to_string().contains("dotnet ef database update --context ManagementElsaDbContext"),
+        step["evidence"]
+            .to_string()
+            .contains("dotnet ef database update --context ManagementElsaDbContext"),
         "{step}"
     );
     // migration.status needs the cluster: lint does not run it.

@@ -105,8 +105,7 @@ fn offline(id: &str) -> bool {
     matches!(
         id,
         "workload.found" | "workload.flavor" | "network.policy" | "migration.step"
-    )
-        || id.starts_with("config.")
+    ) || id.starts_with("config.")
         || (id.starts_with("production.") && id != "production.pool")
 }
 

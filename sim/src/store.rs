@@ -827,7 +827,10 @@ impl Builder<'_> {
             let r = parse_object_ref(&j.name)
                 .filter(|r| r.def.kind == "Job")
                 .ok_or_else(|| format!("{ctx}: name {:?} must be job/<name>", j.name))?;
-            let ns = j.namespace.clone().unwrap_or_else(|| self.default_ns.clone());
+            let ns = j
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.default_ns.clone());
             if self.find("jobs", &ns, &r.name).is_none() {
                 return Err(format!(
                     "{ctx}: {} not found in namespace {ns:?} of the manifests",
@@ -938,10 +941,18 @@ impl Builder<'_> {
                 pods.push(pod);
             }
         }
-        let phase = |p: &Value| str_of(p, &["status", "phase"]).unwrap_or("Pending").to_string();
+        let phase = |p: &Value| {
+            str_of(p, &["status", "phase"])
+                .unwrap_or("Pending")
+                .to_string()
+        };
         let count = |want: &[&str]| {
-            i64::try_from(pods.iter().filter(|p| want.contains(&phase(p).as_str())).count())
-                .unwrap_or(0)
+            i64::try_from(
+                pods.iter()
+                    .filter(|p| want.contains(&phase(p).as_str()))
+                    .count(),
+            )
+            .unwrap_or(0)
         };
         let (active, succeeded, failed) = (
             count(&["Pending", "Running", "Unknown"]),
@@ -971,8 +982,16 @@ impl Builder<'_> {
             status.insert(
                 "conditions".into(),
                 json!([
-                    condition("SuccessCriteriaMet", Some("CompletionsReached"), Some("Reached expected number of succeeded pods")),
-                    condition("Complete", Some("CompletionsReached"), Some("Reached expected number of succeeded pods")),
+                    condition(
+                        "SuccessCriteriaMet",
+                        Some("CompletionsReached"),
+                        Some("Reached expected number of succeeded pods")
+                    ),
+                    condition(
+                        "Complete",
+                        Some("CompletionsReached"),
+                        Some("Reached expected number of succeeded pods")
+                    ),
                 ]),
             );
         } else if failed > backoff_limit {
@@ -2788,7 +2807,11 @@ fn normalize_job(name: &str, obj: &mut Value) -> Result<(), String> {
 
 /// What the API server validates and defaults on a batch/v1 CronJob.
 fn normalize_cron_job(name: &str, obj: &mut Value) -> Result<(), String> {
-    if obj.pointer("/spec/schedule").and_then(Value::as_str).is_none() {
+    if obj
+        .pointer("/spec/schedule")
+        .and_then(Value::as_str)
+        .is_none()
+    {
         return Err(format!(
             "CronJob.batch {name:?} is invalid: spec.schedule: Required value"
         ));

@@ -61,19 +61,13 @@ pub fn found(f: &Facts, v: &Effective) -> Found {
         Probe::Observed(m) => {
             match &m.jobs {
                 Probe::Observed(jobs) => steps.extend(jobs.iter().flat_map(migration::job_steps)),
-                other => unseen.push(format!(
-                    "Jobs: {}",
-                    other.why_not().unwrap_or_default()
-                )),
+                other => unseen.push(format!("Jobs: {}", other.why_not().unwrap_or_default())),
             }
             match &m.cron_jobs {
                 Probe::Observed(cjs) => {
                     steps.extend(cjs.iter().flat_map(migration::cron_job_steps))
                 }
-                other => unseen.push(format!(
-                    "CronJobs: {}",
-                    other.why_not().unwrap_or_default()
-                )),
+                other => unseen.push(format!("CronJobs: {}", other.why_not().unwrap_or_default())),
             }
         }
         other => unseen.push(format!(
@@ -120,7 +114,12 @@ fn band(flavor: Flavor, version: Option<ElsaVersion>) -> String {
     }
 }
 
-fn judge_steps(found: &Found, v: &Effective, flavor: Flavor, version: Option<ElsaVersion>) -> Finding {
+fn judge_steps(
+    found: &Found,
+    v: &Effective,
+    flavor: Flavor,
+    version: Option<ElsaVersion>,
+) -> Finding {
     // The version as far as every candidate shares it (a minor, or a patch), so that one
     // candidate's message reads true for all.
     let shown = v
@@ -188,7 +187,13 @@ fn judge_steps(found: &Found, v: &Effective, flavor: Flavor, version: Option<Els
             "{} migrate(s) Elsa's database in a way {server} supports",
             found.names()
         )),
-        Some((_, s, Problem::DotnetEf { in_runtime_image: true })) => Finding::problem(
+        Some((
+            _,
+            s,
+            Problem::DotnetEf {
+                in_runtime_image: true,
+            },
+        )) => Finding::problem(
             "dotnet-ef",
             format!(
                 "{} runs `dotnet ef` in {}, a runtime image with no .NET SDK and no dotnet-ef: it cannot run (and the design-time factory would ignore ConnectionStrings__PostgreSql anyway)",
@@ -196,7 +201,13 @@ fn judge_steps(found: &Found, v: &Effective, flavor: Flavor, version: Option<Els
                 s.image
             ),
         ),
-        Some((_, s, Problem::DotnetEf { in_runtime_image: false })) => Finding::problem(
+        Some((
+            _,
+            s,
+            Problem::DotnetEf {
+                in_runtime_image: false,
+            },
+        )) => Finding::problem(
             "dotnet-ef",
             format!(
                 "{} runs `dotnet ef` without `-- --connectionString`: Elsa's design-time factory ignores ConnectionStrings__PostgreSql and migrates the default `Data Source=local` instead",
@@ -257,13 +268,18 @@ fn steps_without_server(f: &Facts) -> Vec<Step> {
 fn step(f: &Facts) -> Finding {
     if f.effective().is_err() {
         let steps = steps_without_server(f);
-        let worst = steps.iter().find_map(|s| match migration::judge(s, Flavor::Custom, None) {
-            Some(Problem::DotnetEf { in_runtime_image }) => Some((s, in_runtime_image)),
-            _ => None,
-        });
+        let worst = steps
+            .iter()
+            .find_map(|s| match migration::judge(s, Flavor::Custom, None) {
+                Some(Problem::DotnetEf { in_runtime_image }) => Some((s, in_runtime_image)),
+                _ => None,
+            });
         if let Some((s, in_runtime_image)) = worst {
             let why = if in_runtime_image {
-                format!("{}, a runtime image with no .NET SDK and no dotnet-ef: it cannot run", s.image)
+                format!(
+                    "{}, a runtime image with no .NET SDK and no dotnet-ef: it cannot run",
+                    s.image
+                )
             } else {
                 "without `-- --connectionString`: Elsa's design-time factory ignores ConnectionStrings__PostgreSql".to_owned()
             };
@@ -325,14 +341,12 @@ fn log_evidence(m: &MigrationFacts, job: &str) -> (Vec<Evidence>, Option<String>
                     if first.is_none() {
                         first = Some(meaning.to_owned());
                     }
-                    ev.push(
-                        Evidence::new(format!("log ({id})"), line).from(format!(
-                            "pod/{} container {}{}",
-                            l.pod,
-                            l.container,
-                            if l.previous { " (previous)" } else { "" }
-                        )),
-                    );
+                    ev.push(Evidence::new(format!("log ({id})"), line).from(format!(
+                        "pod/{} container {}{}",
+                        l.pod,
+                        l.container,
+                        if l.previous { " (previous)" } else { "" }
+                    )));
                 }
             }
         }
@@ -376,7 +390,9 @@ fn pods_evidence(m: &MigrationFacts, job: &str) -> Option<Evidence> {
 fn job_verdict(m: &MigrationFacts, job: &Job) -> (u8, Finding) {
     let name = job.metadata.name.clone().unwrap_or_default();
     let (logs, first) = log_evidence(m, &name);
-    let because = first.map(|m| format!("; its log says {m}")).unwrap_or_default();
+    let because = first
+        .map(|m| format!("; its log says {m}"))
+        .unwrap_or_default();
     let (rank, finding) = match migration::job_state(job) {
         JobState::Failed {
             reason,
@@ -409,9 +425,9 @@ fn job_verdict(m: &MigrationFacts, job: &Job) -> (u8, Finding) {
         }
         JobState::Running { started, failed } => {
             let how_long = match (&started, &m.observed_at) {
-                (Some(s), Some(now)) => age(s, now)
-                    .map(|a| format!(" for {a}"))
-                    .unwrap_or_default(),
+                (Some(s), Some(now)) => {
+                    age(s, now).map(|a| format!(" for {a}")).unwrap_or_default()
+                }
                 _ => String::new(),
             };
             let retries = if failed > 0 {
@@ -425,14 +441,18 @@ fn job_verdict(m: &MigrationFacts, job: &Job) -> (u8, Finding) {
                     "running",
                     format!("job/{name} is still running{how_long}{retries}{because}"),
                 )
-                .with_all(started.map(|s| Evidence::new("started", s).from(format!("job/{name} status.startTime")))),
+                .with_all(started.map(|s| {
+                    Evidence::new("started", s).from(format!("job/{name} status.startTime"))
+                })),
             )
         }
         JobState::Suspended => (
             1,
             Finding::warn(
                 "running",
-                format!("job/{name} is suspended (spec.suspend: true): it has not migrated anything"),
+                format!(
+                    "job/{name} is suspended (spec.suspend: true): it has not migrated anything"
+                ),
             ),
         ),
         JobState::Complete { completed } => (

@@ -118,7 +118,10 @@ pub fn runs(line: &str) -> Option<Runs> {
     if lc.contains("efbundle") {
         return Some(Runs::Bundle);
     }
-    if words.windows(2).any(|w| w[0] == "database" && w[1] == "update") {
+    if words
+        .windows(2)
+        .any(|w| w[0] == "database" && w[1] == "update")
+    {
         // `database update` without `dotnet ef` in front: an alias or a wrapper of the tools.
         return Some(Runs::DotnetEf);
     }
@@ -131,11 +134,7 @@ fn knobs(c: &Container, line: &str) -> Vec<String> {
         .env
         .iter()
         .flatten()
-        .filter(|e| {
-            NO_SUCH_KNOBS
-                .iter()
-                .any(|k| e.name.eq_ignore_ascii_case(k))
-        })
+        .filter(|e| NO_SUCH_KNOBS.iter().any(|k| e.name.eq_ignore_ascii_case(k)))
         .map(|e| e.name.clone())
         .collect();
     if line.contains(NO_SUCH_METHOD) {
@@ -190,7 +189,10 @@ pub fn job_steps(job: &Job) -> Vec<Step> {
 
 /// The containers of a CronJob's job template that migrate.
 pub fn cron_job_steps(cj: &CronJob) -> Vec<Step> {
-    let owner = format!("cronjob/{}", cj.metadata.name.as_deref().unwrap_or_default());
+    let owner = format!(
+        "cronjob/{}",
+        cj.metadata.name.as_deref().unwrap_or_default()
+    );
     cj.spec
         .as_ref()
         .and_then(|s| s.job_template.spec.as_ref())
@@ -287,7 +289,10 @@ pub enum JobState {
         failed: i32,
     },
     /// Pods are active (or none yet): still running since `started`.
-    Running { started: Option<String>, failed: i32 },
+    Running {
+        started: Option<String>,
+        failed: i32,
+    },
     /// `spec.suspend: true`.
     Suspended,
 }
@@ -315,12 +320,7 @@ pub fn job_state(job: &Job) -> JobState {
             completed: status.completion_time.map(|t| t.0.to_string()),
         };
     }
-    if job
-        .spec
-        .as_ref()
-        .and_then(|s| s.suspend)
-        .unwrap_or(false)
-    {
+    if job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false) {
         return JobState::Suspended;
     }
     JobState::Running {
@@ -476,14 +476,34 @@ mod tests {
             Some(Problem::Unneeded)
         );
         // 3.6+ Server.Web: not self-migrating PostgreSQL (it does not use it).
-        assert!(!self_migrates_postgres(Flavor::ServerWeb, ElsaVersion::new(3, 6)));
-        assert!(self_migrates_postgres(Flavor::ServerWeb, ElsaVersion::new(3, 3)));
-        assert!(!self_migrates_postgres(Flavor::ServerWeb, ElsaVersion::new(3, 2)));
+        assert!(!self_migrates_postgres(
+            Flavor::ServerWeb,
+            ElsaVersion::new(3, 6)
+        ));
+        assert!(self_migrates_postgres(
+            Flavor::ServerWeb,
+            ElsaVersion::new(3, 3)
+        ));
+        assert!(!self_migrates_postgres(
+            Flavor::ServerWeb,
+            ElsaVersion::new(3, 2)
+        ));
     }
 
     #[test]
     fn unrelated_containers_are_not_steps_and_knobs_are_named() {
-        assert!(step(StepKind::InitContainer, "d", &container("busybox", &["sh", "-c", "until nc -z postgres 5432; do sleep 1; done"], &[])).is_none());
+        assert!(
+            step(
+                StepKind::InitContainer,
+                "d",
+                &container(
+                    "busybox",
+                    &["sh", "-c", "until nc -z postgres 5432; do sleep 1; done"],
+                    &[]
+                )
+            )
+            .is_none()
+        );
         let mut c = container("elsaworkflows/elsa-server-v3-5:3.5.3", &[], &[]);
         c.command = None;
         c.args = None;
@@ -498,7 +518,10 @@ mod tests {
             judge(&s, Flavor::ServerWeb, None),
             Some(Problem::NoSuchKnob(vec!["Elsa__AutoMigrate".into()]))
         );
-        assert_eq!(runs("sh -c 'dotnet-ef database update'"), Some(Runs::DotnetEf));
+        assert_eq!(
+            runs("sh -c 'dotnet-ef database update'"),
+            Some(Runs::DotnetEf)
+        );
         assert_eq!(runs("/app/migrate database update"), Some(Runs::DotnetEf));
         assert_eq!(runs("echo hello"), None);
     }
@@ -514,12 +537,20 @@ mod tests {
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}
         }))
         .expect("job");
-        assert!(matches!(job_state(&job), JobState::Failed { reason: Some(r), failed: 1, .. } if r == "BackoffLimitExceeded"));
+        assert!(
+            matches!(job_state(&job), JobState::Failed { reason: Some(r), failed: 1, .. } if r == "BackoffLimitExceeded")
+        );
         let running: Job = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "m"}, "status": {"active": 1, "startTime": "2024-05-01T10:00:00Z"}
         }))
         .expect("job");
-        assert!(matches!(job_state(&running), JobState::Running { started: Some(_), .. }));
+        assert!(matches!(
+            job_state(&running),
+            JobState::Running {
+                started: Some(_),
+                ..
+            }
+        ));
         let done: Job = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "m"}, "status": {"succeeded": 1, "completionTime": "2024-05-01T10:01:00Z",
               "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}

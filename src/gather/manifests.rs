@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
 use crate::facts::{
-    BundleNotes, ConfigMapData, Duplicate, FactUpdate, MigrationFacts, PolicyFacts, Probe, Rejected, SecretData,
+    BundleNotes, ConfigMapData, Duplicate, FactUpdate, MigrationFacts, PolicyFacts, Probe,
+    Rejected, SecretData,
 };
 use crate::redact;
 

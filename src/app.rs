@@ -526,8 +526,10 @@ pub async fn lint(
 /// The checks `lint` can judge from manifests alone: which workload and image, and the
 /// configuration. Anything about live state (API, pods, rollout) needs a cluster.
 fn offline_check(id: &str) -> bool {
-    matches!(id, "workload.found" | "workload.flavor" | "network.policy")
-        || id.starts_with("config.")
+    matches!(
+        id,
+        "workload.found" | "workload.flavor" | "network.policy" | "migration.step"
+    ) || id.starts_with("config.")
         || id.starts_with("production.")
 }
 

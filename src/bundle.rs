@@ -218,6 +218,7 @@ pub fn updates(f: Facts) -> Vec<FactUpdate> {
         FactUpdate::DbPods(f.db_pods),
         FactUpdate::NetworkPolicies(f.network_policies),
         FactUpdate::Autoscalers(f.autoscalers),
+        FactUpdate::Migrations(f.migrations),
     ]
 }
 

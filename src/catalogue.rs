@@ -34,6 +34,7 @@ pub const TEMPLATE_VARS: &[&str] = &[
     "db_user",
     "db_namespace",
     "fqdn",
+    "job",
 ];
 
 /// The files under `checks/`, in name order (which is run order).
@@ -137,6 +138,14 @@ static FILES: &[(&str, &str)] = &[
     (
         "043-database.privileges.toml",
         include_str!("../checks/043-database.privileges.toml"),
+    ),
+    (
+        "045-migration.step.toml",
+        include_str!("../checks/045-migration.step.toml"),
+    ),
+    (
+        "046-migration.status.toml",
+        include_str!("../checks/046-migration.status.toml"),
     ),
     (
         "050-runtime.sqlite-file.toml",
@@ -409,6 +418,7 @@ pub fn api_group(resource: &str) -> Option<&'static str> {
         "endpointslices" => "discovery.k8s.io",
         "networkpolicies" => "networking.k8s.io",
         "horizontalpodautoscalers" => "autoscaling",
+        "jobs" | "cronjobs" => "batch",
         "selfsubjectrulesreviews" => "authorization.k8s.io",
         _ => return None,
     })

@@ -153,6 +153,23 @@ pub struct PolicyFacts {
     pub namespaces: BTreeMap<String, Probe<BTreeMap<String, String>>>,
 }
 
+/// How the namespace migrates (`migration.*`): its Jobs and CronJobs, and for each Job that
+/// migrates Elsa's database, its pods and their logs. Specs are scrubbed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationFacts {
+    pub jobs: Probe<Vec<k8s_openapi::api::batch::v1::Job>>,
+    pub cron_jobs: Probe<Vec<k8s_openapi::api::batch::v1::CronJob>>,
+    /// The pods of each migrating Job, by Job name (listed with the Job's selector).
+    #[serde(default)]
+    pub job_pods: BTreeMap<String, Probe<Vec<Pod>>>,
+    /// The logs of those pods' containers, by Job name.
+    #[serde(default)]
+    pub job_logs: BTreeMap<String, Probe<Vec<PodLog>>>,
+    /// When the lists were read (RFC 3339), for a running Job's age; `None` in `lint`.
+    #[serde(default)]
+    pub observed_at: Option<String>,
+}
+
 /// One rule of a SelfSubjectRulesReview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRule {
@@ -332,6 +349,19 @@ pub struct DbFacts {
     /// history cannot be read); `domain::image_contents::database_clues` reads them.
     #[serde(default)]
     pub history_rows: Vec<crate::domain::image_contents::HistoryRow>,
+    /// EF Core history tables other than `"Elsa"."__EFMigrationsHistory"`: the guide's
+    /// per-context tables, a lower-case `elsa` schema, `public` (`database.migrations`).
+    #[serde(default)]
+    pub other_histories: Vec<OtherHistory>,
+}
+
+/// A migration history table Elsa does not read, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherHistory {
+    pub schema: String,
+    pub table: String,
+    /// Its `MigrationId`s, oldest first; `None` when the user may not read it.
+    pub ids: Option<Vec<String>>,
 }
 
 /// The outcome of trying to log in.
@@ -635,6 +665,9 @@ pub struct Facts {
     /// workload sets how many pods may run (`production.replicas`, `locking`, `pool`).
     #[serde(default = "not_gathered")]
     pub autoscalers: Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>,
+    /// The namespace's Jobs and CronJobs and the migrating Jobs' pods and logs (`migration.*`).
+    #[serde(default = "not_gathered")]
+    pub migrations: Probe<MigrationFacts>,
     /// What reading the manifests noticed (`lint` only; `None` in a cluster run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleNotes>,
@@ -706,6 +739,7 @@ impl Facts {
             db_pods: Probe::NotAttempted(na()),
             network_policies: Probe::NotAttempted(na()),
             autoscalers: Probe::NotAttempted(na()),
+            migrations: Probe::NotAttempted(na()),
             bundle: None,
             model: ModelCell::default(),
         }
@@ -771,6 +805,7 @@ impl Facts {
             FactKey::DbPods => self.db_pods = state(why),
             FactKey::NetworkPolicies => self.network_policies = state(why),
             FactKey::Autoscalers => self.autoscalers = state(why),
+            FactKey::Migrations => self.migrations = state(why),
         }
     }
 }
@@ -796,6 +831,7 @@ pub enum FactKey {
     DbPods,
     NetworkPolicies,
     Autoscalers,
+    Migrations,
 }
 
 impl FactKey {
@@ -818,6 +854,7 @@ impl FactKey {
         FactKey::DbPods,
         FactKey::NetworkPolicies,
         FactKey::Autoscalers,
+        FactKey::Migrations,
     ];
 }
 
@@ -858,6 +895,7 @@ pub enum FactUpdate {
     DbPods(Probe<Vec<Pod>>),
     NetworkPolicies(Probe<PolicyFacts>),
     Autoscalers(Probe<Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>>),
+    Migrations(Probe<MigrationFacts>),
     /// What reading the manifests noticed (`lint`); sent before the objects, completes no fact.
     Bundle(BundleNotes),
 }
@@ -884,6 +922,7 @@ impl FactUpdate {
             FactUpdate::DbPods(_) => FactKey::DbPods,
             FactUpdate::NetworkPolicies(_) => FactKey::NetworkPolicies,
             FactUpdate::Autoscalers(_) => FactKey::Autoscalers,
+            FactUpdate::Migrations(_) => FactKey::Migrations,
         })
     }
 
@@ -931,6 +970,7 @@ impl FactUpdate {
             FactUpdate::DbPods(p) => facts.db_pods = p,
             FactUpdate::NetworkPolicies(p) => facts.network_policies = p,
             FactUpdate::Autoscalers(p) => facts.autoscalers = p,
+            FactUpdate::Migrations(p) => facts.migrations = p,
             FactUpdate::Bundle(notes) => facts.bundle = Some(notes),
         }
     }

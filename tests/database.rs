@@ -402,3 +402,76 @@ async fn the_history_names_the_ef_core_version_that_applied_it() {
         "{ev}"
     );
 }
+
+/// Issue 12 item 3: the guide's per-context history tables in `public` (and a lower-case schema
+/// `elsa`) hold migration rows, `"Elsa"."__EFMigrationsHistory"` does not exist: the history
+/// is elsewhere, named with what it holds (ELSA-FACTS §6; elsa-audit §2 for Quartz's row in
+/// the default schema, which alone is not Elsa's history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_history_tables_are_not_where_elsa_looks() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let setup = DbSetup {
+        schema: Some("none".into()),
+        extra_sql: Some(include_str!("fixtures/sql/guide-history-tables.sql").into()),
+        ..Default::default()
+    };
+    let (report, code, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        cause(&report, "database.migrations"),
+        ("fail".into(), "history-elsewhere".into())
+    );
+    let c = check(&report, "database.migrations");
+    let msg = c["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("5 migration(s) are recorded in public.\"__EFMigrationsHistory_Management\", public.\"__EFMigrationsHistory_Runtime\""),
+        "{msg}"
+    );
+    assert!(msg.contains("\"Elsa\".\"__EFMigrationsHistory\""), "{msg}");
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("latest 20240610184839_V3_2"), "{ev}");
+    assert!(ev.contains("latest 20231029150749_AddQuartz"), "{ev}");
+
+    // A lower-case schema `elsa` with the history Elsa would have written in "Elsa".
+    let setup = DbSetup {
+        schema: Some("none".into()),
+        extra_sql: Some(
+            "CREATE SCHEMA elsa AUTHORIZATION elsa; \
+             CREATE TABLE elsa.\"__EFMigrationsHistory\" (\"MigrationId\" varchar(150) PRIMARY KEY, \"ProductVersion\" varchar(32) NOT NULL); \
+             INSERT INTO elsa.\"__EFMigrationsHistory\" VALUES ('20231015122234_Initial', '9.0.4'); \
+             ALTER TABLE elsa.\"__EFMigrationsHistory\" OWNER TO elsa;"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(
+        cause(&report, "database.migrations"),
+        ("fail".into(), "history-elsewhere".into())
+    );
+    let msg = check(&report, "database.migrations")["message"].to_string();
+    assert!(msg.contains("elsa.\\\"__EFMigrationsHistory\\\""), "{msg}");
+
+    // Quartz's row alone in public is no history of Elsa's: nothing migrated, nothing elsewhere.
+    let setup = DbSetup {
+        schema: Some("none".into()),
+        extra_sql: Some(
+            "CREATE TABLE public.\"__EFMigrationsHistory\" (\"MigrationId\" varchar(150) PRIMARY KEY, \"ProductVersion\" varchar(32) NOT NULL); \
+             INSERT INTO public.\"__EFMigrationsHistory\" VALUES ('20231029150749_AddQuartz', '9.0.4'); \
+             ALTER TABLE public.\"__EFMigrationsHistory\" OWNER TO elsa;"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(cause(&report, "database.migrations").0, "skip");
+
+    // With Elsa's own history in place, other tables do not matter.
+    let setup = DbSetup {
+        extra_sql: Some(include_str!("fixtures/sql/guide-history-tables.sql").into()),
+        ..Default::default()
+    };
+    let (report, _, _) = run(pg, setup, |m| m, None, &[]).await;
+    assert_eq!(cause(&report, "database.migrations").0, "pass");
+}

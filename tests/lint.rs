@@ -533,3 +533,45 @@ fn network_policies_in_the_manifests_are_judged_and_named() {
     );
     assert!(msg.contains("pod port 5432"), "{msg}");
 }
+
+// --- issue 12, item 2: the migration path in lint ------------------------------------------
+
+/// The guide's migration Job (mig-guide-job's last document), linted on its own: the
+/// dotnet-ef cause although there is no Elsa workload to compare it with; and with the
+/// healthy 3.5 server beside it, the same cause naming the Job.
+#[test]
+fn the_guides_migration_job_alone_and_beside_the_server_is_dotnet_ef() {
+    let home = tempfile::tempdir().expect("tmp");
+    let all = manifests("mig-guide-job");
+    let job = all
+        .split("\n---\n")
+        .find(|d| d.contains("kind: Job"))
+        .expect("the guide's Job")
+        .to_owned();
+    let (report, code) = lint_json(home.path(), &job);
+    assert_eq!(code, 1, "{report}");
+    let step = check(&report, "migration.step");
+    assert_eq!(step["status"], "fail", "{step}");
+    assert_eq!(step["cause"], "dotnet-ef", "{step}");
+    let msg = step["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("job/elsa-migrations"), "{msg}");
+    assert!(msg.contains("elsaworkflows/elsa-server:latest"), "{msg}");
+    // The Job's password reference is scrubbed like any env value, never printed.
+    assert!(!report.to_string().contains("elsa-db-Pa55word"));
+
+    let (report, _) = lint_json(home.path(), &all);
+    let step = check(&report, "migration.step");
+    assert_eq!(step["cause"], "dotnet-ef", "{step}");
+    assert!(
+        step["evidence"]
+            .to_string()
+            .contains("dotnet ef database update --context ManagementElsaDbContext"),
+        "{step}"
+    );
+    // migration.status needs the cluster: lint does not run it.
+    assert!(
+        report["checks"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|c| c["id"] != "migration.status"))
+    );
+}

@@ -332,7 +332,7 @@ fn text_output_ascii_fallback_and_no_colour_in_a_pipe() {
     let workload = stdout.find("\nworkload\n").expect("workload heading");
     assert!(cluster < workload);
     assert!(
-        stdout.contains("Summary: 23 passed, 1 warning, 5 failed, 0 unknown, 6 skipped in "),
+        stdout.contains("Summary: 24 passed, 1 warning, 5 failed, 0 unknown, 7 skipped in "),
         "{stdout}"
     );
 }
@@ -385,7 +385,7 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
     // With latency on every request, requests that overlap in time were issued concurrently;
     // the chain of strictly sequential ones is the run's critical path:
     //   (version | namespace | rules review | deployments | statefulsets | NetworkPolicies |
-    //    HorizontalPodAutoscalers)
+    //    HorizontalPodAutoscalers | Jobs | CronJobs)
     //   -> (Elsa's pods | the referenced Secret | services)
     //   -> (events | logs | the health port-forward | the exec listing | the database
     //       Service's EndpointSlices | the pods behind it)
@@ -414,9 +414,9 @@ async fn gathering_is_concurrent_four_round_trips_deep() {
         4,
         "{log:#?}"
     );
-    // 7 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
+    // 9 + 3 + (3 event lists: the workload and its 2 pods; 1 pod list; 2 pod logs; the
     // health port-forward; 1 exec; 1 EndpointSlice list) + 1 database port-forward.
-    assert_eq!(log.len(), 7 + 3 + 9 + 1, "{log:#?}");
+    assert_eq!(log.len(), 9 + 3 + 9 + 1, "{log:#?}");
     let hpa_lists = log
         .iter()
         .filter(|r| r.resource == "horizontalpodautoscalers" && r.verb == "list")

@@ -102,8 +102,10 @@ fn same_report(run: &serde_json::Value, replayed: &serde_json::Value) -> Vec<Str
 
 /// The checks `lint` runs: everything that can be judged from manifests alone.
 fn offline(id: &str) -> bool {
-    matches!(id, "workload.found" | "workload.flavor" | "network.policy")
-        || id.starts_with("config.")
+    matches!(
+        id,
+        "workload.found" | "workload.flavor" | "network.policy" | "migration.step"
+    ) || id.starts_with("config.")
         || id.starts_with("production.")
 }
 

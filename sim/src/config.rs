@@ -35,6 +35,10 @@ pub struct SimConfig {
     /// Workload status overrides.
     #[serde(default)]
     pub workloads: Vec<WorkloadConfig>,
+    /// Job overrides (`job/<name>`); a Job's pods are `pods:` entries with `workload: job/<name>`,
+    /// and its status follows from them as the Job controller writes it.
+    #[serde(default)]
+    pub jobs: Vec<JobConfig>,
     /// Events.
     #[serde(default)]
     pub events: Vec<EventConfig>,
@@ -433,6 +437,19 @@ pub struct WorkloadConfig {
     pub replica_failure: Option<String>,
     /// Set false to create no default pods for this workload.
     pub create_pods: Option<bool>,
+}
+
+/// One `jobs:` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobConfig {
+    /// `job/<name>`.
+    pub name: String,
+    /// Namespace; default = scenario namespace.
+    pub namespace: Option<String>,
+    /// `status.startTime` this many seconds before the simulator starts (wall clock), for a
+    /// Job that is still running; default: the scenario's base time.
+    pub started_seconds_ago: Option<u64>,
 }
 
 /// One Event.

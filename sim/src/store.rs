@@ -163,6 +163,7 @@ impl Store {
         }
         b.check_references()?;
         b.materialise_workloads()?;
+        b.materialise_jobs()?;
         b.materialise_manifest_pods()?;
         b.materialise_service_endpoints();
         b.materialise_namespaces();
@@ -591,7 +592,14 @@ impl Builder<'_> {
         set_default(m, "creationTimestamp", json!(ts));
         if matches!(
             def.kind,
-            "Deployment" | "StatefulSet" | "ReplicaSet" | "Pod" | "Ingress" | "NetworkPolicy"
+            "Deployment"
+                | "StatefulSet"
+                | "ReplicaSet"
+                | "Pod"
+                | "Ingress"
+                | "NetworkPolicy"
+                | "Job"
+                | "CronJob"
         ) {
             set_default(m, "generation", json!(1));
         }
@@ -674,6 +682,8 @@ impl Builder<'_> {
                 normalize_workload(kind, &name, &mut obj).map_err(|e| format!("{ctx}: {e}"))?
             }
             "Pod" => normalize_pod_spec(child(&mut obj, "spec")),
+            "Job" => normalize_job(&name, &mut obj).map_err(|e| format!("{ctx}: {e}"))?,
+            "CronJob" => normalize_cron_job(&name, &mut obj).map_err(|e| format!("{ctx}: {e}"))?,
             "Namespace" => normalize_namespace(&name, &mut obj),
             "Event" => {
                 set_default(&mut obj, "count", json!(1));
@@ -733,11 +743,11 @@ impl Builder<'_> {
         for (i, p) in self.cfg.pods.iter().enumerate() {
             let ctx = format!("{}: pods[{i}]", self.sim);
             let r = parse_object_ref(&p.workload).ok_or_else(|| {
-                format!("{ctx}: workload {:?} must be deployment/<name>, statefulset/<name> or pod/<name>", p.workload)
+                format!("{ctx}: workload {:?} must be deployment/<name>, statefulset/<name>, job/<name> or pod/<name>", p.workload)
             })?;
-            if !matches!(r.def.kind, "Deployment" | "StatefulSet" | "Pod") {
+            if !matches!(r.def.kind, "Deployment" | "StatefulSet" | "Job" | "Pod") {
                 return Err(format!(
-                    "{ctx}: workload {:?}: only deployment/, statefulset/ and pod/ are supported",
+                    "{ctx}: workload {:?}: only deployment/, statefulset/, job/ and pod/ are supported",
                     p.workload
                 ));
             }
@@ -803,6 +813,225 @@ impl Builder<'_> {
                     "{ctx}: progressDeadlineExceeded and replicaFailure apply to deployments only"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Jobs: the pods the Job controller created (`pods:` entries naming `job/<name>`; none
+    /// otherwise), labelled and owned as it labels them, and the Job's status as it writes it
+    /// (`active`, `succeeded`, `failed`, `startTime`, `completionTime`, and the
+    /// `SuccessCriteriaMet`/`Complete` or `FailureTarget`/`Failed` conditions).
+    fn materialise_jobs(&mut self) -> Result<(), String> {
+        for (i, j) in self.cfg.jobs.iter().enumerate() {
+            let ctx = format!("{}: jobs[{i}]", self.sim);
+            let r = parse_object_ref(&j.name)
+                .filter(|r| r.def.kind == "Job")
+                .ok_or_else(|| format!("{ctx}: name {:?} must be job/<name>", j.name))?;
+            let ns = j
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.default_ns.clone());
+            if self.find("jobs", &ns, &r.name).is_none() {
+                return Err(format!(
+                    "{ctx}: {} not found in namespace {ns:?} of the manifests",
+                    j.name
+                ));
+            }
+        }
+        let jobs: Vec<(String, String)> = self
+            .staged
+            .iter()
+            .filter(|s| s.def.kind == "Job")
+            .map(|s| {
+                (
+                    str_of(&s.obj, &["metadata", "namespace"])
+                        .unwrap_or_default()
+                        .to_string(),
+                    str_of(&s.obj, &["metadata", "name"])
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        for (ns, name) in jobs {
+            self.materialise_job(&ns, &name)?;
+        }
+        Ok(())
+    }
+
+    fn materialise_job(&mut self, ns: &str, name: &str) -> Result<(), String> {
+        let Some(job) = self.find("jobs", ns, name).cloned() else {
+            return Ok(());
+        };
+        let job_uid = str_of(&job, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_string();
+        let manual = job
+            .pointer("/spec/manualSelector")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let controller_labels = json!({
+            "batch.kubernetes.io/controller-uid": job_uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": job_uid,
+            "job-name": name,
+        });
+        // The Job controller's selector and template labels (the API server sets them on create).
+        let mut template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        {
+            let labels = map_mut(child(child(&mut template, "metadata"), "labels"));
+            if let Value::Object(m) = &controller_labels {
+                for (k, v) in m {
+                    labels.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let backoff_limit = job
+            .pointer("/spec/backoffLimit")
+            .and_then(Value::as_i64)
+            .unwrap_or(6);
+        let completions = job
+            .pointer("/spec/completions")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let started_ago = self
+            .cfg
+            .jobs
+            .iter()
+            .find(|j| {
+                parse_object_ref(&j.name).is_some_and(|r| r.def.kind == "Job" && r.name == name)
+                    && j.namespace.as_deref().unwrap_or(&self.default_ns) == ns
+            })
+            .and_then(|j| j.started_seconds_ago);
+        let start_secs = match started_ago {
+            Some(ago) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+                now - i64::try_from(ago).unwrap_or(0)
+            }
+            None => self.base,
+        };
+        let owner = json!({
+            "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid,
+            "controller": true, "blockOwnerDeletion": true
+        });
+        let entries = self.entries_for("Job", ns, name);
+        let mut pods = Vec::new();
+        for (idx, e) in &entries {
+            let ctx = self.pod_ctx(Some(*idx));
+            for i in 0..e.count.unwrap_or(1) {
+                let pod_name = match (&e.name, i) {
+                    (Some(n), 0) => n.clone(),
+                    _ => format!(
+                        "{name}-{}",
+                        name_suffix(&[ns, name, &idx.to_string(), &i.to_string()], 5)
+                    ),
+                };
+                let pod = self.build_pod(
+                    &ctx,
+                    ns,
+                    &pod_name,
+                    &template,
+                    Some(&owner),
+                    Some(&format!("{name}-")),
+                    e,
+                    None,
+                )?;
+                pods.push(pod);
+            }
+        }
+        let phase = |p: &Value| {
+            str_of(p, &["status", "phase"])
+                .unwrap_or("Pending")
+                .to_string()
+        };
+        let count = |want: &[&str]| {
+            i64::try_from(
+                pods.iter()
+                    .filter(|p| want.contains(&phase(p).as_str()))
+                    .count(),
+            )
+            .unwrap_or(0)
+        };
+        let (active, succeeded, failed) = (
+            count(&["Pending", "Running", "Unknown"]),
+            count(&["Succeeded"]),
+            count(&["Failed"]),
+        );
+        let ready = i64::try_from(pods.iter().filter(|p| pod_is_ready(p)).count()).unwrap_or(0);
+        let start = format_rfc3339(start_secs);
+        let end = format_rfc3339(start_secs + 60);
+        let condition = |t: &str, reason: Option<&str>, message: Option<&str>| {
+            let mut c = json!({
+                "type": t, "status": "True",
+                "lastProbeTime": end, "lastTransitionTime": end,
+            });
+            if let Some(r) = reason {
+                map_mut(&mut c).insert("reason".into(), json!(r));
+            }
+            if let Some(m) = message {
+                map_mut(&mut c).insert("message".into(), json!(m));
+            }
+            c
+        };
+        let mut status = Map::new();
+        status.insert("startTime".into(), json!(start));
+        if succeeded >= completions {
+            status.insert("completionTime".into(), json!(end));
+            status.insert(
+                "conditions".into(),
+                json!([
+                    condition(
+                        "SuccessCriteriaMet",
+                        Some("CompletionsReached"),
+                        Some("Reached expected number of succeeded pods")
+                    ),
+                    condition(
+                        "Complete",
+                        Some("CompletionsReached"),
+                        Some("Reached expected number of succeeded pods")
+                    ),
+                ]),
+            );
+        } else if failed > backoff_limit {
+            let msg = "Job has reached the specified backoff limit";
+            status.insert(
+                "conditions".into(),
+                json!([
+                    condition("FailureTarget", Some("BackoffLimitExceeded"), Some(msg)),
+                    condition("Failed", Some("BackoffLimitExceeded"), Some(msg)),
+                ]),
+            );
+        } else if active > 0 {
+            status.insert("active".into(), json!(active));
+        }
+        if succeeded > 0 {
+            status.insert("succeeded".into(), json!(succeeded));
+        }
+        if failed > 0 {
+            status.insert("failed".into(), json!(failed));
+        }
+        status.insert("ready".into(), json!(ready));
+        status.insert("terminating".into(), json!(0));
+        status.insert("uncountedTerminatedPods".into(), json!({}));
+        if let Some(j) = self.find_mut("jobs", ns, name) {
+            let spec = child(j, "spec");
+            if !manual {
+                map_mut(spec).insert(
+                    "selector".into(),
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": job_uid}}),
+                );
+            }
+            if let Some(t) = template.get("metadata").cloned() {
+                map_mut(child(spec, "template")).insert("metadata".into(), t);
+            }
+            map_mut(j).insert("status".into(), Value::Object(status));
+        }
+        let pod_def = def("", "pods")?;
+        for p in pods {
+            self.stage(pod_def, p)
+                .map_err(|e| format!("{}: {e}", self.sim))?;
         }
         Ok(())
     }
@@ -2540,6 +2769,63 @@ pub fn add_service_account_volume(spec: &mut Value, pod_name: &str) {
             }
         }
     }
+}
+
+/// What the API server validates and defaults on a batch/v1 Job (the selector and its labels
+/// are the Job controller's, added when its pods are made).
+fn normalize_job(name: &str, obj: &mut Value) -> Result<(), String> {
+    let qualified = format!("Job.batch {name:?}");
+    let has_containers = obj
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    if !has_containers {
+        return Err(format!(
+            "{qualified} is invalid: spec.template.spec.containers: Required value"
+        ));
+    }
+    let restart = obj
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    if !matches!(restart, "Never" | "OnFailure") {
+        return Err(format!(
+            "{qualified} is invalid: spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""
+        ));
+    }
+    normalize_pod_spec(child(child(child(obj, "spec"), "template"), "spec"));
+    let spec = child(obj, "spec");
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completions", json!(1));
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "manualSelector", json!(false));
+    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    Ok(())
+}
+
+/// What the API server validates and defaults on a batch/v1 CronJob.
+fn normalize_cron_job(name: &str, obj: &mut Value) -> Result<(), String> {
+    if obj
+        .pointer("/spec/schedule")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        return Err(format!(
+            "CronJob.batch {name:?} is invalid: spec.schedule: Required value"
+        ));
+    }
+    let spec = child(obj, "spec");
+    set_default(spec, "concurrencyPolicy", json!("Allow"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "successfulJobsHistoryLimit", json!(3));
+    set_default(spec, "failedJobsHistoryLimit", json!(1));
+    normalize_pod_spec(child(
+        child(child(child(spec, "jobTemplate"), "spec"), "template"),
+        "spec",
+    ));
+    Ok(())
 }
 
 fn normalize_workload(kind: &str, name: &str, obj: &mut Value) -> Result<(), String> {

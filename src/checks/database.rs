@@ -48,10 +48,20 @@ pub const TABLES: CheckImpl = CheckImpl {
     causes: &["schema-missing", "wrong-schema", "tables-missing"],
     run: tables,
 };
+/// `database.migrations` also names the migration step (`checks::migration`).
+const MIGRATION_NEEDS: &[FactKey] = &[
+    FactKey::Workloads,
+    FactKey::ConfigSources,
+    FactKey::Services,
+    FactKey::PodFiles,
+    FactKey::Database,
+    FactKey::Migrations,
+];
+
 pub const MIGRATIONS: CheckImpl = CheckImpl {
     id: "database.migrations",
-    needs: NEEDS,
-    causes: &["pending", "ahead", "history-missing"],
+    needs: MIGRATION_NEEDS,
+    causes: &["pending", "ahead", "history-missing", "history-elsewhere"],
     run: migrations,
 };
 pub const PRIVILEGES: CheckImpl = CheckImpl {
@@ -266,6 +276,9 @@ fn migrations(f: &Facts) -> Finding {
         );
     }
     let Some(history) = &d.history else {
+        if let Some(finding) = history_elsewhere(d) {
+            return finding;
+        }
         let any_table = d.tables.iter().any(|t| t.exists);
         return if any_table {
             Finding::problem(
@@ -320,10 +333,15 @@ fn migrations(f: &Facts) -> Finding {
     ];
     ev.extend(history_says);
     if !pending.is_empty() {
+        let step = f
+            .effective()
+            .ok()
+            .map(|e| super::migration::pending_note(f, e, v))
+            .unwrap_or_default();
         return Finding::problem(
             "pending",
             format!(
-                "{} migration(s) of Elsa {v} are not applied: {}",
+                "{} migration(s) of Elsa {v} are not applied: {}{step}",
                 pending.len(),
                 pending.join(", ")
             ),
@@ -344,6 +362,55 @@ fn migrations(f: &Facts) -> Finding {
         "every Management and Runtime migration of Elsa {v} is applied"
     ))
     .with_all(ev)
+}
+
+/// The Quartz context's only migration, which lands in the default schema's history table
+/// (elsa-audit §2): a `public."__EFMigrationsHistory"` holding just it is normal.
+const QUARTZ_MIGRATION: &str = "20231029150749_AddQuartz";
+
+/// `"Elsa"."__EFMigrationsHistory"` is absent, but another history table holds Elsa-looking
+/// migrations (the guide's `__EFMigrationsHistory_Management`/`_Runtime`, a lower-case schema
+/// `elsa`, `public`): Elsa never recorded its own migrations where it looks (ELSA-FACTS §6).
+fn history_elsewhere(d: &DbFacts) -> Option<Finding> {
+    let holding: Vec<&crate::facts::OtherHistory> = d
+        .other_histories
+        .iter()
+        .filter(|h| {
+            h.ids
+                .as_ref()
+                .is_some_and(|ids| ids.iter().any(|id| id != QUARTZ_MIGRATION))
+        })
+        .collect();
+    if holding.is_empty() {
+        return None;
+    }
+    let name = |h: &crate::facts::OtherHistory| format!("{}.\"{}\"", h.schema, h.table);
+    let evidence = d.other_histories.iter().map(|h| {
+        let value = match &h.ids {
+            Some(ids) if ids.is_empty() => "no rows".to_owned(),
+            Some(ids) => format!(
+                "{} migration(s), latest {}",
+                ids.len(),
+                ids.last().map(String::as_str).unwrap_or_default()
+            ),
+            None => format!("{} may not read it", d.current_user),
+        };
+        Evidence::new(name(h), value).from("pg_class")
+    });
+    let rows: usize = holding
+        .iter()
+        .map(|h| h.ids.as_ref().map_or(0, Vec::len))
+        .sum();
+    Some(
+        Finding::problem(
+            "history-elsewhere",
+            format!(
+                "\"Elsa\".\"__EFMigrationsHistory\" does not exist, but {rows} migration(s) are recorded in {}: Elsa reads and writes only \"Elsa\".\"__EFMigrationsHistory\" (its tables live in schema \"Elsa\"), so these are not Elsa's own migrations and Elsa's have not run here",
+                holding.iter().map(|h| name(h)).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_all(evidence),
+    )
 }
 
 fn privileges(f: &Facts) -> Finding {

@@ -16,6 +16,7 @@ use crate::report::Evidence;
 pub mod cluster;
 pub mod config;
 pub mod database;
+pub mod migration;
 pub mod netpol;
 pub mod network;
 pub mod probe_pod;
@@ -136,6 +137,8 @@ pub static REGISTRY: &[CheckImpl] = &[
     database::TABLES,
     database::MIGRATIONS,
     database::PRIVILEGES,
+    migration::STEP,
+    migration::STATUS,
     runtime::SQLITE_FILE,
     production::REPLICAS,
     production::LOCKING,

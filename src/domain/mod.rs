@@ -6,6 +6,7 @@ pub mod elsa;
 pub mod env_expand;
 pub mod image_contents;
 pub mod log_signatures;
+pub mod migration;
 pub mod netpol;
 pub mod npgsql;
 pub mod pg_conf;

@@ -24,7 +24,9 @@ use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::domain::image_contents::HistoryRow;
 use crate::domain::npgsql::SslMode;
-use crate::facts::{DbError, DbErrorKind, DbFacts, DbObservation, DbTarget, Probe, TableRights};
+use crate::facts::{
+    DbError, DbErrorKind, DbFacts, DbObservation, DbTarget, OtherHistory, Probe, TableRights,
+};
 
 /// Where the database probes run from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -277,7 +279,22 @@ async fn queries(
          ORDER BY 1, 2 LIMIT 20"
     );
     let elsewhere = c.query(elsewhere_sql.as_str(), &[]);
-    let (server, present, elsewhere) = futures::join!(server, present, elsewhere);
+    // Other EF Core history tables (the guide's per-context ones, a lower-case schema,
+    // `public`), with their ids read through query_to_xml so one statement reads them all; a
+    // table the user may not read gives NULL.
+    let histories = c.query(
+        "SELECT n.nspname::text, c.relname::text, \
+         CASE WHEN has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') \
+         THEN COALESCE((xpath('/row/ids/text()', query_to_xml(format('SELECT string_agg(%I::text, '' '' ORDER BY %I) AS ids FROM %I.%I', 'MigrationId', 'MigrationId', n.nspname, c.relname), false, true, '')))[1]::text, '') END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND lower(c.relname) LIKE '\\_\\_efmigrationshistory%' \
+           AND NOT (n.nspname = 'Elsa' AND c.relname = '__EFMigrationsHistory') \
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'MigrationId' AND NOT a.attisdropped) \
+         ORDER BY 1, 2 LIMIT 20",
+        &[],
+    );
+    let (server, present, elsewhere, histories) =
+        futures::join!(server, present, elsewhere, histories);
     let server = server?;
     let history_exists: bool = server.get(7);
     let history_readable: bool = server.get(11);
@@ -332,6 +349,16 @@ async fn queries(
             .map(|r| format!("{}.{}", r.get::<_, String>(0), r.get::<_, String>(1)))
             .collect(),
         history,
+        other_histories: histories?
+            .iter()
+            .map(|r| OtherHistory {
+                schema: r.get(0),
+                table: r.get(1),
+                ids: r
+                    .get::<_, Option<String>>(2)
+                    .map(|ids| ids.split_whitespace().map(str::to_owned).collect()),
+            })
+            .collect(),
     })
 }
 

@@ -309,6 +309,7 @@ pub async fn gather(
         FactKey::Workloads,
         FactKey::NetworkPolicies,
         FactKey::Autoscalers,
+        FactKey::Migrations,
     ]));
     let ns = scope.namespace.as_str();
 
@@ -326,6 +327,11 @@ pub async fn gather(
         )
         .await;
         send(FactUpdate::Autoscalers(p.map(|l| l.items)));
+    };
+
+    let migrations = async {
+        let p = super::migration::gather(&client, ns, timeout).await;
+        send(FactUpdate::Migrations(p));
     };
 
     let policies = async {
@@ -591,7 +597,15 @@ pub async fn gather(
         futures::join!(sources_then_database, pods_then_events);
     };
 
-    futures::join!(version, namespace, access, workload, policies, autoscalers);
+    futures::join!(
+        version,
+        namespace,
+        access,
+        workload,
+        policies,
+        autoscalers,
+        migrations
+    );
 }
 
 /// A list's items, each with the secrets in its pod spec masked before it becomes a fact.

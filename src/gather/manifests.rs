@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use crate::domain::workload::{Workload, referenced_sources};
 use crate::facts::{
-    BundleNotes, ConfigMapData, Duplicate, FactUpdate, PolicyFacts, Probe, Rejected, SecretData,
+    BundleNotes, ConfigMapData, Duplicate, FactUpdate, MigrationFacts, PolicyFacts, Probe,
+    Rejected, SecretData,
 };
 use crate::redact;
 
@@ -271,6 +272,8 @@ pub fn namespace(docs: &[Doc], flag: Option<&str>) -> String {
     }
     docs.iter()
         .find(|d| matches!(kind(d).1, "Deployment" | "StatefulSet"))
+        // A migration Job linted on its own: its namespace.
+        .or_else(|| docs.iter().find(|d| matches!(kind(d).1, "Job" | "CronJob")))
         .and_then(namespace_of)
         .unwrap_or("default")
         .to_owned()
@@ -322,6 +325,8 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
     let mut policies: Vec<NetworkPolicy> = Vec::new();
     let mut autoscalers: Vec<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
         Vec::new();
+    let mut jobs: Vec<k8s_openapi::api::batch::v1::Job> = Vec::new();
+    let mut cron_jobs: Vec<k8s_openapi::api::batch::v1::CronJob> = Vec::new();
     fn keep<T>(r: Result<T, Box<Rejected>>, into: &mut Vec<T>, notes: &mut BundleNotes) {
         match r {
             Ok(v) => into.push(v),
@@ -356,10 +361,29 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             ("autoscaling/v2", "HorizontalPodAutoscaler") => {
                 keep(typed(d), &mut autoscalers, &mut notes)
             }
+            ("batch/v1", "Job") => keep(typed(d), &mut jobs, &mut notes),
+            ("batch/v1", "CronJob") => keep(typed(d), &mut cron_jobs, &mut notes),
             _ => {}
         }
     }
     let literals = super::scrub_workloads(&mut deployments, &mut statefulsets);
+    for j in &mut jobs {
+        redact::metadata(&mut j.metadata);
+        if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+            redact::pod_spec(spec);
+        }
+    }
+    for j in &mut cron_jobs {
+        redact::metadata(&mut j.metadata);
+        if let Some(spec) = j
+            .spec
+            .as_mut()
+            .and_then(|s| s.job_template.spec.as_mut())
+            .and_then(|s| s.template.spec.as_mut())
+        {
+            redact::pod_spec(spec);
+        }
+    }
     // Only what the selected workload references, as a cluster run would fetch.
     let all = Workload::all(&deployments, &statefulsets);
     let (mut cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {
@@ -464,6 +488,14 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
             namespaces: namespace_labels(docs),
         })),
         FactUpdate::Autoscalers(Probe::Observed(autoscalers)),
+        // A bundle's Jobs have not run: no status, pods or logs (migration.status is live only).
+        FactUpdate::Migrations(Probe::Observed(MigrationFacts {
+            jobs: Probe::Observed(jobs),
+            cron_jobs: Probe::Observed(cron_jobs),
+            job_pods: BTreeMap::new(),
+            job_logs: BTreeMap::new(),
+            observed_at: None,
+        })),
     ]
 }
 

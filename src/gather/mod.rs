@@ -12,6 +12,7 @@ pub mod health;
 pub mod kube;
 pub mod logs;
 pub mod manifests;
+pub mod migration;
 pub mod netpol;
 pub mod network;
 pub mod pod;

@@ -210,12 +210,12 @@ fn failures_filter_and_search_narrow_the_list_and_keep_a_visible_selection() {
     key(&mut app, KeyCode::Char('f'));
     key(&mut app, KeyCode::Char('/'));
     assert_eq!(app.mode, Mode::Search);
-    keys(&mut app, "migra");
+    keys(&mut app, "database.migra");
     assert_eq!(app.visible().len(), 1);
     assert_eq!(selected_id(&app), Some("database.migrations"));
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal);
-    assert_eq!(app.search, "migra", "Enter keeps the search");
+    assert_eq!(app.search, "database.migra", "Enter keeps the search");
     assert_eq!(
         key(&mut app, KeyCode::Esc),
         None,

@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::batch::v1::Job;
 
-use super::{CheckImpl, Finding, not_observed, over_candidates, with_model};
+use super::{CheckImpl, Finding, Outcome, not_observed, over_candidates, with_model};
 use crate::domain::elsa::{ElsaVersion, Flavor};
 use crate::domain::migration::{self, JobState, Problem, Runs, Step, StepKind};
 use crate::facts::{FactKey, Facts, MigrationFacts, Probe};
@@ -23,7 +23,13 @@ const NEEDS: &[FactKey] = &[
 pub const STEP: CheckImpl = CheckImpl {
     id: "migration.step",
     needs: NEEDS,
-    causes: &["dotnet-ef", "no-such-knob", "version-mismatch", "unneeded"],
+    causes: &[
+        "dotnet-ef",
+        "env-order",
+        "no-such-knob",
+        "version-mismatch",
+        "unneeded",
+    ],
     run: step,
 };
 
@@ -237,7 +243,48 @@ fn judge_steps(
             ),
         ),
     };
-    let mut finding = finding.with_all(evidence);
+    // A Job's or CronJob's own env order (the Elsa pod's containers are config.env-expansion's):
+    // said beside any other finding, and the finding itself when nothing worse is wrong.
+    let order: Vec<(&Step, &crate::domain::env_expand::LaterReference)> = found
+        .steps
+        .iter()
+        .filter(|s| s.kind != migration::StepKind::InitContainer)
+        .flat_map(|s| s.later_refs.iter().map(move |r| (s, r)))
+        .collect();
+    let finding = match order.first() {
+        None => finding,
+        Some((s, r)) => {
+            let said = format!(
+                "the env of {} lists {} before the {} it references, so the value keeps the literal text $({})",
+                s.describe(),
+                r.var,
+                r.name,
+                r.name
+            );
+            if finding.outcome == Outcome::Pass {
+                Finding::problem("env-order", said)
+            } else if finding.outcome == Outcome::Warn {
+                let said = format!("{said}; also, {}", finding.message);
+                Finding::problem("env-order", said)
+            } else {
+                let message = format!("{}; also, {said}", finding.message);
+                Finding { message, ..finding }
+            }
+        }
+    };
+    let order_evidence = order.iter().map(|(s, r)| {
+        Evidence::new(
+            format!("{} {} (env[{}])", s.describe(), r.var, r.at),
+            format!(
+                "$({}) is defined later, at env[{}]: the value keeps the literal text",
+                r.name, r.defined_at
+            ),
+        )
+        .from("env order")
+    });
+    let mut finding = finding
+        .with_all(evidence)
+        .with_all(order_evidence.collect::<Vec<_>>());
     if let Some(s) = found.steps.first() {
         finding = finding.var("container", s.container.clone());
     }

@@ -581,6 +581,48 @@ fn referenced_names(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `$(X)` in a literal `value` at `env[at]` whose `X` is first defined further down the
+/// same list, at `env[defined_at]`: the kubelet leaves the text literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaterReference {
+    pub at: usize,
+    pub var: String,
+    pub name: String,
+    pub defined_at: usize,
+}
+
+/// Every reference of `env` that names a variable defined only after it (a name defined both
+/// before and after resolves to the earlier value and is not listed; a name defined nowhere is
+/// not listed either: that is another problem).
+pub fn later_references(env: &[EnvVar]) -> Vec<LaterReference> {
+    let mut out = Vec::new();
+    for (i, e) in env.iter().enumerate() {
+        let Some(value) = e.value.as_deref() else {
+            continue;
+        };
+        for r in expand_str(value, &BTreeMap::new()).refs {
+            if r.state == RefState::Escaped {
+                continue;
+            }
+            let defined_before = env[..i].iter().any(|d| d.name == r.name);
+            let later = env
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(_, d)| d.name == r.name);
+            if let (false, Some((j, _))) = (defined_before, later) {
+                out.push(LaterReference {
+                    at: i,
+                    var: e.name.clone(),
+                    name: r.name.clone(),
+                    defined_at: j,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The same env list reordered so every `$(X)` that names a variable of this list comes after
 /// X's definition (stable: otherwise keep the original order). None if the references form a
 /// cycle.
@@ -2319,5 +2361,47 @@ mod tests {
             prop_assert!(outer.expose().contains(&secret));
             prop_assert!(outer.is_secret());
         }
+    }
+}
+
+#[cfg(test)]
+mod later_reference_tests {
+    use super::*;
+
+    fn var(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The guide's migration Job: the connection string before the password it references.
+    #[test]
+    fn a_reference_to_a_later_variable_is_listed_with_both_positions() {
+        let env = [
+            var(
+                "ConnectionStrings__PostgreSql",
+                "Host=postgres;Password=$(POSTGRES_PASSWORD)",
+            ),
+            var("POSTGRES_PASSWORD", "x"),
+        ];
+        assert_eq!(
+            later_references(&env),
+            vec![LaterReference {
+                at: 0,
+                var: "ConnectionStrings__PostgreSql".into(),
+                name: "POSTGRES_PASSWORD".into(),
+                defined_at: 1,
+            }]
+        );
+        // Defined earlier too, never defined, or escaped: not a later reference.
+        let env = [
+            var("A", "1"),
+            var("B", "$(A) $(NOPE) $$(C)"),
+            var("A", "2"),
+            var("C", "3"),
+        ];
+        assert_eq!(later_references(&env), vec![]);
     }
 }

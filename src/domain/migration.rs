@@ -59,6 +59,10 @@ pub struct Step {
     /// Knobs that do not exist which the step relies on (`Elsa__AutoMigrate`,
     /// `MigrateElsaDatabaseAsync`).
     pub knobs: Vec<String>,
+    /// References in the step container's own env to variables it defines only further down
+    /// (the guide's Job lists the connection string before `POSTGRES_PASSWORD`): the kubelet
+    /// leaves them literal, so the step logs in with the text `$(POSTGRES_PASSWORD)`.
+    pub later_refs: Vec<crate::domain::env_expand::LaterReference>,
 }
 
 impl Step {
@@ -164,6 +168,7 @@ pub fn step(kind: StepKind, owner: &str, c: &Container) -> Option<Step> {
         runs,
         passes_connection: lc.contains("--connectionstring") || lc.contains("--connection "),
         knobs: knobs(c, &line),
+        later_refs: crate::domain::env_expand::later_references(c.env.as_deref().unwrap_or(&[])),
         command_line: line,
     })
 }

@@ -419,6 +419,21 @@ fn selected(f: &Facts) -> Result<Workload<'_>, Unavailable> {
 }
 
 impl Effective {
+    /// Whether `c` is the Elsa container itself (not an init container or a sidecar).
+    pub fn is_elsa_container(&self, c: &ContainerEnv) -> bool {
+        c.kind == ContainerKind::Regular && c.name() == self.container.name
+    }
+
+    /// How a finding about `c` begins: nothing for the Elsa container (its findings read as
+    /// they always did), `initContainer migrations: ` for the others.
+    pub fn container_prefix(&self, c: &ContainerEnv) -> String {
+        if self.is_elsa_container(c) {
+            String::new()
+        } else {
+            format!("{}: ", c.label())
+        }
+    }
+
     /// The Elsa workload.
     pub fn workload(&self) -> Workload<'_> {
         self.workload.get()

@@ -492,6 +492,27 @@ pub fn metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::Objec
     }
 }
 
+/// Scrubs a Job as gathered (live or from a bundle): its metadata and its pod template.
+pub fn job(j: &mut k8s_openapi::api::batch::v1::Job) {
+    metadata(&mut j.metadata);
+    if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        pod_spec(spec);
+    }
+}
+
+/// Scrubs a CronJob as gathered: its metadata and its job template's pod template.
+pub fn cron_job(j: &mut k8s_openapi::api::batch::v1::CronJob) {
+    metadata(&mut j.metadata);
+    if let Some(spec) = j
+        .spec
+        .as_mut()
+        .and_then(|s| s.job_template.spec.as_mut())
+        .and_then(|s| s.template.spec.as_mut())
+    {
+        pod_spec(spec);
+    }
+}
+
 /// Scrubs literal env values, command and args of every container in a pod spec.
 pub fn pod_spec(spec: &mut PodSpec) {
     for c in spec.containers.iter_mut() {

@@ -485,9 +485,7 @@ fn refs_of_workload(facts: &Facts) -> Finding {
                 problem: p,
             })
             .collect();
-        for c in v.containers.iter().filter(|c| {
-            !(c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name)
-        }) {
+        for c in v.containers.iter().filter(|c| !v.is_elsa_container(c)) {
             problems.extend(c.expansion.problems.iter().map(|p| RefProblem {
                 owner: Owner::Pod,
                 label: c.label(),
@@ -652,14 +650,8 @@ fn env_expansion(facts: &Facts) -> Finding {
         let mut reorder: Vec<(crate::model::ContainerKind, String, Vec<EnvVar>)> = Vec::new();
         let mut named = Vec::new();
         for c in &v.containers {
-            let elsa =
-                c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name;
-            // The Elsa container's findings read as they always did; the others name theirs.
-            let prefix = if elsa {
-                String::new()
-            } else {
-                format!("{}: ", c.label())
-            };
+            let elsa = v.is_elsa_container(c);
+            let prefix = v.container_prefix(c);
             let before = later.len() + undefined.len();
             let later_before = later.len();
             for e in &c.expansion.vars {

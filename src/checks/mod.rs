@@ -431,6 +431,24 @@ pub(crate) mod test_support {
         f
     }
 
+    /// Elsa's and the database's Deployments (JSON), the `postgres` Service selecting the
+    /// latter, and nothing else observed from the cluster: no ConfigMap, Secret, database pod
+    /// or session (as in lint).
+    pub fn with_elsa_and_postgres(elsa: serde_json::Value, pg: serde_json::Value) -> Facts {
+        let mut f = with_deployments(serde_json::json!([elsa, pg]));
+        f.services = Probe::Observed(
+            serde_json::from_value(serde_json::json!([{
+                "metadata": {"name": "postgres", "namespace": "elsa"},
+                "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}
+            }]))
+            .expect("services"),
+        );
+        f.config_maps = Default::default();
+        f.secrets = Default::default();
+        f.db_pods = Probe::NotAttempted("lint".into());
+        f
+    }
+
     /// A Deployment as the API returns it.
     pub fn deployment(name: &str, image: &str, replicas: i32) -> serde_json::Value {
         serde_json::json!({

@@ -316,13 +316,7 @@ fn inline_secrets(facts: &Facts) -> Finding {
         // Every container of the pod: an init container's or a sidecar's literal password is
         // as readable in the workload's spec as Elsa's (issue 12 #1); those name their container.
         for c in &v.containers {
-            let elsa =
-                c.kind == crate::model::ContainerKind::Regular && c.name() == v.container.name;
-            let prefix = if elsa {
-                String::new()
-            } else {
-                format!("{}: ", c.label())
-            };
+            let prefix = v.container_prefix(c);
             for (i, e) in c.container.env.iter().flatten().enumerate() {
                 let Some(value) = e.value.as_deref() else {
                     continue;
@@ -1014,7 +1008,7 @@ fn judge_storage(svc: &str, s: &DbSubject<'_>) -> Finding {
 mod db_storage_tests {
     use super::*;
     use crate::checks::Outcome;
-    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::checks::test_support::{deployment, with_elsa_and_postgres};
 
     /// Elsa 3.5 on PostgreSQL at `host`, plus a postgres Deployment with the given image and
     /// data volume, and its Service.
@@ -1031,18 +1025,7 @@ mod db_storage_tests {
         let mut vol = volume;
         vol["name"] = serde_json::json!("data");
         pg["spec"]["template"]["spec"]["volumes"] = serde_json::json!([vol]);
-        let mut f = with_deployments(serde_json::json!([elsa, pg]));
-        f.services = Probe::Observed(
-            serde_json::from_value(serde_json::json!([{
-                "metadata": {"name": "postgres", "namespace": "elsa"},
-                "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}
-            }]))
-            .expect("services"),
-        );
-        f.config_maps = Default::default();
-        f.secrets = Default::default();
-        f.db_pods = Probe::NotAttempted("lint".into());
-        f
+        with_elsa_and_postgres(elsa, pg)
     }
 
     fn pvc() -> serde_json::Value {
@@ -1213,7 +1196,7 @@ mod inline_secret_tests {
 mod pool_tests {
     use super::*;
     use crate::checks::Outcome;
-    use crate::checks::test_support::{deployment, with_deployments};
+    use crate::checks::test_support::{deployment, with_elsa_and_postgres};
     use crate::facts::ConfigMapData;
 
     /// Elsa 3.5 on PostgreSQL with `replicas` and `Maximum Pool Size` `pool`, a postgres
@@ -1232,17 +1215,7 @@ mod pool_tests {
         ]);
         let mut pg = deployment("postgres", "postgres:16", 1);
         pg["spec"]["template"]["spec"]["containers"][0]["args"] = args;
-        let mut f = with_deployments(serde_json::json!([elsa, pg]));
-        f.services = Probe::Observed(
-            serde_json::from_value(serde_json::json!([{
-                "metadata": {"name": "postgres", "namespace": "elsa"},
-                "spec": {"selector": {"app": "postgres"}, "ports": [{"port": 5432}]}
-            }]))
-            .expect("services"),
-        );
-        f.config_maps = Default::default();
-        f.secrets = Default::default();
-        f.db_pods = Probe::NotAttempted("lint".into());
+        let mut f = with_elsa_and_postgres(elsa, pg);
         f.database = Probe::NotAttempted("lint".into());
         f.autoscalers = Probe::Observed(Vec::new());
         f

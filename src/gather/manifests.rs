@@ -367,23 +367,8 @@ pub fn facts(docs: &[Doc], ns: &str, hint: Option<&str>) -> Vec<FactUpdate> {
         }
     }
     let literals = super::scrub_workloads(&mut deployments, &mut statefulsets);
-    for j in &mut jobs {
-        redact::metadata(&mut j.metadata);
-        if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            redact::pod_spec(spec);
-        }
-    }
-    for j in &mut cron_jobs {
-        redact::metadata(&mut j.metadata);
-        if let Some(spec) = j
-            .spec
-            .as_mut()
-            .and_then(|s| s.job_template.spec.as_mut())
-            .and_then(|s| s.template.spec.as_mut())
-        {
-            redact::pod_spec(spec);
-        }
-    }
+    jobs.iter_mut().for_each(redact::job);
+    cron_jobs.iter_mut().for_each(redact::cron_job);
     // Only what the selected workload references, as a cluster run would fetch.
     let all = Workload::all(&deployments, &statefulsets);
     let (mut cm_names, secret_names) = match crate::domain::elsa::select_workload(&all, hint) {

@@ -55,10 +55,7 @@ pub async fn gather(client: &Client, ns: &str, timeout: Duration) -> Probe<Migra
         l.items
             .into_iter()
             .map(|mut j| {
-                redact::metadata(&mut j.metadata);
-                if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                    redact::pod_spec(spec);
-                }
+                redact::job(&mut j);
                 j
             })
             .collect::<Vec<_>>()
@@ -67,15 +64,7 @@ pub async fn gather(client: &Client, ns: &str, timeout: Duration) -> Probe<Migra
         l.items
             .into_iter()
             .map(|mut j| {
-                redact::metadata(&mut j.metadata);
-                if let Some(spec) = j
-                    .spec
-                    .as_mut()
-                    .and_then(|s| s.job_template.spec.as_mut())
-                    .and_then(|s| s.template.spec.as_mut())
-                {
-                    redact::pod_spec(spec);
-                }
+                redact::cron_job(&mut j);
                 j
             })
             .collect::<Vec<_>>()

@@ -381,11 +381,11 @@ async fn render_one(
         }
         Format::Json => {
             report = produce(&mut |_| {}).await?;
-            json::write(out, &report).err()
+            write_whole(out, |buf| json::write(buf, &report)).err()
         }
         Format::Markdown => {
             report = produce(&mut |_| {}).await?;
-            crate::render::markdown::write(out, &report).err()
+            write_whole(out, |buf| crate::render::markdown::write(buf, &report)).err()
         }
     };
     finish(report, write_error)
@@ -558,6 +558,18 @@ pub fn explain(out: &mut dyn Write, id: &str) -> Result<(), AppError> {
 }
 
 /// A finished run and how writing it went: a closed pipe is not an error.
+/// Renders a whole document into memory, then writes it in one go: stdout is line-buffered,
+/// and a JSON report is hundreds of lines, each of which would otherwise be its own `write`.
+fn write_whole(
+    out: &mut dyn Write,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    render(&mut buf)?;
+    out.write_all(&buf)?;
+    out.flush()
+}
+
 fn finish(report: Report, write_error: Option<io::Error>) -> Result<RunOutcome, AppError> {
     match write_error {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(RunOutcome {

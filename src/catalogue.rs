@@ -37,7 +37,13 @@ pub const TEMPLATE_VARS: &[&str] = &[
     "job",
 ];
 
-/// The files under `checks/`, in name order (which is run order).
+/// `checks/*.toml` as one JSON document, `[[file name, entry], …]` in name order (which is run
+/// order), written by `build.rs`.
+static EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/catalogue.json"));
+
+/// The files under `checks/`, in name order: the source [`EMBEDDED`] was made from, for the
+/// tests that hold the two equal and the files to the directory.
+#[cfg(test)]
 static FILES: &[(&str, &str)] = &[
     (
         "001-cluster.api.toml",
@@ -298,18 +304,36 @@ impl Catalogue {
         }
     }
 
-    /// The embedded catalogue.
+    /// The embedded catalogue: `checks/*.toml` as the JSON `build.rs` made of them, validated
+    /// as [`Catalogue::parse`] validates the TOML.
     pub fn embedded() -> Result<Self, CatalogueError> {
-        Self::parse(FILES.iter().copied())
+        let entries: Vec<(String, CheckSpec)> =
+            serde_json::from_str(EMBEDDED).map_err(|e| CatalogueError::Parse {
+                file: "checks/*.toml, as embedded".to_owned(),
+                reason: e.to_string(),
+            })?;
+        Self::validate(entries.into_iter().map(|(file, spec)| (file, Ok(spec))))
     }
 
     /// Parses and validates catalogue files given as (file name, content), in name order.
     pub fn parse<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, CatalogueError> {
+        Self::validate(files.into_iter().map(|(file, text)| {
+            let spec = toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "));
+            (file.to_owned(), spec)
+        }))
+    }
+
+    /// Validates parsed entries, given as (file name, entry or why it did not parse), in name
+    /// order.
+    fn validate(
+        entries: impl IntoIterator<Item = (String, Result<CheckSpec, String>)>,
+    ) -> Result<Self, CatalogueError> {
         let mut checks: Vec<CheckSpec> = Vec::new();
         let mut last_order: Option<(u32, String)> = None;
-        for (file, text) in files {
+        for (file, spec) in entries {
+            let file = file.as_str();
             let (order, expected_id) = split_file_name(file).ok_or(CatalogueError::Order {
                 file: file.to_owned(),
             })?;
@@ -321,9 +345,9 @@ impl Catalogue {
                 });
             }
             last_order = Some((order, file.to_owned()));
-            let mut spec: CheckSpec = toml::from_str(text).map_err(|e| CatalogueError::Parse {
+            let mut spec = spec.map_err(|reason| CatalogueError::Parse {
                 file: file.to_owned(),
-                reason: e.to_string().replace('\n', " "),
+                reason,
             })?;
             spec.file = file.to_owned();
             if spec.id != expected_id {
@@ -618,6 +642,17 @@ commands = ["kubectl --context {context} version"]
                 .collect::<Vec<_>>()
         );
         assert_eq!(ids.len(), FILES.len());
+    }
+
+    #[test]
+    fn embedded_json_is_the_toml_files() {
+        // build.rs converts the files; what it embeds must read back as the files do.
+        let from_toml = Catalogue::parse(FILES.iter().copied()).expect("the TOML files parse");
+        let embedded = Catalogue::embedded().expect("the embedded catalogue loads");
+        assert_eq!(
+            format!("{:?}", embedded.checks),
+            format!("{:?}", from_toml.checks)
+        );
     }
 
     #[test]

@@ -20,6 +20,18 @@ async fn run(
     forward_to: Option<std::net::SocketAddr>,
     args: &[&str],
 ) -> (Value, i32, String) {
+    run_with_env(pg, setup, edit, forward_to, args, &[]).await
+}
+
+/// [`run`], with `env` set for the doctor.
+async fn run_with_env(
+    pg: &Postgres,
+    setup: DbSetup,
+    edit: impl Fn(String) -> String,
+    forward_to: Option<std::net::SocketAddr>,
+    args: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> (Value, i32, String) {
     let src = scenario_dir("healthy");
     let dir = tempfile::tempdir().expect("tmp");
     let manifests = std::fs::read_to_string(src.join("manifests.yaml")).expect("manifests");
@@ -32,6 +44,9 @@ async fn run(
     let cluster = Cluster::start_with(scenario).await;
     let mut cmd = cluster.cmd();
     cmd.arg("--json").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let before = pg.log().len();
     let out = common::run(cmd).await;
     let server_log = pg.log().get(before..).unwrap_or_default().to_owned();
@@ -100,6 +115,58 @@ async fn healthy_session_only_reads_and_uses_one_connection() {
             upper.starts_with("SELECT"),
             "a statement that is not a read: {s}"
         );
+    }
+}
+
+/// VerifyCA with no Root Certificate the doctor can read trusts the system's roots, as Npgsql
+/// does on Linux. The bundle file (`SSL_CERT_FILE`) lacks the server's CA; the certificate
+/// directory (`SSL_CERT_DIR`) has it: OpenSSL looks there for an issuer the bundle lacks, and
+/// so does the doctor, which reads the bundle first and the directory only then. Without the
+/// CA in the directory the same login is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_ca_finds_a_root_only_the_certificate_directory_has() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bundle = tmp.path().join("bundle.pem");
+    // A bundle of one unrelated root: the simulated API server's test-only CA.
+    std::fs::write(&bundle, elsadoctor_sim::CA_PEM).expect("bundle");
+    let with_ca = tmp.path().join("with-ca");
+    let without_ca = tmp.path().join("without-ca");
+    std::fs::create_dir(&with_ca).expect("dir");
+    std::fs::create_dir(&without_ca).expect("dir");
+    std::fs::copy(
+        pg.ca_cert().expect("a TLS server"),
+        with_ca.join("postgres-ca.pem"),
+    )
+    .expect("copy the CA");
+    let no_root_cert = |m: String| m.replace(";Root Certificate=/etc/ssl/postgres/ca.crt", "");
+    assert!(
+        !no_root_cert(
+            std::fs::read_to_string(scenario_dir("healthy").join("manifests.yaml"))
+                .expect("manifests")
+        )
+        .contains("Root Certificate"),
+        "the edit must leave the system's roots as the only trust"
+    );
+    for (dir, holds) in [(&with_ca, true), (&without_ca, false)] {
+        let env = [
+            ("SSL_CERT_FILE", bundle.as_path()),
+            ("SSL_CERT_DIR", dir.as_path()),
+        ];
+        let (report, _, _) =
+            run_with_env(pg, DbSetup::default(), no_root_cert, None, &[], &env).await;
+        let login = check(&report, "database.login");
+        if holds {
+            assert_eq!(login["status"], "pass", "{login}");
+        } else {
+            assert_eq!(login["status"], "fail", "{login}");
+            let text = login.to_string().to_ascii_lowercase();
+            assert!(
+                text.contains("certificate") || text.contains("tls"),
+                "{login}"
+            );
+        }
     }
 }
 

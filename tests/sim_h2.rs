@@ -81,6 +81,16 @@ async fn a_whole_run_opens_one_connection_plus_one_per_upgrade() {
     let stats = run.server.connection_stats();
     assert_eq!(stats.accepted, 1 + upgrades.len() as u64, "{conns:#?}");
     assert_eq!(stats.tls_handshakes, stats.accepted, "{conns:#?}");
+    // The upgrades resume the session of the shared connection (the server issues tickets as
+    // Go's does): one full handshake, with its certificate and signature, per run.
+    assert_eq!(stats.tls_resumed, upgrades.len() as u64, "{conns:#?}");
+    assert!(
+        !conns
+            .iter()
+            .find(|c| c.id == shared)
+            .is_some_and(|c| c.resumed),
+        "{conns:#?}"
+    );
     assert_eq!(stats.h2, 1, "{conns:#?}");
     assert_eq!(stats.http1, upgrades.len() as u64, "{conns:#?}");
     let h2 = conns

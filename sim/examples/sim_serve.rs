@@ -99,10 +99,11 @@ async fn main() -> ExitCode {
     }
     let conns = server.connection_stats();
     eprintln!(
-        "{{\"requests\":{},\"connections\":{},\"tlsHandshakes\":{},\"h2Connections\":{},\"http1Connections\":{},\"longestChain\":{},\"slowestServerUs\":{},\"slowestPath\":{:?}}}",
+        "{{\"requests\":{},\"connections\":{},\"tlsHandshakes\":{},\"tlsResumed\":{},\"h2Connections\":{},\"http1Connections\":{},\"longestChain\":{},\"slowestServerUs\":{},\"slowestPath\":{:?}}}",
         log.len(),
         conns.accepted,
         conns.tls_handshakes,
+        conns.tls_resumed,
         conns.h2,
         conns.http1,
         longest_sequential_chain(&log),

@@ -6,7 +6,11 @@
 //!
 //! The certificate is a static, test-only pair committed in `sim/tls/` (a self-signed CA whose
 //! key was discarded after signing one server certificate for `127.0.0.1`, `localhost` and
-//! `kubernetes.default.svc`, valid until 2126). Never trust that CA for anything else.
+//! `kubernetes.default.svc`, valid until 2126). Never trust that CA for anything else. Both keys
+//! are RSA-2048, what kubeadm (and so kind and minikube) generates by default, so a full
+//! handshake costs the server an RSA signature as a real one does; like Go's TLS server, this
+//! one issues TLS 1.3 session tickets, so a client that keeps them resumes later connections
+//! without a certificate or a signature ([`ConnectionRecord::resumed`]).
 //!
 //! Every accepted TCP connection, completed TLS handshake and negotiated protocol is counted
 //! ([`ConnectionRecord`]), and each request in the log names its connection, so tests and
@@ -55,6 +59,9 @@ pub struct ConnectionRecord {
     pub id: u64,
     /// Whether a TLS handshake completed on it.
     pub tls: bool,
+    /// Whether that handshake resumed an earlier session (a TLS 1.3 ticket this server issued
+    /// on another connection) instead of a full one: no certificate, no signature.
+    pub resumed: bool,
     /// The protocol spoken: `h2` or `http/1.1` (from ALPN; for cleartext, `http/1.1`, or `h2`
     /// once a request arrived as HTTP/2), `""` until the handshake finished or if it failed.
     pub protocol: String,
@@ -69,6 +76,8 @@ pub struct ConnectionStats {
     pub accepted: u64,
     /// TLS handshakes completed.
     pub tls_handshakes: u64,
+    /// Of those, the ones that resumed a session (the rest were full handshakes).
+    pub tls_resumed: u64,
     /// Connections speaking HTTP/2.
     pub h2: u64,
     /// Connections speaking HTTP/1.1.
@@ -93,6 +102,7 @@ impl Connections {
             l.push(ConnectionRecord {
                 id,
                 tls: false,
+                resumed: false,
                 protocol: String::new(),
                 requests: 0,
             });
@@ -129,6 +139,7 @@ impl Connections {
         ConnectionStats {
             accepted: list.len() as u64,
             tls_handshakes: list.iter().filter(|r| r.tls).count() as u64,
+            tls_resumed: list.iter().filter(|r| r.resumed).count() as u64,
             h2: list.iter().filter(|r| r.protocol == "h2").count() as u64,
             http1: list.iter().filter(|r| r.protocol == "http/1.1").count() as u64,
         }
@@ -157,6 +168,9 @@ pub fn acceptor(transport: Transport) -> Result<Option<tokio_rustls::TlsAcceptor
         .with_single_cert(certs, key)
         .map_err(|e| format!("server certificate: {e}"))?;
     config.alpn_protocols = alpn;
+    // Stateless session tickets, as Go's crypto/tls issues them by default.
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
@@ -208,9 +222,12 @@ pub async fn serve(
                     let Ok(Ok(stream)) = handshake else {
                         return;
                     };
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let session = stream.get_ref().1;
+                    let h2 = session.alpn_protocol() == Some(b"h2");
+                    let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                     connections.update(id, |r| {
                         r.tls = true;
+                        r.resumed = resumed;
                         r.protocol = if h2 { "h2" } else { "http/1.1" }.to_owned();
                     });
                     builder = if h2 {

@@ -598,12 +598,40 @@ static NATIVE_ROOTS: tokio::sync::OnceCell<Arc<Vec<CertificateDer<'static>>>> =
 async fn native_roots() -> Arc<Vec<CertificateDer<'static>>> {
     NATIVE_ROOTS
         .get_or_init(|| async {
-            tokio::task::spawn_blocking(|| rustls_native_certs::load_native_certs().certs)
+            tokio::task::spawn_blocking(system_roots)
                 .await
                 .map(Arc::new)
                 .unwrap_or_default()
         })
         .await
+        .clone()
+}
+
+/// The system's bundle file of roots, the one OpenSSL (and so .NET on Linux, and Npgsql) reads
+/// first: `SSL_CERT_FILE`, else the platform's (`/etc/ssl/certs/ca-certificates.crt` and the
+/// like). Distributions generate it from their certificate directory, whose files OpenSSL only
+/// looks into for an issuer the bundle lacks; reading the directory too, file by file (on
+/// Debian each certificate two or three times, through its hash links), is three quarters of
+/// the work for nothing new. [`RootsThenDirectory`] looks there only when the bundle does not
+/// vouch for the server. No bundle: every root the platform has.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let file = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| openssl_probe::probe().cert_file);
+    if let Some(file) = file {
+        let bundle = rustls_native_certs::load_certs_from_paths(Some(&file), None);
+        if !bundle.certs.is_empty() {
+            return bundle.certs;
+        }
+    }
+    all_system_roots().as_ref().clone()
+}
+
+/// Every root the platform has: the bundle file and every certificate in the certificate
+/// directories (`SSL_CERT_DIR` and the platform's), read once per process when needed.
+fn all_system_roots() -> Arc<Vec<CertificateDer<'static>>> {
+    static ALL: std::sync::OnceLock<Arc<Vec<CertificateDer<'static>>>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| Arc::new(rustls_native_certs::load_native_certs().certs))
         .clone()
 }
 
@@ -633,26 +661,21 @@ fn tls_connector(
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
             .with_no_client_auth(),
         SslMode::VerifyCa | SslMode::VerifyFull => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in native {
-                let _ = roots.add(cert.clone());
-            }
+            let mut pinned = Vec::new();
             if let Some(path) = root_cert.filter(|p| std::path::Path::new(p).exists()) {
                 use rustls::pki_types::pem::PemObject;
                 for cert in CertificateDer::pem_file_iter(path)
                     .map_err(|e| format!("Root Certificate {path}: {e}"))?
                 {
-                    roots
-                        .add(cert.map_err(|e| format!("Root Certificate {path}: {e}"))?)
-                        .map_err(|e| e.to_string())?;
+                    pinned.push(cert.map_err(|e| format!("Root Certificate {path}: {e}"))?);
                 }
             }
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| e.to_string())?;
+            let verifier: Arc<dyn ServerCertVerifier> = Arc::new(RootsThenDirectory {
+                first: webpki_verifier(native.iter().chain(&pinned), &provider)?,
+                pinned,
+                provider: provider.clone(),
+                everything: std::sync::OnceLock::new(),
+            });
             let b = builder.dangerous();
             if mode == SslMode::VerifyCa {
                 b.with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
@@ -664,6 +687,88 @@ fn tls_connector(
         }
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A chain verifier trusting `roots` (a certificate it cannot use is left out, as OpenSSL does).
+fn webpki_verifier<'a>(
+    roots: impl Iterator<Item = &'a CertificateDer<'static>>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<rustls::client::WebPkiServerVerifier>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in roots {
+        let _ = store.add(cert.clone());
+    }
+    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// VerifyCA/VerifyFull's trust as Npgsql has it on Linux: the system's roots or the Root
+/// Certificate. The bundle file and the Root Certificate are tried first; only a certificate
+/// they do not vouch for makes it read the certificate directories as well (once per run) and
+/// judge again, so the answer is the one the union gives.
+#[derive(Debug)]
+struct RootsThenDirectory {
+    first: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    everything: std::sync::OnceLock<Option<Arc<rustls::client::WebPkiServerVerifier>>>,
+}
+
+impl RootsThenDirectory {
+    fn everything(&self) -> Option<&Arc<rustls::client::WebPkiServerVerifier>> {
+        self.everything
+            .get_or_init(|| {
+                let all = all_system_roots();
+                webpki_verifier(all.iter().chain(&self.pinned), &self.provider).ok()
+            })
+            .as_ref()
+    }
+}
+
+impl ServerCertVerifier for RootsThenDirectory {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let first =
+            self.first
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        match first {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+                match self.everything() {
+                    Some(all) => {
+                        all.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                    }
+                    None => first,
+                }
+            }
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.first.supported_verify_schemes()
+    }
 }
 
 /// Npgsql's Prefer/Require: encrypt, verify nothing.
@@ -714,7 +819,7 @@ impl ServerCertVerifier for NoVerification {
 
 /// VerifyCA: the chain must lead to a trusted root; the host name is not checked.
 #[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+struct ChainOnly(Arc<dyn ServerCertVerifier>);
 
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(

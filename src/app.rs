@@ -60,9 +60,9 @@ pub async fn run_against(
     target: &KubeTarget,
     out: &mut dyn Write,
 ) -> Result<RunOutcome, AppError> {
-    let catalogue = Catalogue::embedded()?;
+    let catalogue = Catalogue::shared()?;
     let outcome = if settings.tui {
-        crate::tui::run(settings, target, &catalogue)
+        crate::tui::run(settings, target, catalogue)
             .await
             .map(|report| RunOutcome {
                 report,
@@ -70,10 +70,10 @@ pub async fn run_against(
             })
     } else {
         match settings.watch {
-            Some(every) => watch(settings, target, &catalogue, every, out).await,
+            Some(every) => watch(settings, target, catalogue, every, out).await,
             None => {
                 render_one(settings, out, async |emit: &mut dyn FnMut(RunEvent)| {
-                    execute(settings, target, &catalogue, None, emit).await
+                    execute(settings, target, catalogue, None, emit).await
                 })
                 .await
             }

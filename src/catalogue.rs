@@ -41,6 +41,9 @@ pub const TEMPLATE_VARS: &[&str] = &[
 /// order), written by `build.rs`.
 static EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/catalogue.json"));
 
+/// [`Catalogue::shared`]'s catalogue.
+static SHARED: std::sync::OnceLock<Result<Catalogue, CatalogueError>> = std::sync::OnceLock::new();
+
 /// The files under `checks/`, in name order: the source [`EMBEDDED`] was made from, for the
 /// tests that hold the two equal and the files to the directory.
 #[cfg(test)]
@@ -256,7 +259,7 @@ pub struct Catalogue {
 
 /// Why the catalogue is unusable. Only reachable through a broken build, but reported, not
 /// panicked on, so tests can name the problem.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CatalogueError {
     #[error("{file}: {reason}")]
     Parse { file: String, reason: String },
@@ -313,6 +316,25 @@ impl Catalogue {
                 reason: e.to_string(),
             })?;
         Self::validate(entries.into_iter().map(|(file, spec)| (file, Ok(spec))))
+    }
+
+    /// The embedded catalogue, loaded once per process and kept for its life (a run only reads
+    /// it). [`Catalogue::prefetch`] starts the loading early.
+    pub fn shared() -> Result<&'static Catalogue, CatalogueError> {
+        SHARED
+            .get_or_init(Catalogue::embedded)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Starts loading [`Catalogue::shared`] on its own thread, so that it overlaps parsing the
+    /// command line and starting the runtime instead of following them.
+    pub fn prefetch() {
+        let _ = std::thread::Builder::new()
+            .name("catalogue".to_owned())
+            .spawn(|| {
+                let _ = Catalogue::shared();
+            });
     }
 
     /// Parses and validates catalogue files given as (file name, content), in name order.
@@ -652,6 +674,19 @@ commands = ["kubectl --context {context} version"]
         assert_eq!(
             format!("{:?}", embedded.checks),
             format!("{:?}", from_toml.checks)
+        );
+    }
+
+    #[test]
+    fn shared_is_loaded_once_and_is_the_embedded_catalogue() {
+        Catalogue::prefetch();
+        let first = Catalogue::shared().expect("shared");
+        let again = Catalogue::shared().expect("shared");
+        assert!(std::ptr::eq(first, again));
+        let embedded = Catalogue::embedded().expect("embedded");
+        assert_eq!(
+            format!("{:?}", first.checks),
+            format!("{:?}", embedded.checks)
         );
     }
 

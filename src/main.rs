@@ -14,6 +14,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_CANNOT_START: u8 = 2;
 
 fn main() -> ExitCode {
+    elsadoctor::catalogue::Catalogue::prefetch();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

@@ -1,4 +1,5 @@
-//! The check catalogue: one TOML file per check under `checks/`, embedded in the binary.
+//! The check catalogue: one TOML file per check under `checks/`, embedded in the binary (as the
+//! JSON `build.rs` converts them to, which loads several times faster than the TOML).
 //!
 //! The catalogue is data, not code: ids, titles, order, hard prerequisites, the permissions a
 //! check needs, and the documented fix (summary, steps, command templates, docs link), optionally

@@ -764,8 +764,9 @@ impl Facts {
 
     /// The effective Elsa of these facts, computed once (the first call) and shared by
     /// gathering's planning and every check. Facts change only through [`FactUpdate::apply`]
-    /// and [`Facts::set_unobserved`], which drop it; write fields directly only before the
-    /// first call (as unit tests do when they build facts).
+    /// and [`Facts::set_unobserved`], which drop it when a fact it is built from
+    /// ([`crate::model::INPUTS`]) changes; write fields directly only before the first call
+    /// (as unit tests do when they build facts).
     pub fn effective(&self) -> Result<&crate::model::Effective, &crate::model::Unavailable> {
         self.model
             .0
@@ -777,7 +778,9 @@ impl Facts {
 impl Facts {
     /// Records that a fact was not observed, with `why` (any state but `Observed`).
     pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
-        self.model = ModelCell::default();
+        if crate::model::INPUTS.contains(&key) {
+            self.model = ModelCell::default();
+        }
         fn state<T>(why: &Probe<()>) -> Probe<T> {
             why.clone().recast()
         }
@@ -928,7 +931,18 @@ impl FactUpdate {
 
     /// Stores the update in `facts`.
     pub fn apply(self, facts: &mut Facts) {
-        facts.model = ModelCell::default();
+        // The model is derived from `model::INPUTS` (and the scope, which no update changes):
+        // a fact outside them leaves it as it was, so judging after logs, events or the
+        // database's answer does not rebuild it.
+        let keeps_model = match &self {
+            FactUpdate::Started(_) => true,
+            update => update
+                .key()
+                .is_some_and(|k| !crate::model::INPUTS.contains(&k)),
+        };
+        if !keeps_model {
+            facts.model = ModelCell::default();
+        }
         match self {
             FactUpdate::Started(_) => {}
             FactUpdate::ServerVersion(p) => facts.server_version = p,

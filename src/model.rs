@@ -1052,6 +1052,56 @@ mod tests {
     }
 
     #[test]
+    fn facts_outside_the_inputs_keep_the_model() {
+        // Whether the memo holds a model (it lives inside the facts, so its address says
+        // nothing): the facts' Debug shows it.
+        fn built(f: &crate::facts::Facts) -> bool {
+            format!("{f:?}").contains("ModelCell(built)")
+        }
+        fn why<T>() -> Probe<T> {
+            Probe::NotAttempted("not in this test".to_owned())
+        }
+        let d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 2);
+        let mut f = with_deployments(serde_json::json!([d]));
+        assert!(!built(&f));
+        f.effective().expect("model");
+        assert!(built(&f));
+        for update in [
+            FactUpdate::Logs(why()),
+            FactUpdate::Health(why()),
+            FactUpdate::Events(why()),
+            FactUpdate::Pods(why()),
+            FactUpdate::Network(why()),
+            FactUpdate::DbPods(why()),
+            FactUpdate::Autoscalers(why()),
+            FactUpdate::Migrations(why()),
+            FactUpdate::Database {
+                target: None,
+                observation: why(),
+            },
+            FactUpdate::Started(vec![crate::facts::FactKey::Logs]),
+        ] {
+            let name = format!("{:?}", update.key());
+            update.apply(&mut f);
+            assert!(built(&f), "{name} dropped the model");
+        }
+        f.set_unobserved(crate::facts::FactKey::Health, &why::<()>());
+        assert!(built(&f));
+        // What was kept is what a rebuild from the same facts gives.
+        let kept = format!("{:?}", f.effective().expect("model"));
+        assert_eq!(kept, format!("{:?}", super::build(&f).expect("model")));
+        // Every input drops it.
+        FactUpdate::Services(Probe::Observed(Vec::new())).apply(&mut f);
+        assert!(!built(&f));
+        f.effective().expect("model");
+        FactUpdate::PodFiles(why()).apply(&mut f);
+        assert!(!built(&f));
+        f.effective().expect("model");
+        f.set_unobserved(crate::facts::FactKey::ConfigSources, &why::<()>());
+        assert!(!built(&f));
+    }
+
+    #[test]
     fn every_container_is_expanded_once_with_its_literals() {
         let mut d = deployment("elsa-server", "elsaworkflows/elsa-server-v3-5:3.5.3", 1);
         let spec = &mut d["spec"]["template"]["spec"];

@@ -170,6 +170,25 @@ async fn verify_ca_finds_a_root_only_the_certificate_directory_has() {
     }
 }
 
+/// The server's certificate names `localhost`, the connection string `postgres`: VerifyCA
+/// checks the chain only and logs in (the healthy run), VerifyFull also checks the name and
+/// refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_refuses_a_certificate_for_another_name() {
+    let _lock = database_lock().await;
+    let pg = common::tls_server();
+    let (report, _, _) = run(pg, DbSetup::default(), ssl("VerifyFull"), None, &[]).await;
+    let login = check(&report, "database.login");
+    assert_eq!(login["status"], "fail", "{login}");
+    assert!(
+        login
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{login}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_missing_and_rights_missing() {
     let _lock = database_lock().await;

@@ -670,20 +670,17 @@ fn tls_connector(
                     pinned.push(cert.map_err(|e| format!("Root Certificate {path}: {e}"))?);
                 }
             }
-            let verifier: Arc<dyn ServerCertVerifier> = Arc::new(RootsThenDirectory {
+            let verifier = RootsThenDirectory {
                 first: webpki_verifier(native.iter().chain(&pinned), &provider)?,
                 pinned,
                 provider: provider.clone(),
                 everything: std::sync::OnceLock::new(),
-            });
-            let b = builder.dangerous();
-            if mode == SslMode::VerifyCa {
-                b.with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
-                    .with_no_client_auth()
-            } else {
-                b.with_custom_certificate_verifier(verifier)
-                    .with_no_client_auth()
-            }
+                check_name: mode == SslMode::VerifyFull,
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
         }
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
@@ -706,13 +703,16 @@ fn webpki_verifier<'a>(
 /// VerifyCA/VerifyFull's trust as Npgsql has it on Linux: the system's roots or the Root
 /// Certificate. The bundle file and the Root Certificate are tried first; only a certificate
 /// they do not vouch for makes it read the certificate directories as well (once per run) and
-/// judge again, so the answer is the one the union gives.
+/// judge again, so the answer is the one the union gives. VerifyCA checks the chain only, not
+/// the host name.
 #[derive(Debug)]
 struct RootsThenDirectory {
     first: Arc<rustls::client::WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     everything: std::sync::OnceLock<Option<Arc<rustls::client::WebPkiServerVerifier>>>,
+    /// VerifyFull: the certificate must also name the host.
+    check_name: bool,
 }
 
 impl RootsThenDirectory {
@@ -738,7 +738,7 @@ impl ServerCertVerifier for RootsThenDirectory {
         let first =
             self.first
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        match first {
+        let verdict = match first {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
                 match self.everything() {
                     Some(all) => {
@@ -747,6 +747,13 @@ impl ServerCertVerifier for RootsThenDirectory {
                     None => first,
                 }
             }
+            other => other,
+        };
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -814,51 +821,6 @@ impl ServerCertVerifier for NoVerification {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// VerifyCA: the chain must lead to a trusted root; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<dyn ServerCertVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Serves a scenario from the simulated cluster and runs one command against it, for benchmarks:
 //!
 //! ```text
-//! cargo run --release -p elsadoctor-sim --example sim_serve -- DIR [--latency-ms N] -- COMMAND [ARGS...]
+//! cargo run --release -p elsadoctor-sim --example sim_serve -- DIR [--latency-ms N] [--no-h2|--plain] -- COMMAND [ARGS...]
 //! ```
 //!
 //! The command runs with `KUBECONFIG` pointing at the simulation (so hyperfine or elsadoctor can
@@ -10,6 +10,7 @@
 //! TCP connections accepted, TLS handshakes completed, and connections per protocol.
 //! With `SIM_SERVE_LOG=FILE` the request log is written there, one JSON object a line.
 //! `--no-h2` serves TLS offering only `http/1.1` in ALPN (the server is TLS with `h2` otherwise).
+//! `--plain` serves cleartext HTTP: no TLS at all, the floor of what saving handshakes can buy.
 
 use std::process::ExitCode;
 
@@ -19,7 +20,7 @@ use elsadoctor_sim::{Scenario, SimServer, Transport, longest_sequential_chain};
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(split) = args.iter().position(|a| a == "--") else {
-        eprintln!("usage: sim_serve DIR [--latency-ms N] -- COMMAND [ARGS...]");
+        eprintln!("usage: sim_serve DIR [--latency-ms N] [--no-h2|--plain] -- COMMAND [ARGS...]");
         return ExitCode::from(2);
     };
     let (ours, command) = (&args[..split], &args[split + 1..]);
@@ -28,7 +29,16 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let no_h2 = ours.iter().any(|a| a == "--no-h2");
-    let rest: Vec<&String> = ours.iter().skip(1).filter(|a| *a != "--no-h2").collect();
+    let plain = ours.iter().any(|a| a == "--plain");
+    if no_h2 && plain {
+        eprintln!("sim_serve: --no-h2 and --plain exclude each other");
+        return ExitCode::from(2);
+    }
+    let rest: Vec<&String> = ours
+        .iter()
+        .skip(1)
+        .filter(|a| *a != "--no-h2" && *a != "--plain")
+        .collect();
     let latency = match rest.as_slice() {
         [flag, n] if *flag == "--latency-ms" => n.parse::<u64>().ok(),
         [] => None,
@@ -53,7 +63,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let transport = if no_h2 {
+    let transport = if plain {
+        Transport::Plain
+    } else if no_h2 {
         Transport::TlsHttp1
     } else {
         Transport::Tls

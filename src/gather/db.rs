@@ -589,9 +589,9 @@ pub async fn forward_to_pod<T>(
 pub type ForwardErrors =
     std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
 
-/// The system's trusted roots, read once per process on a blocking thread: finding, reading
-/// and parsing the ~150 certificates of a Debian trust store takes 6–30 ms, which should sit
-/// neither on a runtime worker thread nor on the login's critical path.
+/// The system's trusted roots, read once per process on a blocking thread, off the login's
+/// critical path: the bundle file alone, or the certificate directories as well
+/// ([`all_system_roots`], when there is no bundle), which cost several times more.
 static NATIVE_ROOTS: tokio::sync::OnceCell<Arc<Vec<CertificateDer<'static>>>> =
     tokio::sync::OnceCell::const_new();
 
@@ -619,12 +619,47 @@ fn system_roots() -> Vec<CertificateDer<'static>> {
         .map(std::path::PathBuf::from)
         .or_else(|| openssl_probe::probe().cert_file);
     if let Some(file) = file {
-        let bundle = rustls_native_certs::load_certs_from_paths(Some(&file), None);
-        if !bundle.certs.is_empty() {
-            return bundle.certs;
+        let bundle = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| bundle_certificates(&text))
+            .unwrap_or_else(|| rustls_native_certs::load_certs_from_paths(Some(&file), None).certs);
+        if !bundle.is_empty() {
+            return bundle;
         }
     }
     all_system_roots().as_ref().clone()
+}
+
+/// The `CERTIFICATE` blocks of a PEM bundle, sorted and without repeats as rustls-native-certs
+/// returns them; `None` when a block does not decode (the
+/// caller then reads the file as rustls-native-certs does). The certificates are public, so
+/// this finds the blocks with the standard library's substring search and decodes them with
+/// the general-purpose base64: rustls's PEM reader, constant-time and byte by byte, made
+/// reading Debian's 144 roots the largest single cost of a run.
+fn bundle_certificates(text: &str) -> Option<Vec<CertificateDer<'static>>> {
+    use base64::Engine as _;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut certs = Vec::new();
+    let mut rest = text;
+    let mut body = String::new();
+    while let Some(at) = rest.find(BEGIN) {
+        rest = &rest[at + BEGIN.len()..];
+        let end = rest.find(END)?;
+        body.clear();
+        for line in rest[..end].split_ascii_whitespace() {
+            body.push_str(line);
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .ok()?;
+        certs.push(CertificateDer::from(der));
+        rest = &rest[end + END.len()..];
+    }
+    // In rustls-native-certs's order, without repeats.
+    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs.dedup();
+    Some(certs)
 }
 
 /// Every root the platform has: the bundle file and every certificate in the certificate
@@ -900,5 +935,39 @@ impl DbError {
             sqlstate: None,
             message: chain,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast reading of a bundle keeps exactly what rustls-native-certs keeps: every
+    /// CERTIFICATE block once, in its order, and nothing else (a key in the file is skipped).
+    #[test]
+    fn bundle_certificates_are_the_ones_rustls_native_certs_reads() {
+        let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/tls/");
+        let read = |name: &str| std::fs::read_to_string(format!("{tls}{name}")).unwrap_or_default();
+        let text = read("server.crt") + &read("server.key") + &read("ca.crt") + &read("server.crt");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("bundle.pem");
+        std::fs::write(&file, &text).expect("write bundle");
+
+        let ours = bundle_certificates(&text).expect("the bundle parses");
+        let theirs = rustls_native_certs::load_certs_from_paths(Some(&file), None).certs;
+        assert_eq!(
+            ours.len(),
+            2,
+            "two certificates, the key and the repeat left out"
+        );
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_bundle_that_is_not_pem_is_left_to_rustls_native_certs() {
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        assert!(bundle_certificates(broken).is_none());
+        let unterminated = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        assert!(bundle_certificates(unterminated).is_none());
     }
 }

@@ -776,11 +776,19 @@ impl Facts {
 }
 
 impl Facts {
-    /// Records that a fact was not observed, with `why` (any state but `Observed`).
-    pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
-        if crate::model::INPUTS.contains(&key) {
+    /// Drops the memoised model when the fact `key` is one it is built from
+    /// ([`crate::model::INPUTS`]; the scope, its other input, no update changes), so that
+    /// judging after logs, events or the database's answer does not rebuild it. `None` (a
+    /// whole bundle) may change anything and drops it.
+    fn changed(&mut self, key: Option<FactKey>) {
+        if key.is_none_or(|k| crate::model::INPUTS.contains(&k)) {
             self.model = ModelCell::default();
         }
+    }
+
+    /// Records that a fact was not observed, with `why` (any state but `Observed`).
+    pub fn set_unobserved(&mut self, key: FactKey, why: &Probe<()>) {
+        self.changed(Some(key));
         fn state<T>(why: &Probe<()>) -> Probe<T> {
             why.clone().recast()
         }
@@ -931,17 +939,8 @@ impl FactUpdate {
 
     /// Stores the update in `facts`.
     pub fn apply(self, facts: &mut Facts) {
-        // The model is derived from `model::INPUTS` (and the scope, which no update changes):
-        // a fact outside them leaves it as it was, so judging after logs, events or the
-        // database's answer does not rebuild it.
-        let keeps_model = match &self {
-            FactUpdate::Started(_) => true,
-            update => update
-                .key()
-                .is_some_and(|k| !crate::model::INPUTS.contains(&k)),
-        };
-        if !keeps_model {
-            facts.model = ModelCell::default();
+        if !matches!(self, FactUpdate::Started(_)) {
+            facts.changed(self.key());
         }
         match self {
             FactUpdate::Started(_) => {}

@@ -631,11 +631,11 @@ fn system_roots() -> Vec<CertificateDer<'static>> {
 }
 
 /// The `CERTIFICATE` blocks of a PEM bundle, sorted and without repeats as rustls-native-certs
-/// returns them; `None` when a block does not decode (the
-/// caller then reads the file as rustls-native-certs does). The certificates are public, so
-/// this finds the blocks with the standard library's substring search and decodes them with
-/// the general-purpose base64: rustls's PEM reader, constant-time and byte by byte, made
-/// reading Debian's 144 roots the largest single cost of a run.
+/// returns them; `None` when a block does not decode (the caller then reads the file as
+/// rustls-native-certs does). The certificates are public, so this finds the blocks with the
+/// standard library's substring search and decodes them with the general-purpose base64:
+/// rustls's PEM reader, constant-time and byte by byte, made reading Debian's 144 roots the
+/// largest single cost of a run.
 fn bundle_certificates(text: &str) -> Option<Vec<CertificateDer<'static>>> {
     use base64::Engine as _;
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
@@ -656,7 +656,6 @@ fn bundle_certificates(text: &str) -> Option<Vec<CertificateDer<'static>>> {
         certs.push(CertificateDer::from(der));
         rest = &rest[end + END.len()..];
     }
-    // In rustls-native-certs's order, without repeats.
     certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
     certs.dedup();
     Some(certs)
